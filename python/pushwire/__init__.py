@@ -1,0 +1,45 @@
+"""pushwire: APNs (and soon FCM) push notifications at HTTP/2 speed, from Python.
+
+Quick start::
+
+    import pushwire
+
+    creds = pushwire.TokenCredentials("AuthKey_ABC123DEFG.p8", key_id="ABC123DEFG", team_id="DEF123GHIJ")
+    message = pushwire.Message({"aps": {"alert": "Hello"}}, topic="com.example.app")
+    async with pushwire.APNsClient(creds, environment="sandbox") as client:
+        results = await client.send_to_tokens(message, tokens)
+"""
+
+from __future__ import annotations
+
+from ._client import APNsClient, SyncAPNsClient
+from ._core import __version__
+from ._errors import (
+    ClientClosedError,
+    ConfigurationError,
+    CredentialsError,
+    PayloadError,
+    PushwireError,
+)
+from ._message import PUSH_TYPES, Message, Notification, new_apns_id
+from ._results import Outcome, Result
+from .credentials import CertificateCredentials, TokenCredentials
+
+__all__ = [
+    "PUSH_TYPES",
+    "APNsClient",
+    "CertificateCredentials",
+    "ClientClosedError",
+    "ConfigurationError",
+    "CredentialsError",
+    "Message",
+    "Notification",
+    "Outcome",
+    "PayloadError",
+    "PushwireError",
+    "Result",
+    "SyncAPNsClient",
+    "TokenCredentials",
+    "__version__",
+    "new_apns_id",
+]

@@ -1,0 +1,98 @@
+"""Type stubs of the Rust extension. Users import from `pushwire`, never from `_core`."""
+
+import os
+from typing import Any, Optional
+
+__version__: str
+
+RawOutcome = tuple[
+    int, str, str, int, Optional[str], Optional[str], Optional[int], Optional[int],
+    int, int, float, int, Optional[str], bool, Optional[bytes],
+]
+
+class Template:
+    def __new__(
+        cls,
+        path: str,
+        headers: list[tuple[str, str]],
+        payload: bytes,
+        token_format: str = "hex",
+    ) -> Template: ...
+    @staticmethod
+    def body_splice(
+        path: str,
+        headers: list[tuple[str, str]],
+        before: bytes,
+        after: bytes,
+        token_format: str = "opaque",
+    ) -> Template: ...
+    def body_len(self, token_len: int) -> int: ...
+
+class Engine:
+    def __new__(cls, *, worker_threads: int = 1, max_in_flight: int = 10000) -> Engine: ...
+    def add_pool(
+        self,
+        base_url: str,
+        *,
+        ca_file: Optional[str | os.PathLike[str]] = None,
+        client_cert_pem: Optional[bytes] = None,
+        client_key_pem: Optional[bytes] = None,
+        identity: str = "",
+        max_connections: int = 4,
+        max_streams_per_connection: int = 1000,
+        request_timeout: float = 10.0,
+        queue_timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 5.0,
+        dead_after_timeouts: int = 10,
+        stream_id_limit: Optional[int] = None,
+        backoff_base: float = 0.1,
+        backoff_max: float = 30.0,
+        max_connect_attempts: int = 5,
+        max_retries: int = 5,
+        retry_uncertain: bool = False,
+    ) -> int: ...
+    def set_authorization(self, pool: int, value: Optional[str]) -> None: ...
+    def capacity(self) -> int: ...
+    def outstanding(self) -> int: ...
+    def validate(self, items: list[Any]) -> None: ...
+    def submit(self, pool: int, first_id: int, items: list[Any]) -> None: ...
+    def validate_tokens(self, template: Template, tokens: list[str]) -> None: ...
+    def submit_tokens(self, pool: int, first_id: int, template: Template, tokens: list[str]) -> None: ...
+    def fileno(self) -> int: ...
+    def drain(self, max: int = ...) -> list[RawOutcome]: ...
+    def stats(self, pool: int) -> dict[str, int]: ...
+    def close(self, grace: float = 0.0) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+
+class MockServer:
+    def __new__(
+        cls,
+        *,
+        port: int = 0,
+        max_concurrent_streams: int = 1000,
+        start_streams_at_one: bool = False,
+        rules: list[str] = ...,
+        jwt_keys: list[tuple[str, str, str]] = ...,
+        goaway_after_streams: Optional[int] = None,
+        response_delay: float = 0.0,
+        cert_dir: Optional[str | os.PathLike[str]] = None,
+    ) -> MockServer: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def ca_file(self) -> str: ...
+    def received(self, token: str) -> int: ...
+    @property
+    def total_received(self) -> int: ...
+    @property
+    def connections_accepted(self) -> int: ...
+    @property
+    def max_active_streams_seen(self) -> int: ...
+    def set_rules(self, rules: list[str]) -> None: ...
+    def set_max_concurrent_streams(self, n: int) -> None: ...
+    def stop(self) -> None: ...

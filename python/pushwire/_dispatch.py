@@ -1,0 +1,287 @@
+"""Bridge between the engine's outcome batches and asyncio.
+
+The engine writes one byte to a socket when outcomes are waiting; the event loop's reader
+callback drains them all in one call and routes each to its job. Request ids are
+``(job_id << 32) | index``: job 0 collects single ``send()`` calls, other jobs are
+``send_many`` / ``stream`` batches. No Python runs on engine threads, so this works on asyncio
+and uvloop alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Callable, Optional
+
+from . import _core
+from ._errors import ClientClosedError, PayloadError
+from ._results import Outcome, Result, result_from_raw
+
+_INDEX_BITS = 32
+_INDEX_MASK = (1 << _INDEX_BITS) - 1
+#: Largest batch handed to the engine in one call: bounds the time the loop spends in Rust.
+_MAX_CHUNK = 4096
+
+
+class _ListJob:
+    """Results of a ``send_many`` call, in input order."""
+
+    __slots__ = ("future", "remaining", "results")
+
+    def __init__(self, n: int, future: asyncio.Future[list[Result]]) -> None:
+        self.results: list[Optional[Result]] = [None] * n
+        self.remaining = n
+        self.future = future
+
+    def on_result(self, raw: tuple[Any, ...], index: int) -> None:
+        if self.results[index] is None:
+            self.remaining -= 1
+        self.results[index] = result_from_raw(raw, index)
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(self.results)  # type: ignore[arg-type]
+
+
+class _StreamJob:
+    """Results of a ``stream`` call, in completion order."""
+
+    __slots__ = ("ready", "waiter")
+
+    def __init__(self) -> None:
+        self.ready: collections.deque[Result] = collections.deque()
+        self.waiter: Optional[asyncio.Future[None]] = None
+
+    def on_result(self, raw: tuple[Any, ...], index: int) -> None:
+        self.ready.append(result_from_raw(raw, index))
+        self.wake()
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+def local_failure(item: Any, index: int, error: PayloadError) -> Result:
+    """The result of a notification refused before sending."""
+    token = item[0] if isinstance(item, tuple) and item and isinstance(item[0], str) else ""
+    return Result(
+        index, token, Outcome.FAILED, 0, None, None, None, None, 0, 0, 0.0, 0, str(error), False
+    )
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: _core.Engine,
+        pool: int,
+        loop: asyncio.AbstractEventLoop,
+        before_submit: Callable[[], None],
+    ) -> None:
+        self._engine = engine
+        self._pool = pool
+        self.loop = loop
+        self._before_submit = before_submit
+        self._jobs: dict[int, Any] = {}
+        self._job_ids = itertools.count(1)
+        self._singles: dict[int, asyncio.Future[Result]] = {}
+        self._next_single = 0
+        self._pending_singles: collections.deque[tuple[Any, asyncio.Future[Result]]] = (
+            collections.deque()
+        )
+        self._flush_scheduled = False
+        self._capacity_waiters: list[asyncio.Future[None]] = []
+        self._fd = engine.fileno()
+        loop.add_reader(self._fd, self._on_readable)
+
+    # -- outcome delivery -------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        self.deliver(self._engine.drain())
+        if self._pending_singles:
+            self._flush_singles()
+        waiters, self._capacity_waiters = self._capacity_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    def deliver(self, batch: list[tuple[Any, ...]]) -> None:
+        jobs = self._jobs
+        for raw in batch:
+            rid = raw[0]
+            job_id = rid >> _INDEX_BITS
+            if job_id == 0:
+                fut = self._singles.pop(rid, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(result_from_raw(raw, 0))
+            else:
+                job = jobs.get(job_id)
+                if job is not None:
+                    job.on_result(raw, rid & _INDEX_MASK)
+
+    async def _wait_capacity(self) -> None:
+        if self._engine.closed:
+            raise ClientClosedError("the client was closed")
+        fut: asyncio.Future[None] = self.loop.create_future()
+        self._capacity_waiters.append(fut)
+        await fut
+
+    def _submit(self, first_id: int, items: list[Any]) -> None:
+        self._before_submit()
+        self._engine.submit(self._pool, first_id, items)
+
+    # -- single sends (coalesced: one engine call per loop iteration) ------------------------
+
+    async def send_one(self, item: Any) -> Result:
+        self._engine.validate([item])  # raises PayloadError here, at the caller
+        fut: asyncio.Future[Result] = self.loop.create_future()
+        self._pending_singles.append((item, fut))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_singles)
+        return await fut
+
+    def _flush_singles(self) -> None:
+        self._flush_scheduled = False
+        pending = self._pending_singles
+        while pending and pending[0][1].done():  # cancelled before sending: never sent
+            pending.popleft()
+        room = min(self._engine.capacity(), len(pending), _MAX_CHUNK)
+        if room == 0:
+            return  # the next outcome batch frees room and calls us again
+        batch = [pending.popleft() for _ in range(room)]
+        batch = [(item, fut) for item, fut in batch if not fut.done()]
+        if not batch:
+            return
+        first = self._next_single
+        if first + len(batch) > _INDEX_MASK:  # ids of job 0 must stay below 2**32
+            first = 0
+        self._next_single = first + len(batch)
+        for i, (_, fut) in enumerate(batch):
+            self._singles[first + i] = fut
+        try:
+            self._submit(first, [item for item, _ in batch])
+        except Exception as e:  # closed client: every waiting caller learns it
+            for i, (_, fut) in enumerate(batch):
+                self._singles.pop(first + i, None)
+                if not fut.done():
+                    fut.set_exception(e)
+        if pending and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_singles)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    async def send_list(self, items: list[Any], *, tokens_of: Any = None) -> list[Result]:
+        """Send every item; results in input order. ``tokens_of`` = template for a token list."""
+        n = len(items)
+        if n == 0:
+            return []
+        if n > _INDEX_MASK:
+            raise PayloadError(f"batch of {n} notifications is too large; use stream()")
+        if tokens_of is None:
+            self._engine.validate(items)
+        else:
+            self._engine.validate_tokens(tokens_of, items)
+        job_id = next(self._job_ids)
+        job = _ListJob(n, self.loop.create_future())
+        self._jobs[job_id] = job
+        try:
+            offset = 0
+            while offset < n:
+                room = min(self._engine.capacity(), _MAX_CHUNK)
+                if room == 0:
+                    await self._wait_capacity()
+                    continue
+                chunk = items[offset : offset + room]
+                first = (job_id << _INDEX_BITS) | offset
+                if tokens_of is None:
+                    self._submit(first, chunk)
+                else:
+                    self._before_submit()
+                    self._engine.submit_tokens(self._pool, first, tokens_of, chunk)
+                offset += len(chunk)
+            return await job.future
+        finally:
+            del self._jobs[job_id]
+
+    async def stream(self, items: Iterable[Any], *, strict: bool) -> AsyncIterator[Result]:
+        """Send items as capacity allows; yield results as they complete (``index`` = position).
+
+        A notification refused locally yields a ``failed`` result (or raises with ``strict``).
+        """
+        job_id = next(self._job_ids)
+        job = _StreamJob()
+        self._jobs[job_id] = job
+        source = iter(items)
+        submitted = received = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted:
+                    room = min(self._engine.capacity(), _MAX_CHUNK)
+                    if room == 0:
+                        break
+                    chunk = list(itertools.islice(source, room))
+                    if not chunk:
+                        exhausted = True
+                        break
+                    if submitted + len(chunk) > _INDEX_MASK:
+                        raise PayloadError("stream longer than 2**32 notifications")
+                    submitted = self._submit_stream_chunk(job_id, job, submitted, chunk, strict)
+                while job.ready:
+                    received += 1
+                    yield job.ready.popleft()
+                if exhausted and received == submitted:
+                    return
+                if self._engine.closed and not job.ready:
+                    raise ClientClosedError("the client was closed during the stream")
+                job.waiter = self.loop.create_future()
+                self._capacity_waiters.append(job.waiter)
+                await job.waiter
+                job.waiter = None
+        finally:
+            del self._jobs[job_id]
+
+    def _submit_stream_chunk(
+        self, job_id: int, job: _StreamJob, offset: int, chunk: list[Any], strict: bool
+    ) -> int:
+        """Submit a chunk; items refused locally become failed results. Returns the new offset."""
+        while chunk:
+            try:
+                self._submit((job_id << _INDEX_BITS) | offset, chunk)
+                return offset + len(chunk)
+            except PayloadError as e:
+                if strict or e.index is None:
+                    raise
+                bad = e.index
+                if bad:
+                    self._submit((job_id << _INDEX_BITS) | offset, chunk[:bad])
+                job.ready.append(local_failure(chunk[bad], offset + bad, e))
+                offset += bad + 1
+                chunk = chunk[bad + 1 :]
+        return offset
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def detach(self) -> None:
+        """Deliver what is left and stop listening; unanswered waiters learn the client closed."""
+        self.deliver(self._engine.drain())
+        self.loop.remove_reader(self._fd)
+        closed = ClientClosedError("the client was closed before this notification had an outcome")
+        for fut in self._singles.values():
+            if not fut.done():
+                fut.set_exception(closed)
+        self._singles.clear()
+        for _, fut in self._pending_singles:
+            if not fut.done():
+                fut.set_exception(closed)
+        self._pending_singles.clear()
+        for job in self._jobs.values():
+            if isinstance(job, _ListJob) and not job.future.done():
+                job.future.set_exception(closed)
+            elif isinstance(job, _StreamJob):
+                job.wake()
+        for w in self._capacity_waiters:
+            if not w.done():
+                w.set_result(None)
+        self._capacity_waiters.clear()

@@ -1,0 +1,139 @@
+"""Test helpers: a real TLS HTTP/2 mock of APNs, for pushwire's tests and yours.
+
+::
+
+    with MockAPNs(rules={"dead": "unregistered", "eeee": "hang"}) as server:
+        async with server.client() as client:
+            result = await client.send(Notification("dead01", message))
+        assert server.received("dead01") == 1
+
+Behaviours by token prefix: ``ok``, ``unregistered``, ``bad-token``, ``429``, ``500``, ``503``,
+``delay:MS``, ``hang``, ``reset``, ``refused``, ``goaway``, ``close``, ``blackhole``.
+The server trusts nothing by default and is trusted through ``ca_file`` — no
+verification is ever switched off.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from . import _core
+from ._client import APNsClient, SyncAPNsClient
+from .credentials import TokenCredentials
+
+Rules = Union[Mapping[str, str], Sequence[str], None]
+
+
+def _rule_strings(rules: Rules) -> list[str]:
+    if rules is None:
+        return []
+    if isinstance(rules, Mapping):
+        return [f"{prefix}={behavior}" for prefix, behavior in rules.items()]
+    return list(rules)
+
+
+class MockAPNs:
+    """The mock APNs server, in-process on its own threads.
+
+    ``credentials``: token credentials whose JWTs the server verifies (ES256 against their
+    public key); without them any request is accepted.
+    """
+
+    def __init__(
+        self,
+        *,
+        rules: Rules = None,
+        credentials: Optional[TokenCredentials] = None,
+        port: int = 0,
+        max_concurrent_streams: int = 1000,
+        start_streams_at_one: bool = False,
+        goaway_after_streams: Optional[int] = None,
+        response_delay: float = 0.0,
+        cert_dir: Union[str, os.PathLike[str], None] = None,
+    ) -> None:
+        jwt_keys = []
+        if credentials is not None:
+            jwt_keys.append(
+                (credentials.key_id, credentials.team_id, credentials.public_key_pem())
+            )
+        self.credentials = credentials
+        self._server: Optional[_core.MockServer] = _core.MockServer(
+            port=port,
+            max_concurrent_streams=max_concurrent_streams,
+            start_streams_at_one=start_streams_at_one,
+            rules=_rule_strings(rules),
+            jwt_keys=jwt_keys,
+            goaway_after_streams=goaway_after_streams,
+            response_delay=response_delay,
+            cert_dir=os.fspath(cert_dir) if cert_dir is not None else None,
+        )
+
+    def __enter__(self) -> MockAPNs:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def _s(self) -> _core.MockServer:
+        if self._server is None:
+            raise RuntimeError("the mock server is stopped")
+        return self._server
+
+    @property
+    def url(self) -> str:
+        return self._s.url
+
+    @property
+    def port(self) -> int:
+        return self._s.port
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self._s.ca_file)
+
+    def received(self, token: str) -> int:
+        """Requests fully received for ``token``, across all connections."""
+        return self._s.received(token)
+
+    @property
+    def total_received(self) -> int:
+        return self._s.total_received
+
+    @property
+    def connections_accepted(self) -> int:
+        return self._s.connections_accepted
+
+    @property
+    def max_active_streams_seen(self) -> int:
+        return self._s.max_active_streams_seen
+
+    def set_rules(self, rules: Rules) -> None:
+        self._s.set_rules(_rule_strings(rules))
+
+    def set_max_concurrent_streams(self, n: int) -> None:
+        """Change SETTINGS_MAX_CONCURRENT_STREAMS live on every connection."""
+        self._s.set_max_concurrent_streams(n)
+
+    def client(self, **options: Any) -> APNsClient:
+        """An APNsClient pointed at this server, trusting its CA."""
+        options.setdefault("base_url", self.url)
+        options.setdefault("ca_file", self.ca_file)
+        return APNsClient(self.credentials, **options)
+
+    def sync_client(self, **options: Any) -> SyncAPNsClient:
+        options.setdefault("base_url", self.url)
+        options.setdefault("ca_file", self.ca_file)
+        return SyncAPNsClient(self.credentials, **options)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __repr__(self) -> str:
+        state = self.url if self._server is not None else "stopped"
+        return f"MockAPNs({state})"

@@ -1,0 +1,417 @@
+//! One HTTP/2 connection's driver task: admits requests up to the server's
+//! SETTINGS_MAX_CONCURRENT_STREAMS, tracks each stream by id with its own deadline, and turns
+//! every answer, error or expiry into exactly one outcome (or one transparent retry when the
+//! request provably never reached the server).
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::client::{ResponseFuture, SendRequest};
+use h2::{PingPong, Reason, SendStream};
+use http::{HeaderMap, Method, Uri};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY};
+use crate::pool::{ConnState, PoolShared};
+use crate::request::Request;
+use crate::tracker::{must_rotate, InFlight, Tracker};
+
+type Answer = Result<(u16, HeaderMap, Bytes), h2::Error>;
+type AnswerFuture = Pin<Box<dyn std::future::Future<Output = (u32, Answer)> + Send>>;
+
+/// Why a connection stopped taking new requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Still taking requests.
+    No,
+    /// GOAWAY, connection error, stream ids nearly exhausted: finish what is open.
+    Retiring,
+    /// PING unanswered or timeouts with no success: dead; open streams run to their deadlines.
+    Dead,
+}
+
+pub(crate) struct Driver {
+    pool: Arc<PoolShared>,
+    state: Arc<ConnState>,
+    send: SendRequest<Bytes>,
+    io_task: JoinHandle<Result<(), h2::Error>>,
+    tracker: Tracker<SendStream<Bytes>>,
+    answers: FuturesUnordered<AnswerFuture>,
+    /// A request taken from the queue, waiting for h2 to accept a new stream.
+    pending: Option<Request>,
+    drain: Drain,
+    timeouts_since_success: u32,
+    last_success: Instant,
+    /// Outcomes of this loop turn, handed to the sink together.
+    done: Vec<Outcome>,
+}
+
+impl Driver {
+    pub(crate) fn new(
+        pool: Arc<PoolShared>,
+        state: Arc<ConnState>,
+        send: SendRequest<Bytes>,
+        io_task: JoinHandle<Result<(), h2::Error>>,
+    ) -> Self {
+        Driver {
+            pool,
+            state,
+            send,
+            io_task,
+            tracker: Tracker::new(),
+            answers: FuturesUnordered::new(),
+            pending: None,
+            drain: Drain::No,
+            timeouts_since_success: 0,
+            last_success: Instant::now(),
+            done: Vec::new(),
+        }
+    }
+
+    /// Run until the connection is retired and every stream it opened has an outcome.
+    pub(crate) async fn run(mut self, ping: Option<PingPong>) {
+        let ping_failed = Arc::new(Notify::new());
+        let pinger = ping.map(|ping| {
+            tokio::spawn(ping_loop(
+                ping,
+                self.pool.cfg.ping_interval,
+                self.pool.cfg.ping_timeout,
+                ping_failed.clone(),
+            ))
+        });
+        let mut io_finished = false;
+        loop {
+            self.publish_capacity();
+            if self.drain != Drain::No && self.tracker.is_empty() && self.pending.is_none() {
+                break;
+            }
+            let can_take =
+                self.drain == Drain::No && self.pending.is_none() && self.has_free_slot();
+            tokio::select! {
+                biased;
+                () = self.pool.shutdown.cancelled(), if self.drain == Drain::No => {
+                    self.retire(Drain::Retiring);
+                }
+                Some((stream_id, answer)) = self.answers.next(), if !self.answers.is_empty() => {
+                    self.on_answer(stream_id, answer);
+                }
+                (stream_id, entry) = self.tracker.next_expired() => {
+                    self.on_deadline(stream_id, entry);
+                }
+                result = &mut self.io_task, if !io_finished => {
+                    io_finished = true;
+                    self.on_connection_closed(result);
+                }
+                () = ping_failed.notified(), if self.drain != Drain::Dead => {
+                    self.pool.stats.ping_failures.fetch_add(1, Ordering::Relaxed);
+                    self.retire(Drain::Dead);
+                }
+                ready = poll_fn(|cx| self.send.poll_ready(cx)), if self.pending.is_some() => {
+                    let request = self.pending.take();
+                    match (ready, request) {
+                        (Ok(()), Some(request)) => self.open_stream(request),
+                        (Err(err), Some(request)) => {
+                            self.retire(Drain::Retiring);
+                            self.note_connection_error(&err);
+                            self.retry_or_fail(request, &err, false);
+                        }
+                        (_, None) => {}
+                    }
+                }
+                request = self.pool.queue.pop(), if can_take => {
+                    self.pending = Some(request);
+                }
+            }
+            self.flush();
+        }
+        // Requests still queued for this connection go back to the pool.
+        if let Some(request) = self.pending.take() {
+            self.pool.queue.push_front(request);
+        }
+        self.flush();
+        if let Some(pinger) = pinger {
+            pinger.abort();
+        }
+        // Dropping the h2 Connection closes the socket; nothing is open any more.
+        self.io_task.abort();
+        self.state.closed.store(true, Ordering::Release);
+        self.state.accepting.store(false, Ordering::Release);
+        self.pool.conn_changed.notify_one();
+    }
+
+    fn has_free_slot(&self) -> bool {
+        self.tracker.len() < self.stream_limit()
+    }
+
+    /// Our cap or the server's current SETTINGS_MAX_CONCURRENT_STREAMS, whichever is lower.
+    fn stream_limit(&self) -> usize {
+        self.send
+            .current_max_send_streams()
+            .min(self.pool.cfg.max_streams_per_connection)
+    }
+
+    fn publish_capacity(&self) {
+        self.state
+            .in_flight
+            .store(self.tracker.len(), Ordering::Relaxed);
+        self.state
+            .limit
+            .store(self.stream_limit(), Ordering::Relaxed);
+    }
+
+    fn open_stream(&mut self, mut request: Request) {
+        let http_request = match self.build_request(&request) {
+            Ok(r) => r,
+            Err(message) => {
+                let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, 0);
+                outcome.error = Some(message);
+                self.done.push(outcome);
+                return;
+            }
+        };
+        let body = request.template.body_for(&request.token);
+        match self.send.send_request(http_request, false) {
+            Ok((response, mut stream)) => {
+                let stream_id = response.stream_id().as_u32();
+                request.attempts += 1;
+                // Data goes out after HEADERS; h2 buffers it until the flow-control window allows.
+                if let Err(err) = stream.send_data(body, true) {
+                    self.fail_after_send(request, stream_id, &err);
+                    return;
+                }
+                self.tracker
+                    .insert(stream_id, request, stream, self.pool.cfg.request_timeout);
+                self.answers
+                    .push(Box::pin(read_answer(stream_id, response)));
+                if must_rotate(stream_id, self.pool.cfg.stream_id_limit) {
+                    self.pool.stats.rotations.fetch_add(1, Ordering::Relaxed);
+                    self.retire(Drain::Retiring);
+                }
+            }
+            Err(err) => {
+                // send_request failed: no HEADERS were written, the request never left us.
+                self.retire(Drain::Retiring);
+                self.note_connection_error(&err);
+                self.retry_or_fail(request, &err, false);
+            }
+        }
+    }
+
+    fn build_request(&self, request: &Request) -> Result<http::Request<()>, String> {
+        let template = &request.template;
+        let uri = Uri::builder()
+            .scheme("https")
+            .authority(self.pool.authority.clone())
+            .path_and_query(template.path_for(&request.token))
+            .build()
+            .map_err(|e| format!("cannot build request URI: {e}"))?;
+        let mut http_request = http::Request::new(());
+        *http_request.method_mut() = Method::POST;
+        *http_request.uri_mut() = uri;
+        let headers = http_request.headers_mut();
+        for (name, value) in &template.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(auth) = self.pool.authorization() {
+            headers.insert(http::header::AUTHORIZATION, auth);
+        }
+        if let Some(apns_id) = &request.apns_id {
+            headers.insert("apns-id", apns_id.clone());
+        }
+        Ok(http_request)
+    }
+
+    fn on_answer(&mut self, stream_id: u32, answer: Answer) {
+        let Some(entry) = self.tracker.complete(stream_id) else {
+            // Already expired and reported as a timeout: a late answer changes nothing.
+            self.pool.stats.late_answers.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        match answer {
+            Ok((status, headers, body)) => {
+                self.timeouts_since_success = 0;
+                self.last_success = Instant::now();
+                let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Failed, stream_id);
+                outcome.apply_response(status, &headers, body);
+                self.done.push(outcome);
+            }
+            Err(err) => {
+                if err.is_go_away() {
+                    self.retire(Drain::Retiring);
+                    self.note_connection_error(&err);
+                }
+                self.fail_after_send(entry.request, stream_id, &err);
+            }
+        }
+    }
+
+    /// A stream's own deadline passed: reset it (RST_STREAM CANCEL) and report a timeout.
+    fn on_deadline(&mut self, stream_id: u32, mut entry: InFlight<SendStream<Bytes>>) {
+        entry.stream.send_reset(Reason::CANCEL);
+        self.pool.stats.timeouts.fetch_add(1, Ordering::Relaxed);
+        self.timeouts_since_success += 1;
+        let waited = entry.opened_at.elapsed();
+        let pool = self.pool.clone();
+        let cfg = &pool.cfg;
+        if self.timeouts_since_success >= cfg.dead_after_timeouts
+            && self.last_success.elapsed() >= cfg.request_timeout
+            && self.drain != Drain::Dead
+        {
+            self.pool
+                .stats
+                .dead_by_timeouts
+                .fetch_add(1, Ordering::Relaxed);
+            self.retire(Drain::Dead);
+        }
+        if cfg.retry_uncertain && entry.request.attempts <= cfg.max_retries {
+            self.pool.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.pool.queue.push_front(entry.request);
+            return;
+        }
+        let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Timeout, stream_id);
+        outcome.maybe_delivered = true;
+        outcome.error = Some(format!(
+            "no response within {:.3}s on stream {stream_id} of connection {} (stream reset with CANCEL)",
+            waited.as_secs_f64(),
+            self.state.id
+        ));
+        self.done.push(outcome);
+    }
+
+    fn on_connection_closed(
+        &mut self,
+        result: Result<Result<(), h2::Error>, tokio::task::JoinError>,
+    ) {
+        self.retire(Drain::Retiring);
+        if let Ok(Err(err)) = &result {
+            self.note_connection_error(err);
+        }
+        // Open streams now fail one by one through their answer futures (h2 ends them on EOF);
+        // their deadlines still stand in case one never does.
+    }
+
+    /// The request was written (or may have been): report it, unless the error proves the
+    /// server never processed it (GOAWAY above last_stream_id, REFUSED_STREAM).
+    fn fail_after_send(&mut self, request: Request, stream_id: u32, err: &h2::Error) {
+        let never_processed = (err.is_go_away() && err.is_remote())
+            || (err.is_reset() && err.is_remote() && err.reason() == Some(Reason::REFUSED_STREAM));
+        if err.is_reset() && err.is_remote() {
+            self.pool.stats.resets.fetch_add(1, Ordering::Relaxed);
+        }
+        if never_processed || self.pool.cfg.retry_uncertain {
+            self.retry_or_fail_at(request, err, !never_processed, stream_id);
+        } else {
+            let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, stream_id);
+            outcome.maybe_delivered = true;
+            outcome.error = Some(format!(
+                "no response, the request may have been delivered: {err}"
+            ));
+            self.done.push(outcome);
+        }
+    }
+
+    fn retry_or_fail(&mut self, request: Request, err: &h2::Error, maybe_delivered: bool) {
+        self.retry_or_fail_at(request, err, maybe_delivered, 0);
+    }
+
+    fn retry_or_fail_at(
+        &mut self,
+        request: Request,
+        err: &h2::Error,
+        maybe_delivered: bool,
+        stream_id: u32,
+    ) {
+        if request.attempts <= self.pool.cfg.max_retries {
+            self.pool.stats.retries.fetch_add(1, Ordering::Relaxed);
+            self.pool.queue.push_front(request);
+        } else {
+            let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, stream_id);
+            outcome.maybe_delivered = maybe_delivered;
+            outcome.error = Some(format!(
+                "gave up after {} attempts: {err}",
+                request.attempts
+            ));
+            self.done.push(outcome);
+        }
+    }
+
+    fn note_connection_error(&self, err: &h2::Error) {
+        if err.is_go_away() && err.is_remote() {
+            self.pool.stats.goaways.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pool.note_error(err.to_string());
+    }
+
+    fn retire(&mut self, why: Drain) {
+        if self.drain == Drain::No {
+            self.state.accepting.store(false, Ordering::Release);
+            // The pool may need a replacement for queued work.
+            self.pool.conn_changed.notify_one();
+        }
+        if why == Drain::Dead || self.drain == Drain::No {
+            self.drain = why;
+        }
+        if why == Drain::Dead {
+            // No answers will come: end the socket now. Open streams fail through h2 (broken
+            // pipe, reported as maybe delivered) or reach their own deadlines.
+            self.io_task.abort();
+        }
+    }
+
+    fn outcome_for(&self, request: &Request, kind: OutcomeKind, stream_id: u32) -> Outcome {
+        let mut outcome = Outcome::empty(request.id, request.token.clone(), kind);
+        outcome.stream_id = stream_id;
+        outcome.connection_id = self.state.id;
+        outcome.attempts = request.attempts;
+        outcome.latency = request.submitted_at.elapsed();
+        outcome
+    }
+
+    fn flush(&mut self) {
+        if !self.done.is_empty() {
+            self.pool.complete(std::mem::take(&mut self.done));
+        }
+    }
+}
+
+/// Await the response headers and the (small) body, releasing flow-control capacity as we go
+/// so thousands of error bodies never stall the connection window.
+async fn read_answer(stream_id: u32, response: ResponseFuture) -> (u32, Answer) {
+    let answer = async {
+        let response = response.await?;
+        let (parts, mut body) = response.into_parts();
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            let room = MAX_ERROR_BODY.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+        Ok((parts.status.as_u16(), parts.headers, buf.freeze()))
+    }
+    .await;
+    (stream_id, answer)
+}
+
+/// PING the server every `interval`; a PING not acknowledged within `timeout` means the
+/// connection is dead even if TCP is up (blackholed server, broken middlebox).
+async fn ping_loop(mut ping: PingPong, interval: Duration, timeout: Duration, failed: Arc<Notify>) {
+    loop {
+        tokio::time::sleep(interval).await;
+        match tokio::time::timeout(timeout, ping.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_pong)) => {}
+            // The connection is closing; the driver learns that from the connection task.
+            Ok(Err(_)) => return,
+            Err(_elapsed) => {
+                failed.notify_one();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! The engine: a tokio runtime, the pools, the in-flight window and the completion sink.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::{EngineConfig, PoolConfig};
+use crate::error::{Error, ErrorKind};
+use crate::outcome::Outcome;
+use crate::pool::{self, PoolShared};
+use crate::request::{validate_header_value, Request};
+
+/// Receives outcomes in batches, from engine threads. Must not block for long.
+pub trait CompletionSink: Send + Sync + 'static {
+    fn complete(&self, outcomes: Vec<Outcome>);
+}
+
+/// Counts outcomes out of the in-flight window before handing them to the caller's sink.
+pub(crate) struct Completions {
+    sink: Arc<dyn CompletionSink>,
+    outstanding: AtomicUsize,
+}
+
+impl Completions {
+    pub(crate) fn complete(&self, outcomes: Vec<Outcome>) {
+        let n = outcomes.len();
+        self.sink.complete(outcomes);
+        self.outstanding.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Index of a pool in its engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PoolId(pub usize);
+
+/// A snapshot of a pool's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub connections_opened: u64,
+    pub connections_live: u64,
+    pub connect_failures: u64,
+    pub timeouts: u64,
+    pub retries: u64,
+    pub goaways: u64,
+    pub resets: u64,
+    pub ping_failures: u64,
+    pub dead_by_timeouts: u64,
+    pub rotations: u64,
+    pub late_answers: u64,
+    pub queued: u64,
+}
+
+pub struct Engine {
+    /// Taken out on shutdown; `handle` spawns while it lives.
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+    closed: std::sync::atomic::AtomicBool,
+    config: EngineConfig,
+    completions: Arc<Completions>,
+    pools: Mutex<Vec<Arc<PoolShared>>>,
+    next_conn_id: Arc<AtomicU64>,
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig, sink: Arc<dyn CompletionSink>) -> Result<Engine, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.worker_threads.max(1))
+            .thread_name("pushwire-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Runtime,
+                    format!("cannot start the engine runtime: {e}"),
+                )
+            })?;
+        Ok(Engine {
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            closed: std::sync::atomic::AtomicBool::new(false),
+            config,
+            completions: Arc::new(Completions {
+                sink,
+                outstanding: AtomicUsize::new(0),
+            }),
+            pools: Mutex::new(Vec::new()),
+            next_conn_id: Arc::new(AtomicU64::new(1)),
+        })
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::new(ErrorKind::Closed, "the client is closed"));
+        }
+        Ok(())
+    }
+
+    fn pools(&self) -> std::sync::MutexGuard<'_, Vec<Arc<PoolShared>>> {
+        self.pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn pool(&self, id: PoolId) -> Result<Arc<PoolShared>, Error> {
+        self.pools()
+            .get(id.0)
+            .cloned()
+            .ok_or_else(|| Error::invalid("pool", format!("no pool {}", id.0)))
+    }
+
+    /// Create a pool. Connections open lazily when the first request arrives.
+    pub fn add_pool(&self, config: PoolConfig) -> Result<PoolId, Error> {
+        self.check_open()?;
+        let shared = Arc::new(PoolShared::new(
+            config,
+            self.completions.clone(),
+            self.next_conn_id.clone(),
+        )?);
+        self.handle.spawn(pool::manage(shared.clone()));
+        let mut pools = self.pools();
+        pools.push(shared);
+        Ok(PoolId(pools.len() - 1))
+    }
+
+    /// Set the `authorization` header sent on this pool's requests (APNs JWT, OAuth token).
+    pub fn set_authorization(&self, pool: PoolId, value: Option<&str>) -> Result<(), Error> {
+        let header = match value {
+            None => None,
+            Some(v) => {
+                let mut h = validate_header_value("authorization", v).map_err(|_| {
+                    Error::invalid("authorization", "credential is not a valid header value")
+                })?;
+                h.set_sensitive(true);
+                Some(h)
+            }
+        };
+        self.pool(pool)?.set_authorization(header);
+        Ok(())
+    }
+
+    /// Free room in the in-flight window. Submitting more than this is allowed but defeats
+    /// backpressure; callers wait for outcomes instead.
+    pub fn capacity(&self) -> usize {
+        self.config.max_in_flight.saturating_sub(self.outstanding())
+    }
+
+    /// Requests submitted whose outcome has not been delivered yet.
+    pub fn outstanding(&self) -> usize {
+        self.completions.outstanding.load(Ordering::Acquire)
+    }
+
+    /// Queue requests on a pool. Every one of them gets exactly one outcome through the sink.
+    pub fn submit(&self, pool: PoolId, requests: Vec<Request>) -> Result<(), Error> {
+        self.check_open()?;
+        let pool = self.pool(pool)?;
+        self.completions
+            .outstanding
+            .fetch_add(requests.len(), Ordering::AcqRel);
+        pool.queue.push_back(requests);
+        Ok(())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub fn stats(&self, pool: PoolId) -> Result<PoolStats, Error> {
+        let p = self.pool(pool)?;
+        let s = &p.stats;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Ok(PoolStats {
+            connections_opened: get(&s.connections_opened),
+            connections_live: p.live_connections() as u64,
+            connect_failures: get(&s.connect_failures),
+            timeouts: get(&s.timeouts),
+            retries: get(&s.retries),
+            goaways: get(&s.goaways),
+            resets: get(&s.resets),
+            ping_failures: get(&s.ping_failures),
+            dead_by_timeouts: get(&s.dead_by_timeouts),
+            rotations: get(&s.rotations),
+            late_answers: get(&s.late_answers),
+            queued: p.queue.len() as u64,
+        })
+    }
+
+    /// Stop: queued requests fail as "not sent", open streams finish or reach their deadlines,
+    /// then the runtime stops. Waits at most `grace` for open streams.
+    pub fn shutdown(&self, grace: Duration) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for pool in self.pools().iter() {
+            pool.shutdown.cancel();
+        }
+        let runtime = self
+            .runtime
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        let Some(runtime) = runtime else { return };
+        let deadline = std::time::Instant::now() + grace;
+        while self.outstanding() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        runtime.shutdown_timeout(Duration::from_millis(200));
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown(Duration::ZERO);
+    }
+}

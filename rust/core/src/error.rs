@@ -1,0 +1,71 @@
+//! The engine's error type: what went wrong before a request could be submitted.
+
+use std::fmt;
+
+/// Why a call into the engine was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A caller-supplied value is invalid (token, header, URL...). Nothing was sent.
+    InvalidInput,
+    /// TLS configuration could not be built (bad CA file, bad client certificate...).
+    Tls,
+    /// The engine was shut down.
+    Closed,
+    /// The engine runtime could not be created.
+    Runtime,
+}
+
+/// An error with the field it concerns and a message that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    field: Option<String>,
+    message: String,
+}
+
+impl Error {
+    pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error {
+            kind: ErrorKind::InvalidInput,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// An invalid-input error about `field` (for callers that validate before the engine).
+    pub fn invalid_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::invalid(field, message)
+    }
+
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            field: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The input field the error is about, when there is one (`token`, `apns-topic`...).
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{field}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

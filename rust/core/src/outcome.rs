@@ -1,0 +1,179 @@
+//! The one result every submitted request ends with, and how a response becomes one.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::HeaderMap;
+
+/// What happened to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OutcomeKind {
+    /// The provider answered 2xx.
+    Delivered,
+    /// The provider answered with an error status (reason, timestamp...).
+    Rejected,
+    /// No answer before the stream's deadline; the stream was reset with CANCEL.
+    Timeout,
+    /// No answer for another reason (connection lost, connect failure, reset by the server).
+    /// `maybe_delivered` says whether the request may have reached the provider.
+    Failed,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Delivered => "delivered",
+            OutcomeKind::Rejected => "rejected",
+            OutcomeKind::Timeout => "timeout",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
+/// Error bodies larger than this are truncated: no provider sends more, a broken server might.
+pub(crate) const MAX_ERROR_BODY: usize = 8 * 1024;
+
+/// The final outcome of one request.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: u64,
+    pub token: Box<str>,
+    pub kind: OutcomeKind,
+    /// HTTP status, 0 when there was no response.
+    pub status: u16,
+    /// APNs `reason` from the error body.
+    pub reason: Option<String>,
+    /// `apns-id` response header (APNs echoes ours or makes one).
+    pub apns_id: Option<String>,
+    /// APNs 410 `timestamp`: milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    /// `retry-after` response header in seconds, when present.
+    pub retry_after: Option<u64>,
+    /// Raw error body (non-2xx), for providers whose errors are richer than a reason (FCM).
+    pub body: Option<Bytes>,
+    /// Stream and connection that carried the last attempt (0 when none was opened).
+    pub stream_id: u32,
+    pub connection_id: u64,
+    /// Time from submission to outcome.
+    pub latency: Duration,
+    /// Streams opened for this request (retries of never-processed attempts included).
+    pub attempts: u32,
+    /// Why the request failed or timed out, for humans.
+    pub error: Option<String>,
+    /// True when the request may have been processed although no answer came back.
+    pub maybe_delivered: bool,
+}
+
+impl Outcome {
+    pub(crate) fn empty(id: u64, token: Box<str>, kind: OutcomeKind) -> Outcome {
+        Outcome {
+            id,
+            token,
+            kind,
+            status: 0,
+            reason: None,
+            apns_id: None,
+            timestamp_ms: None,
+            retry_after: None,
+            body: None,
+            stream_id: 0,
+            connection_id: 0,
+            latency: Duration::ZERO,
+            attempts: 0,
+            error: None,
+            maybe_delivered: false,
+        }
+    }
+
+    /// Fill status, apns-id, retry-after and (for errors) reason/timestamp from a response.
+    pub(crate) fn apply_response(&mut self, status: u16, headers: &HeaderMap, body: Bytes) {
+        self.status = status;
+        self.kind = if (200..300).contains(&status) {
+            OutcomeKind::Delivered
+        } else {
+            OutcomeKind::Rejected
+        };
+        self.apns_id = headers
+            .get("apns-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.retry_after = headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
+        if self.kind == OutcomeKind::Rejected {
+            let (reason, timestamp) = parse_apns_error(&body);
+            self.reason = reason;
+            self.timestamp_ms = timestamp;
+            if !body.is_empty() {
+                self.body = Some(body);
+            }
+        }
+    }
+}
+
+/// Parse `{"reason": "...", "timestamp": 1234}`; anything else yields no reason, never a panic.
+pub(crate) fn parse_apns_error(body: &[u8]) -> (Option<String>, Option<i64>) {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body)
+    else {
+        return (None, None);
+    };
+    let reason = map
+        .get("reason")
+        .and_then(|r| r.as_str())
+        .map(str::to_owned);
+    let timestamp = map.get("timestamp").and_then(|t| {
+        t.as_i64()
+            .or_else(|| t.as_f64().map(|f| f as i64))
+            .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
+    });
+    (reason, timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_reason_and_timestamp() {
+        let (r, t) = parse_apns_error(br#"{"reason":"Unregistered","timestamp":1700000000123}"#);
+        assert_eq!(r.as_deref(), Some("Unregistered"));
+        assert_eq!(t, Some(1_700_000_000_123));
+    }
+
+    #[test]
+    fn garbage_bodies_never_panic() {
+        for body in [
+            &b""[..],
+            b"null",
+            b"[1,2]",
+            b"{\"reason\":5}",
+            b"\xff\xfe",
+            b"{\"timestamp\":\"x\"}",
+        ] {
+            let (r, t) = parse_apns_error(body);
+            assert!(r.is_none() && t.is_none(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn status_decides_the_kind() {
+        let mut o = Outcome::empty(1, "ab".into(), OutcomeKind::Failed);
+        let mut headers = HeaderMap::new();
+        headers.insert("apns-id", "x-1".parse().unwrap());
+        headers.insert("retry-after", "30".parse().unwrap());
+        o.apply_response(
+            429,
+            &headers,
+            Bytes::from_static(br#"{"reason":"TooManyRequests"}"#),
+        );
+        assert_eq!(o.kind, OutcomeKind::Rejected);
+        assert_eq!(o.reason.as_deref(), Some("TooManyRequests"));
+        assert_eq!(o.retry_after, Some(30));
+        assert_eq!(o.apns_id.as_deref(), Some("x-1"));
+        let mut ok = Outcome::empty(2, "ab".into(), OutcomeKind::Failed);
+        ok.apply_response(200, &HeaderMap::new(), Bytes::new());
+        assert_eq!(ok.kind, OutcomeKind::Delivered);
+        assert!(ok.body.is_none());
+    }
+}

@@ -1,0 +1,118 @@
+//! `pushwire-mock`: run the mock APNs server from the command line.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pushwire_mock::{parse_rule, JwtKey, MockConfig, MockServer, Rule};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pushwire-mock",
+    about = "A TLS HTTP/2 mock of the APNs provider API"
+)]
+struct Args {
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Advertised SETTINGS_MAX_CONCURRENT_STREAMS.
+    #[arg(long, default_value_t = 1000)]
+    max_streams: u32,
+    /// Advertise one stream per connection until its first 200 (like APNs).
+    #[arg(long)]
+    start_at_one: bool,
+    /// Directory for ca.pem (default: a temp dir removed on exit).
+    #[arg(long)]
+    cert_dir: Option<PathBuf>,
+    /// Accepted provider-token key, KID:TEAM:PATH.pem (repeatable).
+    #[arg(long = "jwt-key", value_name = "KID:TEAM:PATH", value_parser = parse_jwt_key)]
+    jwt_keys: Vec<JwtKey>,
+    /// Token-prefix rule, PREFIX=BEHAVIOR (repeatable; first match wins).
+    /// BEHAVIOR: ok|unregistered|bad-token|429|500|503|delay:MS|hang|reset|refused|goaway|close|blackhole
+    #[arg(long = "rule", value_name = "PREFIX=BEHAVIOR", value_parser = parse_rule)]
+    rules: Vec<Rule>,
+    /// Gracefully GOAWAY each connection after this many streams.
+    #[arg(long)]
+    goaway_after: Option<u64>,
+}
+
+fn parse_jwt_key(text: &str) -> Result<JwtKey, String> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(key_id), Some(team_id), Some(path)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("{text:?} is not KID:TEAM:PATH"));
+    };
+    let public_key_pem =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read public key {path}: {e}"))?;
+    Ok(JwtKey {
+        key_id: key_id.to_owned(),
+        team_id: team_id.to_owned(),
+        public_key_pem,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let mut config = MockConfig::new()
+        .bind(SocketAddr::new(args.host, args.port))
+        .max_concurrent_streams(args.max_streams)
+        .start_streams_at_one(args.start_at_one);
+    config.jwt_keys = args.jwt_keys;
+    config.rules = args.rules;
+    config.goaway_after_streams = args.goaway_after;
+    config.cert_dir = args.cert_dir;
+
+    let mut server = match MockServer::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("pushwire-mock: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let announced = writeln!(stdout, "url={}", server.url())
+        .and_then(|()| writeln!(stdout, "ca_file={}", server.ca_file().display()))
+        .and_then(|()| stdout.flush());
+    drop(stdout);
+    if let Err(e) = announced {
+        eprintln!("pushwire-mock: cannot write to stdout: {e}");
+        return ExitCode::FAILURE;
+    }
+
+    let waited = wait_for_termination();
+    server.stop();
+    match waited {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pushwire-mock: signal handling failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Blocks until SIGINT or (on Unix) SIGTERM.
+fn wait_for_termination() -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                result = tokio::signal::ctrl_c() => result,
+                _ = term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    })
+}

@@ -1,0 +1,360 @@
+//! One TLS + HTTP/2 connection: the accept loop, per-stream handling and faults.
+
+use std::future::{poll_fn, Future};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream};
+use http::{HeaderValue, Request, Response, StatusCode};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Behavior;
+use crate::server::Shared;
+use crate::shim::{FrameControl, FrameShim};
+use crate::validate::{self, Rejection};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// h2's own stream limit. The advertised limit is rewritten by the shim and enforced by
+/// `admit`, so h2 must never refuse first (and must allow live raises).
+const H2_STREAM_LIMIT: u32 = 1 << 20;
+/// Windows large enough that thousands of small requests never wait for WINDOW_UPDATE.
+const STREAM_WINDOW: u32 = 1 << 20;
+const CONNECTION_WINDOW: u32 = 4 << 20;
+const RESET_STREAM_ALLOWANCE: usize = 10_000;
+/// A stream the client reset just before opening a new one may not have been noticed by
+/// its task yet; wait this long before refusing a stream over the limit.
+const ADMISSION_GRACE: Duration = Duration::from_millis(5);
+
+/// Control surface of a live connection, shared with the server and its stream tasks.
+pub(crate) struct ConnectionHandle {
+    pub frames: Arc<FrameControl>,
+    wake: Notify,
+    goaway_requested: AtomicBool,
+    close_requested: AtomicBool,
+    limit_raised: AtomicBool,
+    open_streams: AtomicU64,
+}
+
+impl ConnectionHandle {
+    fn new(frames: Arc<FrameControl>, limit_raised: bool) -> Self {
+        ConnectionHandle {
+            frames,
+            wake: Notify::new(),
+            goaway_requested: AtomicBool::new(false),
+            close_requested: AtomicBool::new(false),
+            limit_raised: AtomicBool::new(limit_raised),
+            open_streams: AtomicU64::new(0),
+        }
+    }
+
+    /// Advertises a new MAX_CONCURRENT_STREAMS on this connection.
+    pub fn set_max_streams(&self, value: u32) {
+        self.limit_raised.store(true, Ordering::Release);
+        self.frames.request_max_streams(value);
+        // Polling the h2 connection flushes the codec, which injects the frame.
+        self.wake.notify_one();
+    }
+
+    fn request_goaway(&self) {
+        self.goaway_requested.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn request_close(&self) {
+        self.close_requested.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+}
+
+pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
+    // Only a latency tweak; a failure changes nothing about correctness.
+    let _ = tcp.set_nodelay(true);
+    let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
+        return;
+    };
+    let configured = shared.max_concurrent_streams();
+    let initial_limit = if shared.start_at_one { 1 } else { configured };
+    let frames = Arc::new(FrameControl::new(initial_limit, true));
+    let io = FrameShim::new(tls, frames.clone());
+    let handshake = h2::server::Builder::new()
+        .max_concurrent_streams(H2_STREAM_LIMIT)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_pending_accept_reset_streams(RESET_STREAM_ALLOWANCE)
+        .max_concurrent_reset_streams(RESET_STREAM_ALLOWANCE)
+        .max_local_error_reset_streams(None)
+        .handshake::<_, Bytes>(io);
+    let Ok(Ok(mut conn)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await else {
+        return;
+    };
+    shared.counters.connection_accepted();
+
+    let handle = Arc::new(ConnectionHandle::new(frames, !shared.start_at_one));
+    let _registration = shared.register_connection(handle.clone());
+    // Dropped when this function returns; parked streams wait for that.
+    let (_closed_tx, closed_rx) = watch::channel(());
+    let mut accepted: u64 = 0;
+    loop {
+        tokio::select! {
+            biased;
+            () = handle.wake.notified() => {
+                if handle.close_requested.load(Ordering::Acquire) {
+                    // Dropping the connection closes TCP without a GOAWAY.
+                    break;
+                }
+                if handle.goaway_requested.swap(false, Ordering::AcqRel) {
+                    conn.abrupt_shutdown(Reason::NO_ERROR);
+                }
+                // Otherwise a SETTINGS injection: the next poll below flushes it.
+            }
+            next = conn.accept() => match next {
+                Some(Ok((request, respond))) => {
+                    accepted += 1;
+                    if shared.goaway_after_streams == Some(accepted) {
+                        conn.graceful_shutdown();
+                    }
+                    tokio::spawn(handle_stream(
+                        request,
+                        respond,
+                        shared.clone(),
+                        handle.clone(),
+                        closed_rx.clone(),
+                    ));
+                }
+                Some(Err(_)) | None => break,
+            },
+        }
+    }
+}
+
+/// Counts this stream as open; `None` means it must be refused.
+struct OpenStreamSlot {
+    conn: Arc<ConnectionHandle>,
+    held: bool,
+}
+
+impl OpenStreamSlot {
+    fn release(&mut self) {
+        if self.held {
+            self.held = false;
+            self.conn.open_streams.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for OpenStreamSlot {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+async fn admit(conn: &Arc<ConnectionHandle>, shared: &Shared) -> Option<OpenStreamSlot> {
+    for attempt in 0..2 {
+        let open = conn.open_streams.fetch_add(1, Ordering::AcqRel) + 1;
+        let limit = u64::from(conn.frames.effective_limit());
+        if open <= limit {
+            shared.counters.observe_open_streams(open);
+            return Some(OpenStreamSlot {
+                conn: conn.clone(),
+                held: true,
+            });
+        }
+        conn.open_streams.fetch_sub(1, Ordering::AcqRel);
+        if attempt == 0 {
+            tokio::time::sleep(ADMISSION_GRACE).await;
+        } else {
+            // Recorded so tests can see that a client overran the advertised limit.
+            shared.counters.observe_open_streams(open);
+        }
+    }
+    None
+}
+
+async fn handle_stream(
+    request: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    shared: Arc<Shared>,
+    conn: Arc<ConnectionHandle>,
+    closed: watch::Receiver<()>,
+) {
+    let Some(mut slot) = admit(&conn, &shared).await else {
+        shared.counters.stream_refused();
+        respond.send_reset(Reason::REFUSED_STREAM);
+        return;
+    };
+    let (parts, body) = request.into_parts();
+    let limit = validate::payload_limit(&parts.headers);
+    let Ok((body, body_len)) = read_body(body, limit).await else {
+        // Reset by the client or the connection died: nothing to answer.
+        return;
+    };
+    let path = parts.uri.path();
+    shared
+        .counters
+        .request_received(validate::device_token(path));
+
+    let apns_id = parts
+        .headers
+        .get("apns-id")
+        .filter(|id| validate::is_canonical_uuid(id.as_bytes()))
+        .cloned()
+        .unwrap_or_else(|| shared.next_apns_id());
+    let behavior = decide(&parts, &body, body_len, limit, &shared);
+
+    if !shared.response_delay.is_zero()
+        && !wait_or_reset(&mut respond, tokio::time::sleep(shared.response_delay)).await
+    {
+        return;
+    }
+    match behavior {
+        Err(rejection) => {
+            slot.release();
+            send_error(
+                &mut respond,
+                &apns_id,
+                rejection.status,
+                rejection.reason,
+                None,
+            );
+        }
+        Ok(Behavior::Ok) => answer_ok(&mut respond, &apns_id, slot, &conn, &shared),
+        Ok(Behavior::Reject {
+            status,
+            reason,
+            timestamp_ms,
+        }) => {
+            slot.release();
+            send_error(&mut respond, &apns_id, status, &reason, timestamp_ms);
+        }
+        Ok(Behavior::Delay(delay)) => {
+            if wait_or_reset(&mut respond, tokio::time::sleep(delay)).await {
+                answer_ok(&mut respond, &apns_id, slot, &conn, &shared);
+            }
+        }
+        Ok(Behavior::Hang) => park_until_closed(respond, slot, closed).await,
+        Ok(Behavior::Reset(reason)) => {
+            slot.release();
+            respond.send_reset(reason);
+        }
+        Ok(Behavior::GoAway) => {
+            conn.request_goaway();
+            park_until_closed(respond, slot, closed).await;
+        }
+        Ok(Behavior::CloseConnection) => {
+            conn.request_close();
+            park_until_closed(respond, slot, closed).await;
+        }
+        Ok(Behavior::Blackhole) => {
+            conn.frames.blackhole();
+            park_until_closed(respond, slot, closed).await;
+        }
+    }
+}
+
+/// Validation (in APNs order), then auth, then the first matching rule.
+fn decide(
+    parts: &http::request::Parts,
+    body: &[u8],
+    body_len: usize,
+    limit: usize,
+    shared: &Shared,
+) -> Result<Behavior, Rejection> {
+    let token = validate::check_target(&parts.method, parts.uri.path())?;
+    if shared.verifier.is_enabled() {
+        let authorization = parts.headers.get("authorization").map(|v| v.as_bytes());
+        shared
+            .verifier
+            .check(authorization)
+            .map_err(|failure| Rejection {
+                status: 403,
+                reason: failure.reason(),
+            })?;
+    }
+    validate::check_headers(&parts.headers)?;
+    validate::check_body(body, body_len, limit)?;
+    Ok(shared.behavior_for(token))
+}
+
+/// Reads the whole body, keeping at most `limit + 1` bytes (enough to judge it).
+async fn read_body(mut body: RecvStream, limit: usize) -> Result<(Bytes, usize), h2::Error> {
+    let mut kept = BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        total += chunk.len();
+        // Only fails if the stream is already gone, which the next read reports.
+        let _ = body.flow_control().release_capacity(chunk.len());
+        let room = (limit + 1).saturating_sub(kept.len());
+        kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+    Ok((kept.freeze(), total))
+}
+
+/// Runs `wait` unless the client resets the stream (or the connection ends) first.
+async fn wait_or_reset(respond: &mut SendResponse<Bytes>, wait: impl Future) -> bool {
+    tokio::select! {
+        _ = wait => true,
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => false,
+    }
+}
+
+/// Keeps the stream unanswered (dropping `respond` would send RST_STREAM) until the
+/// client resets it or the connection ends.
+async fn park_until_closed(
+    mut respond: SendResponse<Bytes>,
+    slot: OpenStreamSlot,
+    mut closed: watch::Receiver<()>,
+) {
+    // `changed` fails once the connection task drops the sender.
+    wait_or_reset(&mut respond, closed.changed()).await;
+    drop(slot);
+}
+
+fn answer_ok(
+    respond: &mut SendResponse<Bytes>,
+    apns_id: &HeaderValue,
+    mut slot: OpenStreamSlot,
+    conn: &ConnectionHandle,
+    shared: &Shared,
+) {
+    // Free the slot first: the client may open its next stream as soon as it sees this.
+    slot.release();
+    let mut response = Response::new(());
+    response.headers_mut().insert("apns-id", apns_id.clone());
+    // Fails only if the client already reset the stream.
+    let _ = respond.send_response(response, true);
+    if !conn.limit_raised.swap(true, Ordering::AcqRel) {
+        conn.set_max_streams(shared.max_concurrent_streams());
+    }
+}
+
+fn send_error(
+    respond: &mut SendResponse<Bytes>,
+    apns_id: &HeaderValue,
+    status: u16,
+    reason: &str,
+    timestamp_ms: Option<u64>,
+) {
+    let reason_json = serde_json::Value::from(reason).to_string();
+    let body = match timestamp_ms {
+        Some(ts) => format!(r#"{{"reason":{reason_json},"timestamp":{ts}}}"#),
+        None => format!(r#"{{"reason":{reason_json}}}"#),
+    };
+    let mut response = Response::new(());
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert("apns-id", apns_id.clone());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // Both fail only if the client already reset the stream.
+    if let Ok(mut stream) = respond.send_response(response, false) {
+        let _ = stream.send_data(Bytes::from(body), true);
+    }
+}

@@ -1,0 +1,16 @@
+//! A real TLS + HTTP/2 mock of the APNs provider API with per-token fault injection.
+//!
+//! [`MockServer::start`] runs the server on its own tokio runtime, so it works from
+//! plain sync code, from inside `#[tokio::test]`, and behind Python bindings.
+
+mod auth;
+mod config;
+mod connection;
+mod frames;
+mod server;
+mod shim;
+mod tls;
+mod validate;
+
+pub use config::{parse_behavior, parse_rule, Behavior, JwtKey, Match, MockConfig, Rule};
+pub use server::MockServer;

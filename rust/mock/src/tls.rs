@@ -1,0 +1,66 @@
+//! A throwaway CA and a `localhost` server certificate, and the rustls server config.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// The generated certificates: the CA PEM for clients, the leaf chain and key for rustls.
+pub(crate) struct MockCertificates {
+    pub ca_pem: String,
+    pub leaf_chain: Vec<CertificateDer<'static>>,
+    pub leaf_key: PrivateKeyDer<'static>,
+}
+
+fn cert_error(e: rcgen::Error) -> io::Error {
+    io::Error::other(format!("certificate generation failed: {e}"))
+}
+
+pub(crate) fn generate_certificates() -> io::Result<MockCertificates> {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_error)?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pushwire mock CA");
+    let ca_key = KeyPair::generate().map_err(cert_error)?;
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(cert_error)?;
+
+    let mut leaf_params =
+        CertificateParams::new(vec!["localhost".to_owned()]).map_err(cert_error)?;
+    leaf_params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    leaf_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    leaf_params.use_authority_key_identifier_extension = true;
+    let leaf_key = KeyPair::generate().map_err(cert_error)?;
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(cert_error)?;
+
+    Ok(MockCertificates {
+        ca_pem: ca.pem(),
+        leaf_chain: vec![leaf.der().clone()],
+        leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+    })
+}
+
+/// rustls with the ring provider (never the process default) and ALPN `h2` only.
+pub(crate) fn server_config(certs: &MockCertificates) -> io::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs.leaf_chain.clone(), certs.leaf_key.clone_key())
+        .map_err(io::Error::other)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,449 @@
+//! `Engine`: submit batches, drain outcome batches. A byte on a socket wakes the event loop
+//! (`loop.add_reader(engine.fileno(), ...)`), so asyncio, uvloop or a plain `select` all work
+//! and no Python callback ever runs on an engine thread.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pushwire_core::{CompletionSink, EngineConfig, Outcome, PoolConfig, PoolId, Request};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::errors::to_pyerr;
+use crate::template::Template;
+
+/// Outcomes waiting for Python, plus the wake-up socket.
+struct Inbox {
+    outcomes: Mutex<Vec<Outcome>>,
+    wake_pending: AtomicBool,
+    wake_tx: UnixStream,
+}
+
+impl CompletionSink for Inbox {
+    fn complete(&self, outcomes: Vec<Outcome>) {
+        self.outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(outcomes);
+        // One byte per batch of completions, not per outcome: a full socket buffer already
+        // means a wake-up is pending, so a failed non-blocking write is fine.
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            let _ = (&self.wake_tx).write(&[1]);
+        }
+    }
+}
+
+#[pyclass(frozen, module = "pushwire._core")]
+pub struct Engine {
+    engine: pushwire_core::Engine,
+    inbox: Arc<Inbox>,
+    wake_rx: UnixStream,
+}
+
+fn secs(value: f64, field: &str) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value).map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "{field} must be a non-negative number of seconds"
+        ))
+    })
+}
+
+impl Engine {
+    fn engine(&self, py: Python<'_>) -> PyResult<&pushwire_core::Engine> {
+        if self.engine.is_closed() {
+            return Err(closed_error(py));
+        }
+        Ok(&self.engine)
+    }
+}
+
+fn closed_error(py: Python<'_>) -> PyErr {
+    match py
+        .import("pushwire._errors")
+        .and_then(|m| m.getattr("ClientClosedError"))
+    {
+        Ok(class) => match class.call1(("the client is closed",)) {
+            Ok(exc) => PyErr::from_value(exc),
+            Err(e) => e,
+        },
+        Err(_) => pyo3::exceptions::PyRuntimeError::new_err("the client is closed"),
+    }
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (*, worker_threads = 1, max_in_flight = 10_000))]
+    fn new(py: Python<'_>, worker_threads: usize, max_in_flight: usize) -> PyResult<Self> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        let inbox = Arc::new(Inbox {
+            outcomes: Mutex::new(Vec::new()),
+            wake_pending: AtomicBool::new(false),
+            wake_tx,
+        });
+        let config = EngineConfig {
+            worker_threads,
+            max_in_flight: max_in_flight.max(1),
+        };
+        let engine = pushwire_core::Engine::new(config, inbox.clone())
+            .map_err(|e| to_pyerr(py, &e, None))?;
+        Ok(Engine {
+            engine,
+            inbox,
+            wake_rx,
+        })
+    }
+
+    /// Create a connection pool; returns its id.
+    #[pyo3(signature = (
+        base_url, *, ca_file = None, client_cert_pem = None, client_key_pem = None, identity = String::new(),
+        max_connections = 4, max_streams_per_connection = 1000, request_timeout = 10.0,
+        queue_timeout = 60.0, connect_timeout = 10.0, ping_interval = 10.0, ping_timeout = 5.0,
+        dead_after_timeouts = 10, stream_id_limit = None, backoff_base = 0.1, backoff_max = 30.0,
+        max_connect_attempts = 5, max_retries = 5, retry_uncertain = false,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn add_pool(
+        &self,
+        py: Python<'_>,
+        base_url: String,
+        ca_file: Option<PathBuf>,
+        client_cert_pem: Option<Vec<u8>>,
+        client_key_pem: Option<Vec<u8>>,
+        identity: String,
+        max_connections: usize,
+        max_streams_per_connection: usize,
+        request_timeout: f64,
+        queue_timeout: f64,
+        connect_timeout: f64,
+        ping_interval: f64,
+        ping_timeout: f64,
+        dead_after_timeouts: u32,
+        stream_id_limit: Option<u32>,
+        backoff_base: f64,
+        backoff_max: f64,
+        max_connect_attempts: u32,
+        max_retries: u32,
+        retry_uncertain: bool,
+    ) -> PyResult<usize> {
+        let mut cfg = PoolConfig::new(base_url);
+        cfg.ca_file = ca_file;
+        cfg.client_cert = match (client_cert_pem, client_key_pem) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "client_cert_pem and client_key_pem go together",
+                ))
+            }
+        };
+        cfg.identity = identity;
+        cfg.max_connections = max_connections.max(1);
+        cfg.max_streams_per_connection = max_streams_per_connection.max(1);
+        cfg.request_timeout = secs(request_timeout, "request_timeout")?;
+        cfg.queue_timeout = secs(queue_timeout, "queue_timeout")?;
+        cfg.connect_timeout = secs(connect_timeout, "connect_timeout")?;
+        cfg.ping_interval = secs(ping_interval, "ping_interval")?;
+        cfg.ping_timeout = secs(ping_timeout, "ping_timeout")?;
+        cfg.dead_after_timeouts = dead_after_timeouts.max(1);
+        if let Some(limit) = stream_id_limit {
+            cfg.stream_id_limit = limit;
+        }
+        cfg.backoff_base = secs(backoff_base, "backoff_base")?;
+        cfg.backoff_max = secs(backoff_max, "backoff_max")?;
+        cfg.max_connect_attempts = max_connect_attempts.max(1);
+        cfg.max_retries = max_retries;
+        cfg.retry_uncertain = retry_uncertain;
+        let engine = self.engine(py)?;
+        engine
+            .add_pool(cfg)
+            .map(|id| id.0)
+            .map_err(|e| to_pyerr(py, &e, None))
+    }
+
+    /// Set (or clear) the `authorization` header of a pool. The value is never echoed back.
+    #[pyo3(signature = (pool, value))]
+    fn set_authorization(&self, py: Python<'_>, pool: usize, value: Option<&str>) -> PyResult<()> {
+        self.engine(py)?
+            .set_authorization(PoolId(pool), value)
+            .map_err(|e| to_pyerr(py, &e, None))
+    }
+
+    /// Free room in the in-flight window.
+    fn capacity(&self) -> usize {
+        if self.engine.is_closed() {
+            0
+        } else {
+            self.engine.capacity()
+        }
+    }
+
+    /// Submitted requests without a delivered outcome yet.
+    fn outstanding(&self) -> usize {
+        self.engine.outstanding()
+    }
+
+    /// Validate `items` — tuples `(token, template, apns_id or None)` — without sending.
+    /// Raises PayloadError naming the first bad item's index.
+    fn validate(&self, py: Python<'_>, items: &Bound<'_, PyList>) -> PyResult<()> {
+        build_requests(py, 0, items).map(|_| ())
+    }
+
+    /// Submit `items` — tuples `(token, template, apns_id or None)` — with ids
+    /// `first_id, first_id + 1, ...`. All are validated before any is queued.
+    fn submit(
+        &self,
+        py: Python<'_>,
+        pool: usize,
+        first_id: u64,
+        items: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        let requests = build_requests(py, first_id, items)?;
+        self.engine(py)?
+            .submit(PoolId(pool), requests)
+            .map_err(|e| to_pyerr(py, &e, None))
+    }
+
+    /// Validate `tokens` for `template` without sending.
+    fn validate_tokens(
+        &self,
+        py: Python<'_>,
+        template: &Bound<'_, Template>,
+        tokens: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        token_requests(py, 0, template, tokens).map(|_| ())
+    }
+
+    /// Submit one template to many tokens (the payload is shared, not copied).
+    fn submit_tokens(
+        &self,
+        py: Python<'_>,
+        pool: usize,
+        first_id: u64,
+        template: &Bound<'_, Template>,
+        tokens: &Bound<'_, PyList>,
+    ) -> PyResult<()> {
+        let requests = token_requests(py, first_id, template, tokens)?;
+        self.engine(py)?
+            .submit(PoolId(pool), requests)
+            .map_err(|e| to_pyerr(py, &e, None))
+    }
+
+    /// The file descriptor that becomes readable when outcomes are waiting.
+    fn fileno(&self) -> i32 {
+        self.wake_rx.as_raw_fd()
+    }
+
+    /// Take up to `max` waiting outcomes as tuples
+    /// `(id, token, outcome, status, reason, apns_id, timestamp_ms, retry_after, stream_id,
+    ///   connection_id, latency_s, attempts, error, maybe_delivered, body)`.
+    #[pyo3(signature = (max = usize::MAX))]
+    fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
+        // Clear the wake-up first: an outcome added after we take the batch writes a new byte.
+        let mut sink = [0u8; 4096];
+        while matches!((&self.wake_rx).read_nonblocking(&mut sink), Ok(n) if n > 0) {}
+        self.inbox.wake_pending.store(false, Ordering::Release);
+        let batch: Vec<Outcome> = {
+            let mut outcomes = self
+                .inbox
+                .outcomes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if outcomes.len() <= max {
+                std::mem::take(&mut *outcomes)
+            } else {
+                // Leave the rest, and make sure the caller is woken for it.
+                let rest = outcomes.split_off(max);
+                let taken = std::mem::replace(&mut *outcomes, rest);
+                if !self.inbox.wake_pending.swap(true, Ordering::AcqRel) {
+                    let _ = (&self.inbox.wake_tx).write(&[1]);
+                }
+                taken
+            }
+        };
+        let list = PyList::empty(py);
+        for o in batch {
+            list.append(outcome_tuple(py, o)?)?;
+        }
+        Ok(list)
+    }
+
+    /// Counters of a pool, as a dict.
+    fn stats<'py>(
+        &self,
+        py: Python<'py>,
+        pool: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let s = self
+            .engine(py)?
+            .stats(PoolId(pool))
+            .map_err(|e| to_pyerr(py, &e, None))?;
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item("connections_opened", s.connections_opened)?;
+        d.set_item("connections_live", s.connections_live)?;
+        d.set_item("connect_failures", s.connect_failures)?;
+        d.set_item("timeouts", s.timeouts)?;
+        d.set_item("retries", s.retries)?;
+        d.set_item("goaways", s.goaways)?;
+        d.set_item("resets", s.resets)?;
+        d.set_item("ping_failures", s.ping_failures)?;
+        d.set_item("dead_by_timeouts", s.dead_by_timeouts)?;
+        d.set_item("rotations", s.rotations)?;
+        d.set_item("late_answers", s.late_answers)?;
+        d.set_item("queued", s.queued)?;
+        Ok(d)
+    }
+
+    /// Stop the engine: queued requests fail as not sent; open streams get up to `grace`
+    /// seconds to finish. Outcomes produced meanwhile can still be drained.
+    #[pyo3(signature = (grace = 0.0))]
+    fn close(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
+        let grace = secs(grace, "grace")?;
+        // Never block on the runtime while holding the GIL: outcome delivery needs no GIL,
+        // but other Python threads (the event loop draining) must keep running.
+        py.detach(|| self.engine.shutdown(grace));
+        Ok(())
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.engine.is_closed()
+    }
+}
+
+trait ReadNonblocking {
+    fn read_nonblocking(self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl ReadNonblocking for &UnixStream {
+    fn read_nonblocking(mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::io::Read::read(&mut self, buf)
+    }
+}
+
+fn token_requests(
+    py: Python<'_>,
+    first_id: u64,
+    template: &Bound<'_, Template>,
+    tokens: &Bound<'_, PyList>,
+) -> PyResult<Vec<Request>> {
+    let shared = template.get().inner.clone();
+    let mut requests = Vec::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        let token = token
+            .cast::<pyo3::types::PyString>()
+            .map_err(|_| {
+                to_pyerr(
+                    py,
+                    &pushwire_core::Error::invalid_input("token", "must be a str"),
+                    Some(i),
+                )
+            })?
+            .to_str()?;
+        let request = Request::new(first_id + i as u64, token, None, shared.clone())
+            .map_err(|e| to_pyerr(py, &e, Some(i)))?;
+        requests.push(request);
+    }
+    Ok(requests)
+}
+
+fn build_requests(
+    py: Python<'_>,
+    first_id: u64,
+    items: &Bound<'_, PyList>,
+) -> PyResult<Vec<Request>> {
+    let mut requests = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let bad_item = || {
+            to_pyerr(
+                py,
+                &pushwire_core::Error::invalid_input(
+                    "notification",
+                    "expected a Notification(token, message, apns_id=None)",
+                ),
+                Some(i),
+            )
+        };
+        let tuple = item.cast::<PyTuple>().map_err(|_| bad_item())?;
+        if tuple.len() != 3 {
+            return Err(bad_item());
+        }
+        let token_obj = tuple.get_item(0)?;
+        let token = token_obj
+            .cast::<pyo3::types::PyString>()
+            .map_err(|_| {
+                to_pyerr(
+                    py,
+                    &pushwire_core::Error::invalid_input("token", "must be a str"),
+                    Some(i),
+                )
+            })?
+            .to_str()?;
+        // A Template, or a pushwire Message carrying one in `_template`.
+        let message = tuple.get_item(1)?;
+        let template_obj = match message.cast::<Template>() {
+            Ok(_) => message,
+            Err(_) => message
+                .getattr(pyo3::intern!(py, "_template"))
+                .map_err(|_| bad_item())?,
+        };
+        let template = template_obj.cast::<Template>().map_err(|_| bad_item())?;
+        let apns_id_obj = tuple.get_item(2)?;
+        let apns_id: Option<&str> = if apns_id_obj.is_none() {
+            None
+        } else {
+            Some(
+                apns_id_obj
+                    .cast::<pyo3::types::PyString>()
+                    .map_err(|_| {
+                        to_pyerr(
+                            py,
+                            &pushwire_core::Error::invalid_input("apns-id", "must be a str"),
+                            Some(i),
+                        )
+                    })?
+                    .to_str()?,
+            )
+        };
+        let request = Request::new(
+            first_id + i as u64,
+            token,
+            apns_id,
+            template.get().inner.clone(),
+        )
+        .map_err(|e| to_pyerr(py, &e, Some(i)))?;
+        requests.push(request);
+    }
+    Ok(requests)
+}
+
+fn outcome_tuple(py: Python<'_>, o: Outcome) -> PyResult<Bound<'_, PyTuple>> {
+    let body = o.body.as_ref().map(|b| PyBytes::new(py, b));
+    let items: [Bound<'_, PyAny>; 15] = [
+        o.id.into_pyobject(py)?.into_any(),
+        o.token.as_ref().into_pyobject(py)?.into_any(),
+        o.kind.as_str().into_pyobject(py)?.into_any(),
+        o.status.into_pyobject(py)?.into_any(),
+        o.reason.into_pyobject(py)?.into_any(),
+        o.apns_id.into_pyobject(py)?.into_any(),
+        o.timestamp_ms.into_pyobject(py)?.into_any(),
+        o.retry_after.into_pyobject(py)?.into_any(),
+        o.stream_id.into_pyobject(py)?.into_any(),
+        o.connection_id.into_pyobject(py)?.into_any(),
+        o.latency.as_secs_f64().into_pyobject(py)?.into_any(),
+        o.attempts.into_pyobject(py)?.into_any(),
+        o.error.into_pyobject(py)?.into_any(),
+        pyo3::types::PyBool::new(py, o.maybe_delivered)
+            .to_owned()
+            .into_any(),
+        body.into_pyobject(py)?.into_any(),
+    ];
+    PyTuple::new(py, items)
+}

@@ -1,0 +1,19 @@
+//! `pushwire._core`: thin pyo3 bindings over the Rust engine and the mock server.
+//! Python never runs on the per-notification path: requests go in as batches, outcomes come
+//! out as batches, and a socket byte wakes the event loop when outcomes are waiting.
+
+mod engine;
+mod errors;
+mod mock;
+mod template;
+
+use pyo3::prelude::*;
+
+#[pymodule(gil_used = true)]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<template::Template>()?;
+    m.add_class::<mock::MockServer>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
