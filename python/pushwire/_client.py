@@ -70,6 +70,7 @@ class APNsClient:
             **pool_options,
         )
         self._dispatcher: Optional[Dispatcher] = None
+        self._auth_sent: Optional[str] = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -96,9 +97,13 @@ class APNsClient:
             self._dispatcher = None
 
     def _refresh_auth(self) -> None:
+        """Hand the engine the current JWT when it changed (called once per engine call)."""
         creds = self._credentials
-        if isinstance(creds, TokenCredentials) and creds.needs_refresh():
-            self._engine.set_authorization(self._pool, creds.authorization())
+        if isinstance(creds, TokenCredentials):
+            value = creds.authorization()
+            if value is not self._auth_sent:
+                self._engine.set_authorization(self._pool, value)
+                self._auth_sent = value
 
     def _dispatch(self) -> Dispatcher:
         if self._closed:

@@ -81,7 +81,7 @@ class Message:
     ) -> None:
         if push_type not in PUSH_TYPES:
             raise PayloadError(
-                f"unknown push type {push_type!r}; expected one of {', '.join(PUSH_TYPES)}",
+                f"apns-push-type {push_type!r} is unknown; expected one of {', '.join(PUSH_TYPES)}",
                 field="apns-push-type",
             )
         suffix, priorities, default_priority, limit = PUSH_TYPES[push_type]
@@ -94,7 +94,7 @@ class Message:
         if priority is not None and priority not in priorities:
             allowed = ", ".join(str(p) for p in sorted(priorities))
             raise PayloadError(
-                f"priority {priority!r} is not allowed for {push_type} pushes (allowed: {allowed})",
+                f"apns-priority {priority!r} is not allowed for {push_type} pushes (allowed: {allowed})",
                 field="apns-priority",
             )
         if expiration is not None and (not isinstance(expiration, int) or expiration < 0):

@@ -106,6 +106,7 @@ class TokenCredentials:
         self._clock = clock
         self._lock = threading.Lock()
         self._token: Optional[str] = None
+        self._header: Optional[str] = None
         self._issued_at = 0.0
         #: JWTs minted so far (observability; rotation tests count them).
         self.mints = 0
@@ -163,9 +164,10 @@ class TokenCredentials:
             due = self._token is None or age >= self._rotation or (force and age >= MIN_ROTATION)
             if due:
                 self._token = self._mint(now)
+                self._header = "bearer " + self._token
                 self._issued_at = now
-            assert self._token is not None
-            return "bearer " + self._token
+            assert self._header is not None
+            return self._header
 
     def __repr__(self) -> str:
         return f"TokenCredentials(key_id={self.key_id!r}, team_id={self.team_id!r}, key=<hidden>)"

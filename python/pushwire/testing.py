@@ -111,6 +111,11 @@ class MockAPNs:
     def max_active_streams_seen(self) -> int:
         return self._s.max_active_streams_seen
 
+    @property
+    def refused_streams(self) -> int:
+        """Streams refused for exceeding the advertised MAX_CONCURRENT_STREAMS."""
+        return self._s.refused_streams
+
     def set_rules(self, rules: Rules) -> None:
         self._s.set_rules(_rule_strings(rules))
 

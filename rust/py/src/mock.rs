@@ -106,6 +106,12 @@ impl MockServer {
         Ok(self.server()?.max_active_streams_seen())
     }
 
+    /// Streams the server refused (REFUSED_STREAM) for exceeding its advertised limit.
+    #[getter]
+    fn refused_streams(&self) -> PyResult<u64> {
+        Ok(self.server()?.refused_streams())
+    }
+
     fn set_rules(&self, rules: Vec<String>) -> PyResult<()> {
         self.server()?.set_rules(rules_from(&rules)?);
         Ok(())
