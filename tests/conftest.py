@@ -30,4 +30,6 @@ def credentials(p8_key: bytes) -> pushwire.TokenCredentials:
 
 @pytest.fixture(scope="session")
 def message() -> pushwire.Message:
-    return pushwire.Message({"aps": {"alert": {"title": "Hi", "body": "there"}}}, topic="com.example.app")
+    return pushwire.Message(
+        {"aps": {"alert": {"title": "Hi", "body": "there"}}}, topic="com.example.app"
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _util import tokens
 
 import pushwire
+from _util import tokens
 from pushwire import Message, Notification, PayloadError
 from pushwire.testing import MockAPNs
 
@@ -26,7 +26,9 @@ def send_many_error(server: MockAPNs, items) -> PayloadError:
     ("token", "words"),
     [("", "empty"), ("xyz123", "malformed"), ("ab cd", "malformed"), ("a" * 5000, "long")],
 )
-def test_bad_token_in_a_batch_names_index_and_token_and_sends_nothing(credentials, message, token, words):
+def test_bad_token_in_a_batch_names_index_and_token_and_sends_nothing(
+    credentials, message, token, words
+):
     items = [Notification(t, message) for t in tokens(50)]
     items.insert(17, Notification(token, message))
     with MockAPNs(credentials=credentials) as server:

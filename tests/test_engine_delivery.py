@@ -8,10 +8,9 @@ from collections import Counter
 import uvloop
 
 import pushwire
+from _util import tokens
 from pushwire import Notification, Outcome
 from pushwire.testing import MockAPNs
-
-from _util import tokens
 
 
 def test_100k_in_one_send_many_each_received_exactly_once(credentials, message):
@@ -54,7 +53,9 @@ def test_rejections_are_results_with_reason_and_timestamp(credentials, message):
         async with server.client() as client:
             return await client.send_many([Notification(t, message) for t in dead + bad + ok])
 
-    with MockAPNs(credentials=credentials, rules={"dead": "unregistered", "bad0": "bad-token"}) as server:
+    with MockAPNs(
+        credentials=credentials, rules={"dead": "unregistered", "bad0": "bad-token"}
+    ) as server:
         results = asyncio.run(main())
     by_token = {r.token: r for r in results}
     for t in dead:

@@ -7,9 +7,8 @@ import asyncio
 import time
 from collections import Counter
 
-from _util import tokens
-
 import pushwire
+from _util import tokens
 from pushwire import Notification, Outcome
 from pushwire.testing import MockAPNs
 
@@ -79,7 +78,9 @@ def test_server_that_stops_answering_entirely_gets_its_connection_replaced(crede
             ) as client:
                 first = await client.send_many(items)
                 server.set_rules({})
-                second = await client.send_many([Notification(t, message) for t in tokens(500, "cc")])
+                second = await client.send_many(
+                    [Notification(t, message) for t in tokens(500, "cc")]
+                )
                 return first, second, client.stats()
 
         first, second, stats = asyncio.run(main())

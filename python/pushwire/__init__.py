@@ -4,7 +4,9 @@ Quick start::
 
     import pushwire
 
-    creds = pushwire.TokenCredentials("AuthKey_ABC123DEFG.p8", key_id="ABC123DEFG", team_id="DEF123GHIJ")
+    creds = pushwire.TokenCredentials(
+        "AuthKey_ABC123DEFG.p8", key_id="ABC123DEFG", team_id="DEF123GHIJ"
+    )
     message = pushwire.Message({"aps": {"alert": "Hello"}}, topic="com.example.app")
     async with pushwire.APNsClient(creds, environment="sandbox") as client:
         results = await client.send_to_tokens(message, tokens)

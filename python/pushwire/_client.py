@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from . import _core
 from ._dispatch import Dispatcher
@@ -30,10 +30,10 @@ class APNsClient:
 
     def __init__(
         self,
-        credentials: Optional[Credentials] = None,
+        credentials: Credentials | None = None,
         *,
         environment: str = "production",
-        base_url: Optional[str] = None,
+        base_url: str | None = None,
         ca_file: Union[str, os.PathLike[str], None] = None,
         request_timeout: float = 10.0,
         max_connections: int = 4,
@@ -55,10 +55,10 @@ class APNsClient:
         self.request_timeout = request_timeout
         self._credentials = credentials
         self._engine = _core.Engine(worker_threads=worker_threads, max_in_flight=max_in_flight)
-        client_cert: dict[str, bytes] = {}
+        cert_pem: bytes | None = None
+        key_pem: bytes | None = None
         if isinstance(credentials, CertificateCredentials):
-            cert, key = credentials.client_cert()
-            client_cert = {"client_cert_pem": cert, "client_key_pem": key}
+            cert_pem, key_pem = credentials.client_cert()
         identity = f"{credentials.identity}:{environment}" if credentials is not None else ""
         self._pool = self._engine.add_pool(
             base_url,
@@ -66,11 +66,12 @@ class APNsClient:
             identity=identity,
             max_connections=max_connections,
             request_timeout=request_timeout,
-            **client_cert,
+            client_cert_pem=cert_pem,
+            client_key_pem=key_pem,
             **pool_options,
         )
-        self._dispatcher: Optional[Dispatcher] = None
-        self._auth_sent: Optional[str] = None
+        self._dispatcher: Dispatcher | None = None
+        self._auth_sent: str | None = None
         self._closed = False
 
     def __repr__(self) -> str:
@@ -158,7 +159,7 @@ class SyncAPNsClient:
     Runs a private event loop in the calling thread; do not use it inside a running loop.
     """
 
-    def __init__(self, credentials: Optional[Credentials] = None, **options: Any) -> None:
+    def __init__(self, credentials: Credentials | None = None, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._client = APNsClient(credentials, **options)
 
@@ -186,7 +187,9 @@ class SyncAPNsClient:
         results: list[Result] = self._run(self._client.send_to_tokens(message, tokens))
         return results
 
-    def stream(self, notifications: Iterable[Notification], *, strict: bool = False) -> Iterator[Result]:
+    def stream(
+        self, notifications: Iterable[Notification], *, strict: bool = False
+    ) -> Iterator[Result]:
         async def start() -> AsyncIterator[Result]:
             return self._client.stream(notifications, strict=strict)
 

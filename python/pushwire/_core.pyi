@@ -1,15 +1,30 @@
 """Type stubs of the Rust extension. Users import from `pushwire`, never from `_core`."""
 
 import os
-from typing import Any, Optional
+from typing import Any, final
 
+__all__ = ["Engine", "MockServer", "Template", "__version__"]
 __version__: str
 
 RawOutcome = tuple[
-    int, str, str, int, Optional[str], Optional[str], Optional[int], Optional[int],
-    int, int, float, int, Optional[str], bool, Optional[bytes],
+    int,
+    str,
+    str,
+    int,
+    str | None,
+    str | None,
+    int | None,
+    int | None,
+    int,
+    int,
+    float,
+    int,
+    str | None,
+    bool,
+    bytes | None,
 ]
 
+@final
 class Template:
     def __new__(
         cls,
@@ -28,16 +43,17 @@ class Template:
     ) -> Template: ...
     def body_len(self, token_len: int) -> int: ...
 
+@final
 class Engine:
     def __new__(cls, *, worker_threads: int = 1, max_in_flight: int = 10000) -> Engine: ...
     def add_pool(
         self,
         base_url: str,
         *,
-        ca_file: Optional[str | os.PathLike[str]] = None,
-        client_cert_pem: Optional[bytes] = None,
-        client_key_pem: Optional[bytes] = None,
-        identity: str = "",
+        ca_file: str | os.PathLike[str] | None = None,
+        client_cert_pem: bytes | None = None,
+        client_key_pem: bytes | None = None,
+        identity: str = ...,
         max_connections: int = 4,
         max_streams_per_connection: int = 1000,
         request_timeout: float = 10.0,
@@ -46,20 +62,22 @@ class Engine:
         ping_interval: float = 10.0,
         ping_timeout: float = 5.0,
         dead_after_timeouts: int = 10,
-        stream_id_limit: Optional[int] = None,
+        stream_id_limit: int | None = None,
         backoff_base: float = 0.1,
         backoff_max: float = 30.0,
         max_connect_attempts: int = 5,
         max_retries: int = 5,
         retry_uncertain: bool = False,
     ) -> int: ...
-    def set_authorization(self, pool: int, value: Optional[str]) -> None: ...
+    def set_authorization(self, pool: int, value: str | None) -> None: ...
     def capacity(self) -> int: ...
     def outstanding(self) -> int: ...
     def validate(self, items: list[Any]) -> None: ...
     def submit(self, pool: int, first_id: int, items: list[Any]) -> None: ...
     def validate_tokens(self, template: Template, tokens: list[str]) -> None: ...
-    def submit_tokens(self, pool: int, first_id: int, template: Template, tokens: list[str]) -> None: ...
+    def submit_tokens(
+        self, pool: int, first_id: int, template: Template, tokens: list[str]
+    ) -> None: ...
     def fileno(self) -> int: ...
     def drain(self, max: int = ...) -> list[RawOutcome]: ...
     def stats(self, pool: int) -> dict[str, int]: ...
@@ -67,6 +85,7 @@ class Engine:
     @property
     def closed(self) -> bool: ...
 
+@final
 class MockServer:
     def __new__(
         cls,
@@ -76,9 +95,9 @@ class MockServer:
         start_streams_at_one: bool = False,
         rules: list[str] = ...,
         jwt_keys: list[tuple[str, str, str]] = ...,
-        goaway_after_streams: Optional[int] = None,
+        goaway_after_streams: int | None = None,
         response_delay: float = 0.0,
-        cert_dir: Optional[str | os.PathLike[str]] = None,
+        cert_dir: str | os.PathLike[str] | None = None,
     ) -> MockServer: ...
     @property
     def url(self) -> str: ...

@@ -13,7 +13,7 @@ import asyncio
 import collections
 import itertools
 from collections.abc import AsyncIterator, Iterable
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from . import _core
 from ._errors import ClientClosedError, PayloadError
@@ -31,7 +31,7 @@ class _ListJob:
     __slots__ = ("future", "remaining", "results")
 
     def __init__(self, n: int, future: asyncio.Future[list[Result]]) -> None:
-        self.results: list[Optional[Result]] = [None] * n
+        self.results: list[Result | None] = [None] * n
         self.remaining = n
         self.future = future
 
@@ -50,7 +50,7 @@ class _StreamJob:
 
     def __init__(self) -> None:
         self.ready: collections.deque[Result] = collections.deque()
-        self.waiter: Optional[asyncio.Future[None]] = None
+        self.waiter: asyncio.Future[None] | None = None
 
     def on_result(self, raw: tuple[Any, ...], index: int) -> None:
         self.ready.append(result_from_raw(raw, index))

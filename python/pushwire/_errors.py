@@ -15,8 +15,6 @@ Messages never contain secrets (keys, JWTs, passwords, OAuth tokens).
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class PushwireError(Exception):
     """Base of every pushwire exception."""
@@ -25,8 +23,8 @@ class PushwireError(Exception):
         self,
         message: str,
         *,
-        field: Optional[str] = None,
-        index: Optional[int] = None,
+        field: str | None = None,
+        index: int | None = None,
     ) -> None:
         super().__init__(message)
         #: The input field at fault (``token``, ``apns-topic``, ``payload``...), when known.

@@ -7,7 +7,7 @@ same bytes to the engine a million times by reference.
 from __future__ import annotations
 
 import uuid
-from typing import Any, NamedTuple, Optional, Union
+from typing import Any, NamedTuple, Union
 
 import msgspec
 
@@ -15,7 +15,7 @@ from . import _core
 from ._errors import PayloadError
 
 #: push type -> (topic suffix, allowed priorities, default priority, payload limit)
-PUSH_TYPES: dict[str, tuple[str, frozenset[int], Optional[int], int]] = {
+PUSH_TYPES: dict[str, tuple[str, frozenset[int], int | None, int]] = {
     "alert": ("", frozenset({1, 5, 10}), None, 4096),
     "background": ("", frozenset({5}), 5, 4096),
     "location": (".location-query", frozenset({5, 10}), None, 4096),
@@ -75,9 +75,9 @@ class Message:
         *,
         topic: str,
         push_type: str = "alert",
-        priority: Optional[int] = None,
-        expiration: Optional[int] = None,
-        collapse_id: Optional[str] = None,
+        priority: int | None = None,
+        expiration: int | None = None,
+        collapse_id: str | None = None,
     ) -> None:
         if push_type not in PUSH_TYPES:
             raise PayloadError(
@@ -94,7 +94,8 @@ class Message:
         if priority is not None and priority not in priorities:
             allowed = ", ".join(str(p) for p in sorted(priorities))
             raise PayloadError(
-                f"apns-priority {priority!r} is not allowed for {push_type} pushes (allowed: {allowed})",
+                f"apns-priority {priority!r} is not allowed for {push_type} pushes "
+                f"(allowed: {allowed})",
                 field="apns-priority",
             )
         if expiration is not None and (not isinstance(expiration, int) or expiration < 0):
@@ -141,7 +142,7 @@ class Notification(NamedTuple):
 
     token: str
     message: Message
-    apns_id: Optional[str] = None
+    apns_id: str | None = None
 
 
 def new_apns_id() -> str:

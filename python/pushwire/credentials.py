@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Union
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -105,16 +105,17 @@ class TokenCredentials:
         self._rotation = rotation
         self._clock = clock
         self._lock = threading.Lock()
-        self._token: Optional[str] = None
-        self._header: Optional[str] = None
+        self._token: str | None = None
+        self._header: str | None = None
         self._issued_at = 0.0
         #: JWTs minted so far (observability; rotation tests count them).
         self.mints = 0
 
     @classmethod
     def from_env(cls, prefix: str = "PUSHWIRE_APNS_") -> TokenCredentials:
-        """Read ``{prefix}KEY`` (PEM text) or ``{prefix}KEY_FILE``, ``{prefix}KEY_ID``, ``{prefix}TEAM_ID``."""
-        key: Optional[KeySource] = os.environ.get(prefix + "KEY") or os.environ.get(
+        """Read ``{prefix}KEY`` (PEM text) or ``{prefix}KEY_FILE``, plus ``{prefix}KEY_ID`` and
+        ``{prefix}TEAM_ID``."""
+        key: KeySource | None = os.environ.get(prefix + "KEY") or os.environ.get(
             prefix + "KEY_FILE"
         )
         if not key:
@@ -133,7 +134,9 @@ class TokenCredentials:
     def public_key_pem(self) -> str:
         return (
             self._key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode()
         )
 
@@ -176,11 +179,13 @@ class TokenCredentials:
 class CertificateCredentials:
     """APNs certificate-based auth: a PEM certificate chain and its private key."""
 
-    def __init__(self, cert: KeySource, key: Optional[KeySource] = None) -> None:
+    def __init__(self, cert: KeySource, key: KeySource | None = None) -> None:
         cert_pem = _read_key_bytes(cert)
         key_pem = _read_key_bytes(key) if key is not None else cert_pem
         if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
-            raise CredentialsError("the certificate is not PEM (-----BEGIN CERTIFICATE-----)", field="cert")
+            raise CredentialsError(
+                "the certificate is not PEM (-----BEGIN CERTIFICATE-----)", field="cert"
+            )
         if b"PRIVATE KEY-----" not in key_pem:
             raise CredentialsError("no PEM private key found for the certificate", field="key")
         self.cert_pem = cert_pem

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from . import _core
 from ._client import APNsClient, SyncAPNsClient
@@ -46,21 +46,19 @@ class MockAPNs:
         self,
         *,
         rules: Rules = None,
-        credentials: Optional[TokenCredentials] = None,
+        credentials: TokenCredentials | None = None,
         port: int = 0,
         max_concurrent_streams: int = 1000,
         start_streams_at_one: bool = False,
-        goaway_after_streams: Optional[int] = None,
+        goaway_after_streams: int | None = None,
         response_delay: float = 0.0,
         cert_dir: Union[str, os.PathLike[str], None] = None,
     ) -> None:
         jwt_keys = []
         if credentials is not None:
-            jwt_keys.append(
-                (credentials.key_id, credentials.team_id, credentials.public_key_pem())
-            )
+            jwt_keys.append((credentials.key_id, credentials.team_id, credentials.public_key_pem()))
         self.credentials = credentials
-        self._server: Optional[_core.MockServer] = _core.MockServer(
+        self._server: _core.MockServer | None = _core.MockServer(
             port=port,
             max_concurrent_streams=max_concurrent_streams,
             start_streams_at_one=start_streams_at_one,
