@@ -163,6 +163,7 @@ async def pushwire_bulk(spec: dict[str, Any]) -> dict[str, Any]:
         with Meter() as meter:
             results = await client.send_to_tokens(message, tokens)
         rss = peak_rss_mb()
+        connections = client.stats()["connections_opened"]
     seen = bytearray(spec["n"])
     for position, r in enumerate(results):
         # Results come back in input order: a shifted index would mean a lost or doubled one.
@@ -174,7 +175,7 @@ async def pushwire_bulk(spec: dict[str, Any]) -> dict[str, Any]:
     if len(results) != spec["n"]:
         report["ok"] = False
         report["error"] = f"{len(results)} results for {spec['n']} notifications"
-    return report | {"maxrss_mb": rss}
+    return report | {"maxrss_mb": rss, "connections": connections}
 
 
 async def pushwire_stream(spec: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +199,9 @@ async def pushwire_stream(spec: dict[str, Any]) -> dict[str, Any]:
                 if r.index % stride == 0:
                     latencies.append(r.latency)
         rss = peak_rss_mb()
-    return measurement(spec, meter, outcomes, seen, latencies, "delivered") | {"maxrss_mb": rss}
+        connections = client.stats()["connections_opened"]
+    report = measurement(spec, meter, outcomes, seen, latencies, "delivered")
+    return report | {"maxrss_mb": rss, "connections": connections}
 
 
 def zeros(n: int) -> array.array[float]:
@@ -273,11 +276,13 @@ async def aioapns_bulk(spec: dict[str, Any]) -> dict[str, Any]:
         with Meter() as meter:
             outcomes = await aioapns_send_all(client, tokens, seen, latencies)
         rss = peak_rss_mb()
+        connections = len(client.pool.connections)
     finally:
         client.pool.close()
     if outcomes.get("delivered", 0) != n:
         latencies = array.array("d")  # latencies of failed sends are not measured
-    return measurement(spec, meter, outcomes, seen, latencies, "delivered") | {"maxrss_mb": rss}
+    report = measurement(spec, meter, outcomes, seen, latencies, "delivered")
+    return report | {"maxrss_mb": rss, "connections": connections}
 
 
 CHILD_RUNNERS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
@@ -561,8 +566,8 @@ def runs_table(runs: list[Run]) -> str:
     """Every repeat, raw, so outliers can be told apart from a busy machine."""
     lines = [
         "| repeat | scenario | tool | N | notifications/s | wall s | CPU s | peak RSS MB | "
-        "mock CPU s | other load (cores) | status |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "connections | mock CPU s | other load (cores) | status |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in runs:
         r = run.report or {}
@@ -570,7 +575,8 @@ def runs_table(runs: list[Run]) -> str:
         lines.append(
             f"| {run.repeat} | {run.scenario} | {run.tool} | {run.n:,} | {fmt(r.get('rate'))} | "
             f"{fmt(r.get('wall_s'), '.2f')} | {fmt(r.get('cpu_s'), '.2f')} | "
-            f"{fmt(r.get('maxrss_mb'), '.1f')} | {fmt(run.mock_cpu_s, '.2f')} | "
+            f"{fmt(r.get('maxrss_mb'), '.1f')} | {r.get('connections', '—')} | "
+            f"{fmt(run.mock_cpu_s, '.2f')} | "
             f"{fmt(run.other_cores, '.2f')} | {status} |"
         )
     return "\n".join(lines) + "\n"
@@ -684,20 +690,18 @@ def ratio_line(rows: list[Row]) -> str | None:
 
 
 def render_tables(rows: list[Row], repeats: int) -> str:
-    out = []
+    blocks = []
     for scenario in dict.fromkeys(r.scenario for r in rows):
         scenario_rows = [r for r in rows if r.scenario == scenario]
-        out.append(f"### {scenario}\n")
-        out.append(scenario_table(scenario_rows))
+        blocks += [f"### {scenario}", scenario_table(scenario_rows).rstrip()]
         line = ratio_line(scenario_rows)
         if line:
-            out.append("\n" + line + "\n")
-        out.append("")
-    out.append(
+            blocks.append(line)
+    blocks.append(
         f"Medians of {repeats} repeat(s); min/max are over repeats; peak RSS is the largest "
         "ru_maxrss over repeats."
     )
-    return "\n".join(out) + "\n"
+    return "\n\n".join(blocks) + "\n"
 
 
 # -- environment and report -------------------------------------------------------------------
@@ -757,7 +761,7 @@ METHOD_NOTES = f"""\
   of the child (all threads) over that window; peak RSS is the child's `ru_maxrss`, read right
   after the window.
 - pushwire: `APNsClient(max_connections={MAX_CONNECTIONS},
-  max_in_flight={PUSHWIRE_MAX_IN_FLIGHT:,})`; bulk = one `send_to_tokens` call;
+  max_in_flight={PUSHWIRE_MAX_IN_FLIGHT:_})`; bulk = one `send_to_tokens` call;
   stream = `client.stream()` over a generator, outcomes counted, latencies 1-in-k sampled
   (at most {STREAM_LATENCY_SAMPLES:,}). Latency = engine submission to outcome, so it includes
   queueing behind up to {PUSHWIRE_MAX_IN_FLIGHT:,} in-flight notifications.

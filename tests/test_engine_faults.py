@@ -170,3 +170,34 @@ def test_untrusted_certificate_is_refused(message, credentials):
         assert server.total_received == 0
     assert {r.outcome for r in results} == {Outcome.FAILED}
     assert "certificate" in (results[0].error or "").lower()
+
+
+def test_refused_stream_is_retried_then_reported_as_not_delivered(credentials, message):
+    refused = tokens(1, "5ef0")[0]
+    toks = tokens(300)
+    with MockAPNs(credentials=credentials, rules={"5ef0": "refused"}) as server:
+
+        async def main() -> tuple[list[pushwire.Result], dict[str, int]]:
+            async with server.client(max_retries=3) as client:
+                out = await client.send_many([Notification(t, message) for t in [*toks, refused]])
+                return out, client.stats()
+
+        results, stats = asyncio.run(main())
+    *ok, last = results
+    assert all(r.delivered for r in ok)
+    # REFUSED_STREAM means "not processed" (RFC 9113 8.7): retried, never reported as maybe sent.
+    assert last.outcome is Outcome.FAILED and not last.maybe_delivered
+    assert last.attempts == 4 and "refused stream" in (last.error or "")
+    assert stats["retries"] == 3
+
+
+def test_answers_slower_than_the_deadline_give_one_timeout_each(credentials, message):
+    slow = tokens(50, "510")
+    fast = tokens(500)
+    with MockAPNs(credentials=credentials, rules={"510": "delay:1500"}) as server:
+        results = send_all(
+            server, [Notification(t, message) for t in slow + fast], request_timeout=0.5
+        )
+    assert [r.token for r in results] == slow + fast
+    assert all(r.outcome is Outcome.TIMEOUT for r in results[:50])
+    assert all(r.delivered for r in results[50:])

@@ -30,7 +30,11 @@ impl Collect {
         let mut got = self.outcomes.lock().unwrap();
         while got.len() < n {
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "only {} of {n} outcomes after {limit:?}", got.len());
+            assert!(
+                !left.is_zero(),
+                "only {} of {n} outcomes after {limit:?}",
+                got.len()
+            );
             got = self.arrived.wait_timeout(got, left).unwrap().0;
         }
         std::mem::take(&mut *got)
@@ -57,7 +61,10 @@ fn start(rules: &[&str], tweak: impl FnOnce(&mut MockConfig)) -> MockServer {
     MockServer::start(config).unwrap()
 }
 
-fn engine(server: &MockServer, tweak: impl FnOnce(&mut PoolConfig)) -> (Engine, PoolId, Arc<Collect>) {
+fn engine(
+    server: &MockServer,
+    tweak: impl FnOnce(&mut PoolConfig),
+) -> (Engine, PoolId, Arc<Collect>) {
     let sink = Arc::new(Collect::default());
     let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
     let mut cfg = PoolConfig::new(server.url());
@@ -79,7 +86,10 @@ fn requests(tokens: &[String]) -> Vec<Request> {
 fn by_id(outcomes: Vec<Outcome>, n: usize) -> Vec<Outcome> {
     let mut map: HashMap<u64, Outcome> = HashMap::new();
     for o in outcomes {
-        assert!(map.insert(o.id, o).is_none(), "two outcomes for one request");
+        assert!(
+            map.insert(o.id, o).is_none(),
+            "two outcomes for one request"
+        );
     }
     assert_eq!(map.len(), n);
     (0..n as u64).map(|i| map.remove(&i).unwrap()).collect()
@@ -91,8 +101,13 @@ fn every_request_is_delivered_once() {
     let (engine, pool, sink) = engine(&server, |_| {});
     let tokens: Vec<String> = (0..5_000).map(|i| token(i, "")).collect();
     engine.submit(pool, requests(&tokens)).unwrap();
-    let outcomes = by_id(sink.wait_for(tokens.len(), Duration::from_secs(60)), tokens.len());
-    assert!(outcomes.iter().all(|o| o.kind == OutcomeKind::Delivered && o.status == 200));
+    let outcomes = by_id(
+        sink.wait_for(tokens.len(), Duration::from_secs(60)),
+        tokens.len(),
+    );
+    assert!(outcomes
+        .iter()
+        .all(|o| o.kind == OutcomeKind::Delivered && o.status == 200));
     assert!(tokens.iter().all(|t| server.received(t) == 1));
     assert_eq!(engine.outstanding(), 0);
 }
@@ -128,7 +143,10 @@ fn abrupt_goaway_retries_only_what_was_never_processed() {
     let mut tokens: Vec<String> = (0..3_000).map(|i| token(i, "")).collect();
     tokens.insert(1_000, token(0, "90a7"));
     engine.submit(pool, requests(&tokens)).unwrap();
-    let outcomes = by_id(sink.wait_for(tokens.len(), Duration::from_secs(60)), tokens.len());
+    let outcomes = by_id(
+        sink.wait_for(tokens.len(), Duration::from_secs(60)),
+        tokens.len(),
+    );
     for o in &outcomes {
         let received = server.received(&o.token);
         assert!(received <= 1, "{} received {received} times", o.token);
@@ -150,7 +168,10 @@ fn stream_ids_near_the_limit_rotate_the_connection() {
     });
     let tokens: Vec<String> = (0..1_000).map(|i| token(i, "")).collect();
     engine.submit(pool, requests(&tokens)).unwrap();
-    let outcomes = by_id(sink.wait_for(tokens.len(), Duration::from_secs(60)), tokens.len());
+    let outcomes = by_id(
+        sink.wait_for(tokens.len(), Duration::from_secs(60)),
+        tokens.len(),
+    );
     assert!(outcomes.iter().all(|o| o.kind == OutcomeKind::Delivered));
     assert!(outcomes.iter().all(|o| o.stream_id <= 201 + 2 * 1000));
     let stats = engine.stats(pool).unwrap();
@@ -160,7 +181,11 @@ fn stream_ids_near_the_limit_rotate_the_connection() {
 
 #[test]
 fn connection_refused_fails_requests_as_not_sent() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let sink = Arc::new(Collect::default());
     let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
     let mut cfg = PoolConfig::new(format!("https://127.0.0.1:{port}"));
@@ -173,6 +198,9 @@ fn connection_refused_fails_requests_as_not_sent() {
     for o in outcomes {
         assert_eq!(o.kind, OutcomeKind::Failed);
         assert!(!o.maybe_delivered);
-        assert!(o.error.as_deref().unwrap_or("").contains("not sent"), "{o:?}");
+        assert!(
+            o.error.as_deref().unwrap_or("").contains("not sent"),
+            "{o:?}"
+        );
     }
 }

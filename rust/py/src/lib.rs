@@ -15,6 +15,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<template::Template>()?;
     m.add_class::<mock::MockServer>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("__all__", ["Engine", "MockServer", "Template", "__version__"])?;
+    m.add(
+        "__all__",
+        ["Engine", "MockServer", "Template", "__version__"],
+    )?;
     Ok(())
 }
