@@ -106,6 +106,18 @@ class APNsClient:
                 self._engine.set_authorization(self._pool, value)
                 self._auth_sent = value
 
+    def _fix_auth(self, reasons: set[str]) -> None:
+        """APNs refused our credential: mint a new JWT (ExpiredProviderToken) or move to fresh
+        connections (UnrelatedKeyIdInToken). Never mints within 20 minutes of the last JWT."""
+        creds = self._credentials
+        if "ExpiredProviderToken" in reasons and isinstance(creds, TokenCredentials):
+            value = creds.authorization(force=True)
+            if value is not self._auth_sent:
+                self._engine.set_authorization(self._pool, value)
+                self._auth_sent = value
+        if "UnrelatedKeyIdInToken" in reasons:
+            self._engine.retire_connections(self._pool)
+
     def _dispatch(self) -> Dispatcher:
         if self._closed:
             raise ClientClosedError("the client is closed")
@@ -119,7 +131,9 @@ class APNsClient:
                     )
                 d.detach()
             self._refresh_auth()
-            d = self._dispatcher = Dispatcher(self._engine, self._pool, loop, self._refresh_auth)
+            d = self._dispatcher = Dispatcher(
+                self._engine, self._pool, loop, self._refresh_auth, self._fix_auth
+            )
         return d
 
     # -- sending ----------------------------------------------------------------------------

@@ -10,17 +10,20 @@ and uvloop alike.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import itertools
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, Callable
 
 from . import _core
-from ._errors import ClientClosedError, PayloadError
+from ._errors import ClientClosedError, PayloadError, PushwireError
 from ._results import Outcome, Result, result_from_raw
 
 _INDEX_BITS = 32
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
+#: APNs rejections fixed by a new credential or a new connection: resent once after the fix.
+AUTH_RETRY_REASONS = frozenset({"ExpiredProviderToken", "UnrelatedKeyIdInToken"})
 #: Largest batch handed to the engine in one call: bounds the time the loop spends in Rust.
 _MAX_CHUNK = 4096
 
@@ -28,12 +31,22 @@ _MAX_CHUNK = 4096
 class _ListJob:
     """Results of a ``send_many`` call, in input order."""
 
-    __slots__ = ("future", "remaining", "results")
+    __slots__ = ("future", "items", "remaining", "results", "tokens_of")
 
-    def __init__(self, n: int, future: asyncio.Future[list[Result]]) -> None:
-        self.results: list[Result | None] = [None] * n
-        self.remaining = n
+    def __init__(
+        self,
+        items: list[Any],
+        tokens_of: _core.Template | None,
+        future: asyncio.Future[list[Result]],
+    ) -> None:
+        self.items = items
+        self.tokens_of = tokens_of
+        self.results: list[Result | None] = [None] * len(items)
+        self.remaining = len(items)
         self.future = future
+
+    def item(self, index: int) -> tuple[Any, _core.Template | None]:
+        return self.items[index], self.tokens_of
 
     def on_result(self, raw: tuple[Any, ...], index: int) -> None:
         if self.results[index] is None:
@@ -44,16 +57,40 @@ class _ListJob:
 
 
 class _StreamJob:
-    """Results of a ``stream`` call, in completion order."""
+    """Results of a ``stream`` call, in completion order.
 
-    __slots__ = ("ready", "waiter")
+    Submitted chunks are kept until all their results are in, so a notification can be resent
+    once after an auth rejection; memory stays bounded by the in-flight window.
+    """
+
+    __slots__ = ("chunks", "ready", "starts", "waiter")
 
     def __init__(self) -> None:
         self.ready: collections.deque[Result] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
+        self.starts: list[int] = []
+        #: chunk start offset -> [items, results still expected]
+        self.chunks: dict[int, list[Any]] = {}
+
+    def add_chunk(self, offset: int, items: list[Any]) -> None:
+        self.starts.append(offset)
+        self.chunks[offset] = [items, len(items)]
+
+    def _chunk_start(self, index: int) -> int:
+        return self.starts[bisect.bisect_right(self.starts, index) - 1]
+
+    def item(self, index: int) -> tuple[Any, _core.Template | None]:
+        start = self._chunk_start(index)
+        return self.chunks[start][0][index - start], None
 
     def on_result(self, raw: tuple[Any, ...], index: int) -> None:
         self.ready.append(result_from_raw(raw, index))
+        start = self._chunk_start(index)
+        entry = self.chunks[start]
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self.chunks[start]
+            self.starts.remove(start)
         self.wake()
 
     def wake(self) -> None:
@@ -76,14 +113,18 @@ class Dispatcher:
         pool: int,
         loop: asyncio.AbstractEventLoop,
         before_submit: Callable[[], None],
+        on_auth_rejected: Callable[[set[str]], None],
     ) -> None:
         self._engine = engine
         self._pool = pool
         self.loop = loop
         self._before_submit = before_submit
+        self._on_auth_rejected = on_auth_rejected
+        #: ids already resent once after an auth rejection
+        self._auth_retried: set[int] = set()
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
-        self._singles: dict[int, asyncio.Future[Result]] = {}
+        self._singles: dict[int, tuple[asyncio.Future[Result], Any]] = {}
         self._next_single = 0
         self._pending_singles: collections.deque[tuple[Any, asyncio.Future[Result]]] = (
             collections.deque()
@@ -105,18 +146,52 @@ class Dispatcher:
                 w.set_result(None)
 
     def deliver(self, batch: list[tuple[Any, ...]]) -> None:
-        jobs = self._jobs
+        resend: list[tuple[Any, ...]] = []
+        retried = self._auth_retried
         for raw in batch:
             rid = raw[0]
+            if raw[3] == 403 and raw[4] in AUTH_RETRY_REASONS and rid not in retried:
+                resend.append(raw)
+                continue
+            if retried:
+                retried.discard(rid)
+            self._route(raw)
+        if resend:
+            self._resend_after_auth(resend)
+
+    def _route(self, raw: tuple[Any, ...]) -> None:
+        rid = raw[0]
+        job_id = rid >> _INDEX_BITS
+        if job_id == 0:
+            entry = self._singles.pop(rid, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(result_from_raw(raw, 0))
+        else:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                job.on_result(raw, rid & _INDEX_MASK)
+
+    def _resend_after_auth(self, raws: list[tuple[Any, ...]]) -> None:
+        """Fix the credential once (new JWT, fresh connections), then resend each notification
+        once; a second auth rejection is reported as the result."""
+        self._on_auth_rejected({raw[4] for raw in raws})
+        for raw in raws:
+            rid = raw[0]
             job_id = rid >> _INDEX_BITS
-            if job_id == 0:
-                fut = self._singles.pop(rid, None)
-                if fut is not None and not fut.done():
-                    fut.set_result(result_from_raw(raw, 0))
-            else:
-                job = jobs.get(job_id)
-                if job is not None:
-                    job.on_result(raw, rid & _INDEX_MASK)
+            try:
+                if job_id == 0:
+                    item, template = self._singles[rid][1], None
+                else:
+                    item, template = self._jobs[job_id].item(rid & _INDEX_MASK)
+                self._before_submit()
+                if template is None:
+                    self._engine.submit(self._pool, rid, [item])
+                else:
+                    self._engine.submit_tokens(self._pool, rid, template, [item])
+            except (KeyError, PushwireError):
+                self._route(raw)  # the caller is gone or the client closed: report as is
+                continue
+            self._auth_retried.add(rid)
 
     async def _wait_capacity(self) -> None:
         if self._engine.closed:
@@ -156,8 +231,8 @@ class Dispatcher:
         if first + len(batch) > _INDEX_MASK:  # ids of job 0 must stay below 2**32
             first = 0
         self._next_single = first + len(batch)
-        for i, (_, fut) in enumerate(batch):
-            self._singles[first + i] = fut
+        for i, (item, fut) in enumerate(batch):
+            self._singles[first + i] = (fut, item)
         try:
             self._submit(first, [item for item, _ in batch])
         except Exception as e:  # closed client: every waiting caller learns it
@@ -183,7 +258,7 @@ class Dispatcher:
         else:
             self._engine.validate_tokens(tokens_of, items)
         job_id = next(self._job_ids)
-        job = _ListJob(n, self.loop.create_future())
+        job = _ListJob(items, tokens_of, self.loop.create_future())
         self._jobs[job_id] = job
         try:
             offset = 0
@@ -249,6 +324,7 @@ class Dispatcher:
         while chunk:
             try:
                 self._submit((job_id << _INDEX_BITS) | offset, chunk)
+                job.add_chunk(offset, chunk)
                 return offset + len(chunk)
             except PayloadError as e:
                 if strict or e.index is None:
@@ -256,6 +332,7 @@ class Dispatcher:
                 bad = e.index
                 if bad:
                     self._submit((job_id << _INDEX_BITS) | offset, chunk[:bad])
+                    job.add_chunk(offset, chunk[:bad])
                 job.ready.append(local_failure(chunk[bad], offset + bad, e))
                 offset += bad + 1
                 chunk = chunk[bad + 1 :]
@@ -268,7 +345,7 @@ class Dispatcher:
         self.deliver(self._engine.drain())
         self.loop.remove_reader(self._fd)
         closed = ClientClosedError("the client was closed before this notification had an outcome")
-        for fut in self._singles.values():
+        for fut, _ in self._singles.values():
             if not fut.done():
                 fut.set_exception(closed)
         self._singles.clear()

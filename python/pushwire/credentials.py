@@ -9,15 +9,20 @@ Secrets never appear in ``repr``, logs or exceptions.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import os
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Union
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import NameOID
 
 from ._errors import CredentialsError
 
@@ -176,32 +181,218 @@ class TokenCredentials:
         return f"TokenCredentials(key_id={self.key_id!r}, team_id={self.team_id!r}, key=<hidden>)"
 
 
-class CertificateCredentials:
-    """APNs certificate-based auth: a PEM certificate chain and its private key."""
+#: Apple's certificate extension listing the topics a push certificate may use.
+_APPLE_TOPICS_OID = x509.ObjectIdentifier("1.2.840.113635.100.6.3.6")
 
-    def __init__(self, cert: KeySource, key: KeySource | None = None) -> None:
+
+class CertificateCredentials:
+    """APNs certificate-based auth: the certificate is the TLS client certificate.
+
+    Build it from PEM (``CertificateCredentials(cert, key)``) or from a ``.p12`` export
+    (``CertificateCredentials.from_p12(path, password)``). An expired or not-yet-valid
+    certificate is refused here, before any connection is made.
+    """
+
+    def __init__(
+        self,
+        cert: KeySource,
+        key: KeySource | None = None,
+        *,
+        password: str | bytes | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         cert_pem = _read_key_bytes(cert)
         key_pem = _read_key_bytes(key) if key is not None else cert_pem
-        if b"-----BEGIN CERTIFICATE-----" not in cert_pem:
+        try:
+            certificate = x509.load_pem_x509_certificate(cert_pem)
+        except ValueError:
             raise CredentialsError(
-                "the certificate is not PEM (-----BEGIN CERTIFICATE-----)", field="cert"
+                "the certificate is not a PEM certificate (-----BEGIN CERTIFICATE-----)",
+                field="cert",
+            ) from None
+        private = _load_private_key(key_pem, password)
+        _check_pair(certificate, private)
+        self._init(certificate, private, cert_pem, clock)
+
+    def _init(
+        self,
+        certificate: x509.Certificate,
+        private: PrivateKeyTypes,
+        chain_pem: bytes,
+        clock: Callable[[], float],
+    ) -> None:
+        _check_validity(certificate, clock())
+        self.certificate = certificate
+        self.cert_pem = chain_pem
+        # rustls wants an unencrypted PKCS#8 key; it lives only in this object and the engine.
+        self._key_pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        self.topics = certificate_topics(certificate)
+        self.not_after = certificate.not_valid_after_utc
+
+    @classmethod
+    def from_p12(
+        cls,
+        p12: KeySource,
+        password: str | bytes | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> CertificateCredentials:
+        """Load a ``.p12`` / ``.pfx`` export (path or bytes) protected by ``password``."""
+        data = p12 if isinstance(p12, bytes) else _read_path(p12, "p12")
+        secret = password.encode() if isinstance(password, str) else password
+        try:
+            private, certificate, extra = pkcs12.load_key_and_certificates(data, secret)
+        except ValueError:
+            # Wrong password and corrupt files look alike to OpenSSL; the message covers both
+            # and never echoes the password.
+            raise CredentialsError(
+                "cannot open the .p12 file: wrong password, or not a PKCS#12 file",
+                field="password",
+            ) from None
+        if certificate is None or private is None:
+            raise CredentialsError(
+                "the .p12 file must hold the push certificate and its private key",
+                field="p12",
             )
-        if b"PRIVATE KEY-----" not in key_pem:
-            raise CredentialsError("no PEM private key found for the certificate", field="key")
-        self.cert_pem = cert_pem
-        self._key_pem = key_pem
+        _check_pair(certificate, private)
+        chain = [certificate, *extra]
+        chain_pem = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+        self = cls.__new__(cls)
+        self._init(certificate, private, chain_pem, clock)
+        return self
+
+    @classmethod
+    def from_env(cls, prefix: str = "PUSHWIRE_APNS_") -> CertificateCredentials:
+        """Read ``{prefix}P12_FILE`` + ``{prefix}P12_PASSWORD``, or ``{prefix}CERT_FILE`` +
+        ``{prefix}KEY_FILE`` (PEM)."""
+        p12 = os.environ.get(prefix + "P12_FILE")
+        if p12:
+            return cls.from_p12(p12, os.environ.get(prefix + "P12_PASSWORD"))
+        cert = os.environ.get(prefix + "CERT_FILE")
+        if not cert:
+            raise CredentialsError(f"set {prefix}P12_FILE or {prefix}CERT_FILE", field="cert")
+        return cls(cert, os.environ.get(prefix + "KEY_FILE"))
 
     @property
     def identity(self) -> str:
-        import hashlib
-
-        return "cert:" + hashlib.sha256(self.cert_pem).hexdigest()[:16]
+        fingerprint = self.certificate.fingerprint(hashes.SHA256()).hex()
+        return "cert:" + fingerprint[:16]
 
     def client_cert(self) -> tuple[bytes, bytes]:
         return self.cert_pem, self._key_pem
 
     def __repr__(self) -> str:
-        return f"CertificateCredentials(identity={self.identity!r}, key=<hidden>)"
+        subject = self.certificate.subject.rfc4514_string()
+        return f"CertificateCredentials(subject={subject!r}, topics={self.topics!r}, key=<hidden>)"
+
+
+def _read_path(source: KeySource, field: str) -> bytes:
+    path = Path(os.fsdecode(source))
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise CredentialsError(
+            f"cannot read {field} file {path}: {e.strerror}", field=field
+        ) from None
+
+
+def _load_private_key(key_pem: bytes, password: str | bytes | None) -> PrivateKeyTypes:
+    secret = password.encode() if isinstance(password, str) else password
+    try:
+        return serialization.load_pem_private_key(key_pem, password=secret)
+    except TypeError:
+        raise CredentialsError(
+            "the private key is encrypted: pass password=...", field="password"
+        ) from None
+    except ValueError:
+        raise CredentialsError(
+            "cannot read the certificate's private key: not PEM, or wrong password",
+            field="key",
+        ) from None
+
+
+def _check_pair(certificate: x509.Certificate, private: PrivateKeyTypes) -> None:
+    public = serialization.PublicFormat.SubjectPublicKeyInfo
+    mine = private.public_key().public_bytes(serialization.Encoding.DER, public)
+    theirs = certificate.public_key().public_bytes(serialization.Encoding.DER, public)
+    if mine != theirs:
+        raise CredentialsError("the private key does not belong to the certificate", field="key")
+
+
+def _check_validity(certificate: x509.Certificate, now: float) -> None:
+    when = _dt.datetime.fromtimestamp(now, tz=_dt.timezone.utc)
+    if when > certificate.not_valid_after_utc:
+        raise CredentialsError(
+            f"the push certificate expired on {certificate.not_valid_after_utc:%Y-%m-%d}; "
+            "renew it on developer.apple.com (certificates are valid one year)",
+            field="cert",
+        )
+    if when < certificate.not_valid_before_utc:
+        raise CredentialsError(
+            f"the push certificate is not valid before {certificate.not_valid_before_utc:%Y-%m-%d}",
+            field="cert",
+        )
+
+
+def certificate_topics(certificate: x509.Certificate) -> list[str]:
+    """Topics a push certificate covers: its bundle id (subject UID) plus the topics listed in
+    Apple's extension 1.2.840.113635.100.6.3.6 (VoIP, complication...), in order, deduplicated."""
+    topics: list[str] = []
+    for attribute in certificate.subject.get_attributes_for_oid(NameOID.USER_ID):
+        if isinstance(attribute.value, str):
+            topics.append(attribute.value)
+    try:
+        extension = certificate.extensions.get_extension_for_oid(_APPLE_TOPICS_OID)
+    except x509.ExtensionNotFound:
+        return topics
+    value = extension.value
+    if isinstance(value, x509.UnrecognizedExtension):
+        for topic in _der_topics(value.value):
+            if topic not in topics:
+                topics.append(topic)
+    return topics
+
+
+def _der_topics(der: bytes) -> list[str]:
+    """Read Apple's topics extension:
+    SEQUENCE { UTF8String topic, SEQUENCE { UTF8String kind... }, ... }.
+
+    Only the top-level strings are topics; the nested sequences name their push kinds. Malformed
+    input yields what could be read, never an exception.
+    """
+    topics: list[str] = []
+    try:
+        tag, body, _ = _der_item(der, 0)
+        if tag != 0x30:
+            return topics
+        pos = 0
+        while pos < len(body):
+            tag, value, pos = _der_item(body, pos)
+            if tag == 0x0C:
+                topics.append(value.decode("utf-8", "replace"))
+    except (IndexError, ValueError):
+        pass
+    return topics
+
+
+def _der_item(data: bytes, pos: int) -> tuple[int, bytes, int]:
+    tag = data[pos]
+    length = data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if n == 0 or n > 4:
+            raise ValueError("unsupported DER length")
+        length = int.from_bytes(data[pos : pos + n], "big")
+        pos += n
+    end = pos + length
+    if end > len(data):
+        raise ValueError("truncated DER")
+    return tag, data[pos:end], end
 
 
 Credentials = Union[TokenCredentials, CertificateCredentials]

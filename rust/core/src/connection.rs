@@ -16,6 +16,7 @@ use h2::{PingPong, Reason, SendStream};
 use http::{HeaderMap, Method, Uri};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY};
 use crate::pool::{ConnState, PoolShared};
@@ -41,6 +42,8 @@ pub(crate) struct Driver {
     state: Arc<ConnState>,
     send: SendRequest<Bytes>,
     io_task: JoinHandle<Result<(), h2::Error>>,
+    /// Cancelled when the pool retires all its connections.
+    retire_signal: CancellationToken,
     tracker: Tracker<SendStream<Bytes>>,
     answers: FuturesUnordered<AnswerFuture>,
     /// A request taken from the queue, waiting for h2 to accept a new stream.
@@ -58,12 +61,14 @@ impl Driver {
         state: Arc<ConnState>,
         send: SendRequest<Bytes>,
         io_task: JoinHandle<Result<(), h2::Error>>,
+        retire_signal: CancellationToken,
     ) -> Self {
         Driver {
             pool,
             state,
             send,
             io_task,
+            retire_signal,
             tracker: Tracker::new(),
             answers: FuturesUnordered::new(),
             pending: None,
@@ -96,6 +101,9 @@ impl Driver {
             tokio::select! {
                 biased;
                 () = self.pool.shutdown.cancelled(), if self.drain == Drain::No => {
+                    self.retire(Drain::Retiring);
+                }
+                () = self.retire_signal.cancelled(), if self.drain == Drain::No => {
                     self.retire(Drain::Retiring);
                 }
                 Some((stream_id, answer)) = self.answers.next(), if !self.answers.is_empty() => {

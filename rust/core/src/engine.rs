@@ -138,6 +138,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Retire every connection of a pool: open streams finish, new connections take new work.
+    /// For `UnrelatedKeyIdInToken` (APNs binds a connection to the first key used on it).
+    pub fn retire_connections(&self, pool: PoolId) -> Result<(), Error> {
+        self.pool(pool)?.retire_connections();
+        Ok(())
+    }
+
     /// Free room in the in-flight window. Submitting more than this is allowed but defeats
     /// backpressure; callers wait for outcomes instead.
     pub fn capacity(&self) -> usize {

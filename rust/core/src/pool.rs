@@ -67,6 +67,9 @@ pub(crate) struct PoolShared {
     authorization: RwLock<Option<HeaderValue>>,
     pub stats: PoolCounters,
     pub shutdown: CancellationToken,
+    /// Cancelled to retire every current connection (e.g. after `UnrelatedKeyIdInToken`);
+    /// replaced by a fresh token for the connections opened afterwards.
+    retire_all: Mutex<CancellationToken>,
     /// A driver retired or closed: the manager may need to open a replacement.
     pub conn_changed: Notify,
     conns: Mutex<Vec<Arc<ConnState>>>,
@@ -97,6 +100,7 @@ impl PoolShared {
             authorization: RwLock::new(None),
             stats: PoolCounters::default(),
             shutdown: CancellationToken::new(),
+            retire_all: Mutex::new(CancellationToken::new()),
             conn_changed: Notify::new(),
             conns: Mutex::new(Vec::new()),
             last_error: Mutex::new(None),
@@ -117,6 +121,21 @@ impl PoolShared {
             .authorization
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+    }
+
+    /// The signal a new connection's driver watches to be retired with all the others.
+    pub(crate) fn retire_signal(&self) -> CancellationToken {
+        self.retire_all.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Retire every open connection: they finish their streams, new ones take the work.
+    pub(crate) fn retire_connections(&self) {
+        let old = std::mem::replace(
+            &mut *self.retire_all.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            CancellationToken::new(),
+        );
+        old.cancel();
+        self.conn_changed.notify_one();
     }
 
     pub(crate) fn complete(&self, outcomes: Vec<Outcome>) {
@@ -340,6 +359,6 @@ fn start_driver(
     pool.conns().push(state.clone());
     let ping = connection.ping_pong();
     let io_task = tokio::spawn(connection);
-    let driver = Driver::new(pool.clone(), state, send, io_task);
+    let driver = Driver::new(pool.clone(), state, send, io_task, pool.retire_signal());
     tokio::spawn(driver.run(ping));
 }

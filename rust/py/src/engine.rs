@@ -176,6 +176,13 @@ impl Engine {
             .map_err(|e| to_pyerr(py, &e, None))
     }
 
+    /// Retire every connection of a pool; open streams finish, new connections take new work.
+    fn retire_connections(&self, py: Python<'_>, pool: usize) -> PyResult<()> {
+        self.engine(py)?
+            .retire_connections(PoolId(pool))
+            .map_err(|e| to_pyerr(py, &e, None))
+    }
+
     /// Free room in the in-flight window.
     fn capacity(&self) -> usize {
         if self.engine.is_closed() {
