@@ -38,8 +38,17 @@ def _rule_strings(rules: Rules) -> list[str]:
 class MockAPNs:
     """The mock APNs server, in-process on its own threads.
 
-    ``credentials``: token credentials whose JWTs the server verifies (ES256 against their
-    public key); without them any request is accepted.
+    ``credentials``: token credentials whose JWTs the server verifies like APNs: ES256 against
+    their public key, ``iat`` at most ``jwt_max_age`` seconds old (``ExpiredProviderToken``)
+    and not over 60 s in the future, each connection bound to its first key id
+    (``UnrelatedKeyIdInToken``), and a token change on one connection at most every
+    ``token_update_window`` seconds (429 ``TooManyProviderTokenUpdates``). Without them any
+    request is accepted.
+
+    ``client_ca_pem``: a CA (PEM) whose client certificates are required at TLS, like APNs
+    certificate auth; connections without one fail the handshake. Certificate connections
+    need no provider token. Pass ``credentials=CertificateCredentials(...)`` to
+    :meth:`client` to connect with one.
     """
 
     def __init__(
@@ -53,10 +62,15 @@ class MockAPNs:
         goaway_after_streams: int | None = None,
         response_delay: float = 0.0,
         cert_dir: Union[str, os.PathLike[str], None] = None,
+        client_ca_pem: Union[str, bytes, None] = None,
+        jwt_max_age: float = 3600.0,
+        token_update_window: float = 1200.0,
     ) -> None:
         jwt_keys = []
         if credentials is not None:
             jwt_keys.append((credentials.key_id, credentials.team_id, credentials.public_key_pem()))
+        if isinstance(client_ca_pem, bytes):
+            client_ca_pem = client_ca_pem.decode()
         self.credentials = credentials
         self._server: _core.MockServer | None = _core.MockServer(
             port=port,
@@ -67,6 +81,9 @@ class MockAPNs:
             goaway_after_streams=goaway_after_streams,
             response_delay=response_delay,
             cert_dir=os.fspath(cert_dir) if cert_dir is not None else None,
+            client_ca_pem=client_ca_pem,
+            jwt_max_age=jwt_max_age,
+            token_update_window=token_update_window,
         )
 
     def __enter__(self) -> MockAPNs:
@@ -114,6 +131,21 @@ class MockAPNs:
         """Streams refused for exceeding the advertised MAX_CONCURRENT_STREAMS."""
         return self._s.refused_streams
 
+    @property
+    def cert_connections(self) -> int:
+        """Connections that presented a client certificate issued by ``client_ca_pem``."""
+        return self._s.cert_connections
+
+    @property
+    def token_update_rejections(self) -> int:
+        """Requests refused with 429 ``TooManyProviderTokenUpdates``."""
+        return self._s.token_update_rejections
+
+    @property
+    def distinct_tokens(self) -> int:
+        """Distinct JWTs that passed the signature and age checks, across all connections."""
+        return self._s.distinct_tokens
+
     def set_rules(self, rules: Rules) -> None:
         self._s.set_rules(_rule_strings(rules))
 
@@ -122,15 +154,18 @@ class MockAPNs:
         self._s.set_max_concurrent_streams(n)
 
     def client(self, **options: Any) -> APNsClient:
-        """An APNsClient pointed at this server, trusting its CA."""
+        """An APNsClient pointed at this server, trusting its CA; ``credentials`` defaults
+        to the server's own."""
+        credentials = options.pop("credentials", self.credentials)
         options.setdefault("base_url", self.url)
         options.setdefault("ca_file", self.ca_file)
-        return APNsClient(self.credentials, **options)
+        return APNsClient(credentials, **options)
 
     def sync_client(self, **options: Any) -> SyncAPNsClient:
+        credentials = options.pop("credentials", self.credentials)
         options.setdefault("base_url", self.url)
         options.setdefault("ca_file", self.ca_file)
-        return SyncAPNsClient(self.credentials, **options)
+        return SyncAPNsClient(credentials, **options)
 
     def stop(self) -> None:
         if self._server is not None:

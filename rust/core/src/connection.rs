@@ -246,7 +246,7 @@ impl Driver {
                 self.timeouts_since_success = 0;
                 self.last_success = Instant::now();
                 let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Failed, stream_id);
-                outcome.apply_response(status, &headers, body);
+                outcome.apply_response(status, &headers, body, entry.request.template.keep_body);
                 self.done.push(outcome);
             }
             Err(err) => {

@@ -86,7 +86,13 @@ impl Outcome {
     }
 
     /// Fill status, apns-id, retry-after and (for errors) reason/timestamp from a response.
-    pub(crate) fn apply_response(&mut self, status: u16, headers: &HeaderMap, body: Bytes) {
+    pub(crate) fn apply_response(
+        &mut self,
+        status: u16,
+        headers: &HeaderMap,
+        body: Bytes,
+        keep_body: bool,
+    ) {
         self.status = status;
         self.kind = if (200..300).contains(&status) {
             OutcomeKind::Delivered
@@ -105,9 +111,12 @@ impl Outcome {
             let (reason, timestamp) = parse_apns_error(&body);
             self.reason = reason;
             self.timestamp_ms = timestamp;
-            if !body.is_empty() {
-                self.body = Some(body);
-            }
+        } else if self.apns_id.is_none() && body.first() == Some(&b'{') {
+            // FCM answers 200 {"name": "projects/p/messages/<id>"}: the provider's message id.
+            self.apns_id = parse_message_name(&body);
+        }
+        if !body.is_empty() && (keep_body || self.kind == OutcomeKind::Rejected) {
+            self.body = Some(body);
         }
     }
 }
@@ -128,6 +137,14 @@ pub(crate) fn parse_apns_error(body: &[u8]) -> (Option<String>, Option<i64>) {
             .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
     });
     (reason, timestamp)
+}
+
+/// The `name` of a successful FCM v1 answer.
+fn parse_message_name(body: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Object(map) => map.get("name")?.as_str().map(str::to_owned),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -166,14 +183,23 @@ mod tests {
             429,
             &headers,
             Bytes::from_static(br#"{"reason":"TooManyRequests"}"#),
+            false,
         );
         assert_eq!(o.kind, OutcomeKind::Rejected);
         assert_eq!(o.reason.as_deref(), Some("TooManyRequests"));
         assert_eq!(o.retry_after, Some(30));
         assert_eq!(o.apns_id.as_deref(), Some("x-1"));
         let mut ok = Outcome::empty(2, "ab".into(), OutcomeKind::Failed);
-        ok.apply_response(200, &HeaderMap::new(), Bytes::new());
+        ok.apply_response(200, &HeaderMap::new(), Bytes::new(), false);
         assert_eq!(ok.kind, OutcomeKind::Delivered);
         assert!(ok.body.is_none());
+        let mut fcm = Outcome::empty(3, "tok".into(), OutcomeKind::Failed);
+        let name = Bytes::from_static(br#"{"name":"projects/p/messages/0:123"}"#);
+        fcm.apply_response(200, &HeaderMap::new(), name.clone(), false);
+        assert_eq!(fcm.apns_id.as_deref(), Some("projects/p/messages/0:123"));
+        assert!(fcm.body.is_none());
+        let mut kept = Outcome::empty(4, "tok".into(), OutcomeKind::Failed);
+        kept.apply_response(200, &HeaderMap::new(), name, true);
+        assert!(kept.body.is_some());
     }
 }

@@ -12,6 +12,7 @@ use http::HeaderValue;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
@@ -125,13 +126,19 @@ impl PoolShared {
 
     /// The signal a new connection's driver watches to be retired with all the others.
     pub(crate) fn retire_signal(&self) -> CancellationToken {
-        self.retire_all.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.retire_all
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Retire every open connection: they finish their streams, new ones take the work.
     pub(crate) fn retire_connections(&self) {
         let old = std::mem::replace(
-            &mut *self.retire_all.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            &mut *self
+                .retire_all
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
             CancellationToken::new(),
         );
         old.cancel();
@@ -212,10 +219,12 @@ fn parse_base_url(url: &str) -> Result<(String, u16, Authority), Error> {
     Ok((host, port, authority))
 }
 
-type Connected = (
-    h2::client::SendRequest<Bytes>,
-    h2::client::Connection<tokio_rustls::client::TlsStream<TcpStream>, Bytes>,
-);
+/// A connection the server has answered on: its request handle, I/O task and PING handle.
+pub(crate) struct Connected {
+    send: h2::client::SendRequest<Bytes>,
+    io_task: JoinHandle<Result<(), h2::Error>>,
+    ping: Option<h2::PingPong>,
+}
 
 /// TCP connect (fresh DNS lookup each time, as Apple asks), TLS with ALPN h2, HTTP/2 handshake.
 async fn connect(pool: &PoolShared) -> Result<Connected, String> {
@@ -237,7 +246,7 @@ async fn connect(pool: &PoolShared) -> Result<Connected, String> {
             ));
         }
         let streams = cfg.max_streams_per_connection;
-        h2::client::Builder::new()
+        let (send, mut connection) = h2::client::Builder::new()
             .enable_push(false)
             // Until the server's SETTINGS arrive, assume APNs' token-auth start of 1 stream.
             .initial_max_send_streams(1)
@@ -249,7 +258,28 @@ async fn connect(pool: &PoolShared) -> Result<Connected, String> {
             .max_local_error_reset_streams(None)
             .handshake::<_, Bytes>(tls)
             .await
-            .map_err(|e| format!("HTTP/2 handshake with {target} failed: {e}"))
+            .map_err(|e| format!("HTTP/2 handshake with {target} failed: {e}"))?;
+        let mut ping = connection.ping_pong();
+        // Aborted if this attempt fails or times out: no orphaned connection task.
+        let mut io_task = AbortOnDrop(Some(tokio::spawn(connection)));
+        // One PING round trip before any request: the server's SETTINGS (its stream limit)
+        // arrive first, and a server that refuses us after the handshake (TLS 1.3 checks the
+        // client certificate only then) fails the connect, so no request is written into it.
+        if let Some(ping) = ping.as_mut() {
+            if let Err(e) = ping.ping(h2::Ping::opaque()).await {
+                let detail = io_task.error_within(Duration::from_millis(100)).await;
+                let detail = detail.unwrap_or_else(|| e.to_string());
+                return Err(format!(
+                    "{target} closed the connection before serving it: {detail}"
+                ));
+            }
+        }
+        let io_task = io_task.disarm();
+        Ok(Connected {
+            send,
+            io_task,
+            ping,
+        })
     };
     match tokio::time::timeout(cfg.connect_timeout, attempt).await {
         Ok(result) => result,
@@ -257,6 +287,31 @@ async fn connect(pool: &PoolShared) -> Result<Connected, String> {
             "connecting to {target} took longer than {:?}",
             cfg.connect_timeout
         )),
+    }
+}
+
+struct AbortOnDrop(Option<JoinHandle<Result<(), h2::Error>>>);
+
+impl AbortOnDrop {
+    /// The connection task's error, if it ends within `wait`.
+    async fn error_within(&mut self, wait: Duration) -> Option<String> {
+        let task = self.0.as_mut()?;
+        match tokio::time::timeout(wait, task).await {
+            Ok(Ok(Err(e))) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
+    fn disarm(mut self) -> JoinHandle<Result<(), h2::Error>> {
+        self.0.take().expect("disarmed once")
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
     }
 }
 
@@ -275,9 +330,9 @@ pub(crate) async fn manage(pool: Arc<PoolShared>) {
             Some(result) = connected_rx.recv() => {
                 connecting = false;
                 match result {
-                    Ok((send, connection)) => {
+                    Ok(connected) => {
                         backoff.reset();
-                        start_driver(&pool, send, connection);
+                        start_driver(&pool, connected);
                     }
                     Err(message) => {
                         pool.stats.connect_failures.fetch_add(1, Ordering::Relaxed);
@@ -340,11 +395,7 @@ fn expire_queued(pool: &PoolShared) {
     }
 }
 
-fn start_driver(
-    pool: &Arc<PoolShared>,
-    send: h2::client::SendRequest<Bytes>,
-    mut connection: h2::client::Connection<tokio_rustls::client::TlsStream<TcpStream>, Bytes>,
-) {
+fn start_driver(pool: &Arc<PoolShared>, connected: Connected) {
     let id = pool.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let state = Arc::new(ConnState {
         id,
@@ -357,8 +408,11 @@ fn start_driver(
         .connections_opened
         .fetch_add(1, Ordering::Relaxed);
     pool.conns().push(state.clone());
-    let ping = connection.ping_pong();
-    let io_task = tokio::spawn(connection);
+    let Connected {
+        send,
+        io_task,
+        ping,
+    } = connected;
     let driver = Driver::new(pool.clone(), state, send, io_task, pool.retire_signal());
     tokio::spawn(driver.run(ping));
 }

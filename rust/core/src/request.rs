@@ -20,6 +20,9 @@ pub enum TokenFormat {
     Hex,
     /// FCM / others: printable ASCII without spaces, quotes or backslashes.
     Opaque,
+    /// Not sent at all: a label for the outcome (FCM topic or condition messages, OAuth calls).
+    /// Printable ASCII and spaces.
+    Label,
 }
 
 /// Where the token goes in the HTTP request.
@@ -34,6 +37,8 @@ pub enum Target {
         before: Bytes,
         after: Bytes,
     },
+    /// A fixed `:path` and body; the token is only a label.
+    Fixed(String),
 }
 
 /// Headers and payload shared by every request that uses it.
@@ -41,9 +46,11 @@ pub enum Target {
 pub struct Template {
     pub(crate) target: Target,
     pub(crate) headers: Vec<(HeaderName, HeaderValue)>,
-    /// Body for [`Target::PathSuffix`]; unused for body splicing.
+    /// Body for [`Target::PathSuffix`] and [`Target::Fixed`]; unused for body splicing.
     pub(crate) payload: Bytes,
     pub(crate) token_format: TokenFormat,
+    /// Return 2xx bodies in the outcome too (OAuth token responses); error bodies always are.
+    pub(crate) keep_body: bool,
 }
 
 impl Template {
@@ -60,6 +67,7 @@ impl Template {
             headers: build_headers(headers)?,
             payload,
             token_format,
+            keep_body: false,
         })
     }
 
@@ -81,7 +89,31 @@ impl Template {
             headers: build_headers(headers)?,
             payload: Bytes::new(),
             token_format,
+            keep_body: false,
         })
+    }
+
+    /// A template with a fixed path and body; the request's token is only a label.
+    pub fn fixed(
+        path: &str,
+        headers: &[(String, String)],
+        payload: Bytes,
+    ) -> Result<Template, Error> {
+        check_path(path)?;
+        Ok(Template {
+            target: Target::Fixed(path.to_owned()),
+            headers: build_headers(headers)?,
+            payload,
+            token_format: TokenFormat::Label,
+            keep_body: false,
+        })
+    }
+
+    /// Keep successful response bodies in outcomes (they are dropped by default).
+    #[must_use]
+    pub fn keeping_body(mut self, keep: bool) -> Self {
+        self.keep_body = keep;
+        self
     }
 
     pub fn token_format(&self) -> TokenFormat {
@@ -91,7 +123,7 @@ impl Template {
     /// Size of the body sent with `token` (what the provider's size limit applies to).
     pub fn body_len(&self, token_len: usize) -> usize {
         match &self.target {
-            Target::PathSuffix(_) => self.payload.len(),
+            Target::PathSuffix(_) | Target::Fixed(_) => self.payload.len(),
             Target::BodySplice { before, after, .. } => before.len() + token_len + after.len(),
         }
     }
@@ -104,14 +136,14 @@ impl Template {
                 path.push_str(token);
                 path
             }
-            Target::BodySplice { path, .. } => path.clone(),
+            Target::BodySplice { path, .. } | Target::Fixed(path) => path.clone(),
         }
     }
 
     pub(crate) fn body_for(&self, token: &str) -> Bytes {
         match &self.target {
             // Shared: a refcount bump, no copy.
-            Target::PathSuffix(_) => self.payload.clone(),
+            Target::PathSuffix(_) | Target::Fixed(_) => self.payload.clone(),
             Target::BodySplice { before, after, .. } => {
                 let mut body = BytesMut::with_capacity(before.len() + token.len() + after.len());
                 body.extend_from_slice(before);
@@ -196,11 +228,13 @@ pub fn validate_token(token: &str, format: TokenFormat) -> Result<(), Error> {
         TokenFormat::Opaque => token
             .bytes()
             .all(|b| (0x21..0x7f).contains(&b) && !matches!(b, b'"' | b'\\' | b'/')),
+        TokenFormat::Label => token.bytes().all(|b| (0x20..0x7f).contains(&b)),
     };
     if !ok {
         let rule = match format {
             TokenFormat::Hex => "APNs device tokens are hexadecimal (0-9, a-f)",
             TokenFormat::Opaque => "tokens are printable ASCII without spaces, quotes, '/' or '\\'",
+            TokenFormat::Label => "labels are printable ASCII",
         };
         return Err(Error::invalid(
             "token",

@@ -1,9 +1,9 @@
-//! APNs provider-token (ES256 JWT) checks.
+//! APNs provider-token (ES256 JWT) checks: signature, key, issuer and `iat` age.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
-use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -19,8 +19,8 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
-/// APNs refuses tokens whose `iat` is older than an hour.
-const TOKEN_LIFETIME_SECS: u64 = 3600;
+/// Clock skew tolerated before an `iat` in the future makes a token invalid.
+const MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
 /// Clients reuse one token for many requests; remember a few verdicts to skip ECDSA.
 const VERDICT_CACHE_LIMIT: usize = 256;
 
@@ -29,16 +29,37 @@ pub(crate) enum AuthFailure {
     Missing,
     Invalid,
     Expired,
+    /// The connection is bound to another key id.
+    UnrelatedKeyId,
+    /// A new token on the connection sooner than the update window allows.
+    TooManyUpdates,
 }
 
 impl AuthFailure {
+    pub fn status(self) -> u16 {
+        match self {
+            AuthFailure::TooManyUpdates => 429,
+            _ => 403,
+        }
+    }
+
     pub fn reason(self) -> &'static str {
         match self {
             AuthFailure::Missing => "MissingProviderToken",
             AuthFailure::Invalid => "InvalidProviderToken",
             AuthFailure::Expired => "ExpiredProviderToken",
+            AuthFailure::UnrelatedKeyId => "UnrelatedKeyIdInToken",
+            AuthFailure::TooManyUpdates => "TooManyProviderTokenUpdates",
         }
     }
+}
+
+/// A token that passed every server-wide check; connection rules come next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct VerifiedToken<'a> {
+    /// The JWT text without the `bearer ` scheme.
+    pub jwt: &'a str,
+    pub key_id: &'a str,
 }
 
 struct VerifyingKey {
@@ -60,14 +81,31 @@ struct JwtClaims {
     iat: Option<u64>,
 }
 
+/// What verifying the signature found; the age is judged on every use.
+#[derive(Debug, Clone, Copy)]
+struct SignedClaims {
+    key_index: usize,
+    iat: Option<u64>,
+}
+
+type Verdict = Result<SignedClaims, AuthFailure>;
+
 pub(crate) struct TokenVerifier {
     keys: Vec<VerifyingKey>,
-    /// Verified token text -> its `iat` (None = no iat) or the failure.
-    verdicts: Mutex<HashMap<String, Result<Option<u64>, AuthFailure>>>,
+    max_age: Duration,
+    verdicts: Mutex<HashMap<String, Verdict>>,
+    /// Every distinct token that passed all checks (tests count JWT rotations).
+    valid_tokens: Mutex<HashSet<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl TokenVerifier {
-    pub fn new(keys: &[JwtKey]) -> io::Result<Self> {
+    pub fn new(keys: &[JwtKey], max_age: Duration) -> io::Result<Self> {
         let keys = keys
             .iter()
             .map(|key| {
@@ -88,7 +126,9 @@ impl TokenVerifier {
             .collect::<io::Result<Vec<_>>>()?;
         Ok(TokenVerifier {
             keys,
+            max_age,
             verdicts: Mutex::new(HashMap::new()),
+            valid_tokens: Mutex::new(HashSet::new()),
         })
     }
 
@@ -96,49 +136,67 @@ impl TokenVerifier {
         !self.keys.is_empty()
     }
 
+    /// Distinct tokens that passed every check so far.
+    pub fn distinct_valid_tokens(&self) -> usize {
+        lock(&self.valid_tokens).len()
+    }
+
     /// Checks an `authorization` header value (`bearer <jwt>`).
-    pub fn check(&self, authorization: Option<&[u8]>) -> Result<(), AuthFailure> {
+    pub fn check<'a>(
+        &'a self,
+        authorization: Option<&'a [u8]>,
+    ) -> Result<VerifiedToken<'a>, AuthFailure> {
         let header = authorization.ok_or(AuthFailure::Missing)?;
         let header = std::str::from_utf8(header).map_err(|_| AuthFailure::Invalid)?;
-        let token = header
+        let jwt = header
             .get(..7)
             .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
             .map(|_| header[7..].trim())
             .ok_or(AuthFailure::Missing)?;
-        if token.is_empty() {
+        if jwt.is_empty() {
             return Err(AuthFailure::Missing);
         }
-        let cached = self.lock_verdicts().get(token).copied();
-        let verdict = match cached {
-            Some(verdict) => verdict,
-            None => {
-                let verdict = self.verify(token);
-                let mut verdicts = self.lock_verdicts();
-                if verdicts.len() >= VERDICT_CACHE_LIMIT {
-                    verdicts.clear();
-                }
-                verdicts.insert(token.to_owned(), verdict);
-                verdict
-            }
-        };
-        match verdict? {
-            Some(iat) if unix_seconds().saturating_sub(iat) > TOKEN_LIFETIME_SECS => {
-                Err(AuthFailure::Expired)
-            }
-            _ => Ok(()),
+        let claims = self.cached_verdict(jwt)?;
+        if let Some(iat) = claims.iat {
+            self.check_age(iat)?;
         }
+        let mut valid = lock(&self.valid_tokens);
+        if !valid.contains(jwt) {
+            valid.insert(jwt.to_owned());
+        }
+        Ok(VerifiedToken {
+            jwt,
+            key_id: &self.keys[claims.key_index].key_id,
+        })
     }
 
-    fn lock_verdicts(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<String, Result<Option<u64>, AuthFailure>>> {
-        self.verdicts
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn cached_verdict(&self, jwt: &str) -> Verdict {
+        if let Some(verdict) = lock(&self.verdicts).get(jwt) {
+            return *verdict;
+        }
+        let verdict = self.verify(jwt);
+        let mut verdicts = lock(&self.verdicts);
+        if verdicts.len() >= VERDICT_CACHE_LIMIT {
+            verdicts.clear();
+        }
+        verdicts.insert(jwt.to_owned(), verdict);
+        verdict
     }
 
-    fn verify(&self, token: &str) -> Result<Option<u64>, AuthFailure> {
-        let mut parts = token.split('.');
+    fn check_age(&self, iat: u64) -> Result<(), AuthFailure> {
+        let issued = Duration::from_secs(iat);
+        let now = unix_time();
+        if now.saturating_sub(issued) > self.max_age {
+            return Err(AuthFailure::Expired);
+        }
+        if issued.saturating_sub(now) > MAX_FUTURE_SKEW {
+            return Err(AuthFailure::Invalid);
+        }
+        Ok(())
+    }
+
+    fn verify(&self, jwt: &str) -> Verdict {
+        let mut parts = jwt.split('.');
         let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
@@ -149,19 +207,23 @@ impl TokenVerifier {
         if header.alg != "ES256" {
             return Err(AuthFailure::Invalid);
         }
-        let key = self
+        let key_index = self
             .keys
             .iter()
-            .find(|key| key.key_id == header.kid && key.team_id == claims.iss)
+            .position(|key| key.key_id == header.kid && key.team_id == claims.iss)
             .ok_or(AuthFailure::Invalid)?;
         let signature = URL_SAFE_NO_PAD
             .decode(signature_b64)
             .map_err(|_| AuthFailure::Invalid)?;
-        let signed = &token[..header_b64.len() + 1 + claims_b64.len()];
-        key.public_key
+        let signed = &jwt[..header_b64.len() + 1 + claims_b64.len()];
+        self.keys[key_index]
+            .public_key
             .verify(signed.as_bytes(), &signature)
             .map_err(|_| AuthFailure::Invalid)?;
-        Ok(claims.iat)
+        Ok(SignedClaims {
+            key_index,
+            iat: claims.iat,
+        })
     }
 }
 
@@ -172,10 +234,10 @@ fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthFail
     serde_json::from_slice(&bytes).map_err(|_| AuthFailure::Invalid)
 }
 
-fn unix_seconds() -> u64 {
+fn unix_time() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Extracts the uncompressed EC point from a P-256 `PUBLIC KEY` PEM.
@@ -217,20 +279,33 @@ mod tests {
         )
     }
 
+    fn verifier(pem: String, max_age: Duration) -> TokenVerifier {
+        TokenVerifier::new(
+            &[JwtKey {
+                key_id: "KEY1234567".into(),
+                team_id: "TEAM123456".into(),
+                public_key_pem: pem,
+            }],
+            max_age,
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        unix_time().as_secs()
+    }
+
     #[test]
-    fn verifies_kid_iss_signature_and_age() {
+    fn verifies_kid_iss_and_signature() {
         let (pair, pem) = key_and_pem();
         let (other, _) = key_and_pem();
-        let verifier = TokenVerifier::new(&[JwtKey {
-            key_id: "KEY1234567".into(),
-            team_id: "TEAM123456".into(),
-            public_key_pem: pem,
-        }])
-        .unwrap();
-        let now = unix_seconds();
+        let verifier = verifier(pem, Duration::from_secs(3600));
+        let now = now();
         let good = sign(&pair, "KEY1234567", "TEAM123456", now);
-        assert_eq!(verifier.check(Some(good.as_bytes())), Ok(()));
-        assert_eq!(verifier.check(Some(good.as_bytes())), Ok(()), "cached");
+        let verified = verifier.check(Some(good.as_bytes())).unwrap();
+        assert_eq!(verified.key_id, "KEY1234567");
+        assert_eq!(format!("bearer {}", verified.jwt), good);
+        assert!(verifier.check(Some(good.as_bytes())).is_ok(), "cached");
         let cases = [
             sign(&other, "KEY1234567", "TEAM123456", now),
             sign(&pair, "OTHERKEY00", "TEAM123456", now),
@@ -243,13 +318,26 @@ mod tests {
                 Err(AuthFailure::Invalid)
             );
         }
-        let old = sign(&pair, "KEY1234567", "TEAM123456", now - 7200);
-        assert_eq!(
-            verifier.check(Some(old.as_bytes())),
-            Err(AuthFailure::Expired)
-        );
         assert_eq!(verifier.check(None), Err(AuthFailure::Missing));
         assert_eq!(verifier.check(Some(b"bearer ")), Err(AuthFailure::Missing));
+        assert_eq!(verifier.distinct_valid_tokens(), 1, "only the good one");
+    }
+
+    #[test]
+    fn judges_iat_age_against_the_configured_maximum() {
+        let (pair, pem) = key_and_pem();
+        let verifier = verifier(pem, Duration::from_secs(600));
+        let now = now();
+        let check = |iat: u64| {
+            let jwt = sign(&pair, "KEY1234567", "TEAM123456", iat);
+            verifier.check(Some(jwt.as_bytes())).map(|_| ())
+        };
+        assert_eq!(check(now - 500), Ok(()));
+        assert_eq!(check(now - 700), Err(AuthFailure::Expired));
+        assert_eq!(check(now - 7200), Err(AuthFailure::Expired));
+        assert_eq!(check(now + 30), Ok(()), "small clock skew is tolerated");
+        assert_eq!(check(now + 120), Err(AuthFailure::Invalid));
+        assert_eq!(verifier.distinct_valid_tokens(), 2);
     }
 
     #[test]

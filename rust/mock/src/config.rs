@@ -4,6 +4,11 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// APNs refuses provider tokens whose `iat` is older than an hour.
+pub const DEFAULT_JWT_MAX_AGE: Duration = Duration::from_secs(3600);
+/// APNs allows a new provider token on a connection at most every 20 minutes.
+pub const DEFAULT_TOKEN_UPDATE_WINDOW: Duration = Duration::from_secs(20 * 60);
+
 /// Everything that shapes one mock server instance.
 #[derive(Debug, Clone)]
 pub struct MockConfig {
@@ -23,6 +28,14 @@ pub struct MockConfig {
     pub response_delay: Duration,
     /// Where `ca.pem` is written; `None` uses a fresh temp dir removed on stop.
     pub cert_dir: Option<PathBuf>,
+    /// PEM of a CA: when set, every connection must present a client certificate chaining
+    /// to it (APNs certificate auth), and such connections need no provider token.
+    pub client_ca_pem: Option<String>,
+    /// A provider token whose `iat` is older than this gets `ExpiredProviderToken`.
+    pub jwt_max_age: Duration,
+    /// Minimum time between provider-token changes on one connection; a faster change gets
+    /// 429 `TooManyProviderTokenUpdates` (APNs: 20 minutes; tests shrink it).
+    pub token_update_window: Duration,
 }
 
 impl MockConfig {
@@ -36,6 +49,9 @@ impl MockConfig {
             goaway_after_streams: None,
             response_delay: Duration::ZERO,
             cert_dir: None,
+            client_ca_pem: None,
+            jwt_max_age: DEFAULT_JWT_MAX_AGE,
+            token_update_window: DEFAULT_TOKEN_UPDATE_WINDOW,
         }
     }
 
@@ -76,6 +92,21 @@ impl MockConfig {
 
     pub fn cert_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cert_dir = Some(dir.into());
+        self
+    }
+
+    pub fn client_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.client_ca_pem = Some(pem.into());
+        self
+    }
+
+    pub fn jwt_max_age(mut self, age: Duration) -> Self {
+        self.jwt_max_age = age;
+        self
+    }
+
+    pub fn token_update_window(mut self, window: Duration) -> Self {
+        self.token_update_window = window;
         self
     }
 }

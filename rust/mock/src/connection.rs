@@ -13,7 +13,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::AuthFailure;
 use crate::config::Behavior;
+use crate::connection_auth::ConnectionAuth;
 use crate::server::Shared;
 use crate::shim::{FrameControl, FrameShim};
 use crate::validate::{self, Rejection};
@@ -33,6 +35,9 @@ const ADMISSION_GRACE: Duration = Duration::from_millis(5);
 /// Control surface of a live connection, shared with the server and its stream tasks.
 pub(crate) struct ConnectionHandle {
     pub frames: Arc<FrameControl>,
+    /// Authenticated by a TLS client certificate: provider tokens are not checked.
+    has_client_cert: bool,
+    auth: ConnectionAuth,
     wake: Notify,
     goaway_requested: AtomicBool,
     close_requested: AtomicBool,
@@ -41,9 +46,11 @@ pub(crate) struct ConnectionHandle {
 }
 
 impl ConnectionHandle {
-    fn new(frames: Arc<FrameControl>, limit_raised: bool) -> Self {
+    fn new(frames: Arc<FrameControl>, limit_raised: bool, has_client_cert: bool) -> Self {
         ConnectionHandle {
             frames,
+            has_client_cert,
+            auth: ConnectionAuth::default(),
             wake: Notify::new(),
             goaway_requested: AtomicBool::new(false),
             close_requested: AtomicBool::new(false),
@@ -77,6 +84,15 @@ pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shar
     let Ok(Ok(tls)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await else {
         return;
     };
+    // rustls only completes the handshake with a verified chain when one is required.
+    let has_client_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .is_some_and(|chain| !chain.is_empty());
+    if has_client_cert {
+        shared.counters.cert_connection();
+    }
     let configured = shared.max_concurrent_streams();
     let initial_limit = if shared.start_at_one { 1 } else { configured };
     let frames = Arc::new(FrameControl::new(initial_limit, true));
@@ -94,7 +110,11 @@ pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shar
     };
     shared.counters.connection_accepted();
 
-    let handle = Arc::new(ConnectionHandle::new(frames, !shared.start_at_one));
+    let handle = Arc::new(ConnectionHandle::new(
+        frames,
+        !shared.start_at_one,
+        has_client_cert,
+    ));
     let _registration = shared.register_connection(handle.clone());
     // Dropped when this function returns; parked streams wait for that.
     let (_closed_tx, closed_rx) = watch::channel(());
@@ -204,7 +224,7 @@ async fn handle_stream(
         .filter(|id| validate::is_canonical_uuid(id.as_bytes()))
         .cloned()
         .unwrap_or_else(|| shared.next_apns_id());
-    let behavior = decide(&parts, &body, body_len, limit, &shared);
+    let behavior = decide(&parts, &body, body_len, limit, &shared, &conn);
 
     if !shared.response_delay.is_zero()
         && !wait_or_reset(&mut respond, tokio::time::sleep(shared.response_delay)).await
@@ -263,21 +283,38 @@ fn decide(
     body_len: usize,
     limit: usize,
     shared: &Shared,
+    conn: &ConnectionHandle,
 ) -> Result<Behavior, Rejection> {
     let token = validate::check_target(&parts.method, parts.uri.path())?;
-    if shared.verifier.is_enabled() {
-        let authorization = parts.headers.get("authorization").map(|v| v.as_bytes());
-        shared
-            .verifier
-            .check(authorization)
-            .map_err(|failure| Rejection {
-                status: 403,
-                reason: failure.reason(),
-            })?;
+    // Like APNs, a certificate connection ignores any `authorization` header.
+    if shared.verifier.is_enabled() && !conn.has_client_cert {
+        check_provider_token(&parts.headers, shared, conn)?;
     }
     validate::check_headers(&parts.headers)?;
     validate::check_body(body, body_len, limit)?;
     Ok(shared.behavior_for(token))
+}
+
+/// The server-wide JWT checks, then this connection's key binding and update window.
+fn check_provider_token(
+    headers: &http::HeaderMap,
+    shared: &Shared,
+    conn: &ConnectionHandle,
+) -> Result<(), Rejection> {
+    let authorization = headers.get("authorization").map(|v| v.as_bytes());
+    shared
+        .verifier
+        .check(authorization)
+        .and_then(|token| conn.auth.admit(token, shared.token_update_window))
+        .map_err(|failure| {
+            if failure == AuthFailure::TooManyUpdates {
+                shared.counters.token_update_rejected();
+            }
+            Rejection {
+                status: failure.status(),
+                reason: failure.reason(),
+            }
+        })
 }
 
 /// Reads the whole body, keeping at most `limit + 1` bytes (enough to judge it).

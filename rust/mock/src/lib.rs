@@ -6,11 +6,15 @@
 mod auth;
 mod config;
 mod connection;
+mod connection_auth;
 mod frames;
 mod server;
 mod shim;
 mod tls;
 mod validate;
 
-pub use config::{parse_behavior, parse_rule, Behavior, JwtKey, Match, MockConfig, Rule};
+pub use config::{
+    parse_behavior, parse_rule, Behavior, JwtKey, Match, MockConfig, Rule, DEFAULT_JWT_MAX_AGE,
+    DEFAULT_TOKEN_UPDATE_WINDOW,
+};
 pub use server::MockServer;

@@ -39,6 +39,8 @@ pub(crate) struct Counters {
     connections_accepted: AtomicU64,
     max_open_streams: AtomicU64,
     refused_streams: AtomicU64,
+    cert_connections: AtomicU64,
+    token_update_rejections: AtomicU64,
 }
 
 impl Counters {
@@ -68,6 +70,14 @@ impl Counters {
     pub fn stream_refused(&self) {
         self.refused_streams.fetch_add(1, Ordering::Relaxed);
     }
+
+    pub fn cert_connection(&self) {
+        self.cert_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn token_update_rejected(&self) {
+        self.token_update_rejections.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// State shared by the server handle, the accept loop and every connection task.
@@ -78,6 +88,7 @@ pub(crate) struct Shared {
     pub goaway_after_streams: Option<u64>,
     pub response_delay: Duration,
     pub verifier: TokenVerifier,
+    pub token_update_window: Duration,
     pub counters: Counters,
     connections: Mutex<HashMap<u64, Arc<ConnectionHandle>>>,
     next_connection_id: AtomicU64,
@@ -168,8 +179,8 @@ impl MockServer {
     /// sync code and from inside another tokio runtime.
     pub fn start(config: MockConfig) -> io::Result<MockServer> {
         let certs = tls::generate_certificates()?;
-        let tls_config = tls::server_config(&certs)?;
-        let verifier = TokenVerifier::new(&config.jwt_keys)?;
+        let tls_config = tls::server_config(&certs, config.client_ca_pem.as_deref())?;
+        let verifier = TokenVerifier::new(&config.jwt_keys, config.jwt_max_age)?;
 
         let (cert_dir, owned_cert_dir) = match &config.cert_dir {
             Some(dir) => (dir.clone(), None),
@@ -238,6 +249,7 @@ impl MockServer {
             goaway_after_streams: config.goaway_after_streams,
             response_delay: config.response_delay,
             verifier,
+            token_update_window: config.token_update_window,
             counters: Counters::default(),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(0),
@@ -304,6 +316,27 @@ impl MockServer {
     /// Streams refused with REFUSED_STREAM for exceeding the advertised limit.
     pub fn refused_streams(&self) -> u64 {
         self.shared.counters.refused_streams.load(Ordering::Relaxed)
+    }
+
+    /// Connections whose TLS handshake presented a (verified) client certificate.
+    pub fn cert_connections(&self) -> u64 {
+        self.shared
+            .counters
+            .cert_connections
+            .load(Ordering::Relaxed)
+    }
+
+    /// Requests answered 429 `TooManyProviderTokenUpdates`.
+    pub fn token_update_rejections(&self) -> u64 {
+        self.shared
+            .counters
+            .token_update_rejections
+            .load(Ordering::Relaxed)
+    }
+
+    /// Distinct provider tokens (JWT strings) that passed every server-wide check.
+    pub fn distinct_tokens(&self) -> u64 {
+        self.shared.verifier.distinct_valid_tokens() as u64
     }
 
     /// Connections currently open (after the h2 handshake).

@@ -1,4 +1,5 @@
-//! A throwaway CA and a `localhost` server certificate, and the rustls server config.
+//! A throwaway CA and a `localhost` server certificate, and the rustls server config
+//! (optionally requiring client certificates, for APNs certificate auth).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -8,7 +9,12 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
+use rustls::RootCertStore;
 
 /// The generated certificates: the CA PEM for clients, the leaf chain and key for rustls.
 pub(crate) struct MockCertificates {
@@ -52,15 +58,43 @@ pub(crate) fn generate_certificates() -> io::Result<MockCertificates> {
     })
 }
 
-/// rustls with the ring provider (never the process default) and ALPN `h2` only.
-pub(crate) fn server_config(certs: &MockCertificates) -> io::Result<Arc<rustls::ServerConfig>> {
+/// rustls with the ring provider (never the process default) and ALPN `h2` only. With
+/// `client_ca_pem`, a client certificate chaining to that CA is required.
+pub(crate) fn server_config(
+    certs: &MockCertificates,
+    client_ca_pem: Option<&str>,
+) -> io::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(io::Error::other)?
-        .with_no_client_auth()
+        .map_err(io::Error::other)?;
+    let builder = match client_ca_pem {
+        None => builder.with_no_client_auth(),
+        Some(pem) => builder.with_client_cert_verifier(client_verifier(pem, provider)?),
+    };
+    let mut config = builder
         .with_single_cert(certs.leaf_chain.clone(), certs.leaf_key.clone_key())
         .map_err(io::Error::other)?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
+}
+
+fn client_verifier(
+    ca_pem: &str,
+    provider: Arc<CryptoProvider>,
+) -> io::Result<Arc<dyn ClientCertVerifier>> {
+    let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        let cert = cert.map_err(|e| invalid(format!("client CA is not valid PEM: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("client CA holds an unusable certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(invalid("client CA PEM contains no certificate".to_owned()));
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| invalid(format!("client certificate verifier: {e}")))
 }

@@ -4,13 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use base64::Engine;
+use common::jwt::{jwt, signing_key};
 use common::{connect, eventually, read_answer, TOKEN};
 use h2::Reason;
 use pushwire_mock::{Behavior, JwtKey, Match, MockConfig, MockServer, Rule};
-use ring::rand::SystemRandom;
-use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
 const SOON: Duration = Duration::from_secs(5);
 
@@ -294,47 +291,6 @@ async fn reset_rule_sends_rst_stream_with_reason() {
     let error = client.push("ff00").await.unwrap_err();
     assert_eq!(error.reason(), Some(Reason::REFUSED_STREAM));
     assert_eq!(client.push(TOKEN).await.unwrap().status, 200);
-}
-
-struct SigningKey {
-    pair: EcdsaKeyPair,
-    public_pem: String,
-}
-
-fn signing_key() -> SigningKey {
-    let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-    let pair =
-        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
-    let prefix = hex_bytes("3059301306072a8648ce3d020106082a8648ce3d030107034200");
-    let spki = [prefix.as_slice(), pair.public_key().as_ref()].concat();
-    let public_pem = format!(
-        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
-        STANDARD.encode(spki)
-    );
-    SigningKey { pair, public_pem }
-}
-
-fn hex_bytes(hex: &str) -> Vec<u8> {
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn jwt(key: &SigningKey, kid: &str, team: &str) -> String {
-    let iat = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","kid":"{kid}"}}"#));
-    let claims = URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"{team}","iat":{iat}}}"#));
-    let signed = format!("{header}.{claims}");
-    let signature = key
-        .pair
-        .sign(&SystemRandom::new(), signed.as_bytes())
-        .unwrap();
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
 }
 
 #[tokio::test]

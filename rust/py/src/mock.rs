@@ -19,6 +19,11 @@ fn rules_from(specs: &[String]) -> PyResult<Vec<Rule>> {
         .collect()
 }
 
+fn seconds(name: &str, value: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| PyValueError::new_err(format!("{name} must be >= 0 seconds")))
+}
+
 impl MockServer {
     fn server(&self) -> PyResult<&pushwire_mock::MockServer> {
         self.server
@@ -30,11 +35,13 @@ impl MockServer {
 #[pymethods]
 impl MockServer {
     /// Start the server. `rules` are `"PREFIX=BEHAVIOR"` strings (see `pushwire-mock --help`);
-    /// `jwt_keys` are `(key_id, team_id, public_key_pem)` tuples.
+    /// `jwt_keys` are `(key_id, team_id, public_key_pem)` tuples; `client_ca_pem` makes a
+    /// client certificate from that CA mandatory. Durations are in seconds.
     #[new]
     #[pyo3(signature = (
         *, port = 0, max_concurrent_streams = 1000, start_streams_at_one = false, rules = Vec::new(),
         jwt_keys = Vec::new(), goaway_after_streams = None, response_delay = 0.0, cert_dir = None,
+        client_ca_pem = None, jwt_max_age = 3600.0, token_update_window = 1200.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -47,6 +54,9 @@ impl MockServer {
         goaway_after_streams: Option<u64>,
         response_delay: f64,
         cert_dir: Option<PathBuf>,
+        client_ca_pem: Option<String>,
+        jwt_max_age: f64,
+        token_update_window: f64,
     ) -> PyResult<Self> {
         let mut config = MockConfig::new();
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -62,9 +72,11 @@ impl MockServer {
             })
             .collect();
         config.goaway_after_streams = goaway_after_streams;
-        config.response_delay = Duration::try_from_secs_f64(response_delay)
-            .map_err(|_| PyValueError::new_err("response_delay must be >= 0 seconds"))?;
+        config.response_delay = seconds("response_delay", response_delay)?;
         config.cert_dir = cert_dir;
+        config.client_ca_pem = client_ca_pem;
+        config.jwt_max_age = seconds("jwt_max_age", jwt_max_age)?;
+        config.token_update_window = seconds("token_update_window", token_update_window)?;
         let server = py.detach(move || pushwire_mock::MockServer::start(config))?;
         Ok(MockServer {
             server: Some(server),
@@ -110,6 +122,24 @@ impl MockServer {
     #[getter]
     fn refused_streams(&self) -> PyResult<u64> {
         Ok(self.server()?.refused_streams())
+    }
+
+    /// Connections that presented a client certificate (verified against `client_ca_pem`).
+    #[getter]
+    fn cert_connections(&self) -> PyResult<u64> {
+        Ok(self.server()?.cert_connections())
+    }
+
+    /// Requests answered 429 TooManyProviderTokenUpdates.
+    #[getter]
+    fn token_update_rejections(&self) -> PyResult<u64> {
+        Ok(self.server()?.token_update_rejections())
+    }
+
+    /// Distinct provider tokens (JWT strings) that passed signature and age checks.
+    #[getter]
+    fn distinct_tokens(&self) -> PyResult<u64> {
+        Ok(self.server()?.distinct_tokens())
     }
 
     fn set_rules(&self, rules: Vec<String>) -> PyResult<()> {

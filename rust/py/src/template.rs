@@ -18,6 +18,7 @@ fn token_format(py: Python<'_>, name: &str) -> PyResult<TokenFormat> {
     match name {
         "hex" => Ok(TokenFormat::Hex),
         "opaque" => Ok(TokenFormat::Opaque),
+        "label" => Ok(TokenFormat::Label),
         other => Err(to_pyerr(
             py,
             &pushwire_core::Error::invalid_input(
@@ -70,6 +71,24 @@ impl Template {
         )
         .map(|t| Template { inner: Arc::new(t) })
         .map_err(|e| to_pyerr(py, &e, None))
+    }
+
+    /// A template with a fixed path and body; a request's token is only a label (FCM topic and
+    /// condition messages, OAuth token calls). `keep_body` returns 2xx bodies in outcomes.
+    #[staticmethod]
+    #[pyo3(signature = (path, headers, payload, keep_body = false))]
+    fn fixed(
+        py: Python<'_>,
+        path: &str,
+        headers: Vec<(String, String)>,
+        payload: PyBackedBytes,
+        keep_body: bool,
+    ) -> PyResult<Self> {
+        pushwire_core::Template::fixed(path, &headers, Bytes::from_owner(payload))
+            .map(|t| Template {
+                inner: Arc::new(t.keeping_body(keep_body)),
+            })
+            .map_err(|e| to_pyerr(py, &e, None))
     }
 
     /// Body size for a token of `token_len` characters.

@@ -4,6 +4,7 @@ use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use pushwire_mock::{parse_rule, JwtKey, MockConfig, MockServer, Rule};
@@ -39,6 +40,23 @@ struct Args {
     /// Gracefully GOAWAY each connection after this many streams.
     #[arg(long)]
     goaway_after: Option<u64>,
+    /// Require a TLS client certificate issued by this CA (PEM file); such connections
+    /// need no provider token.
+    #[arg(long, value_name = "PATH")]
+    client_ca: Option<PathBuf>,
+    /// Provider tokens whose iat is older than this many seconds are expired.
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0, value_parser = parse_seconds)]
+    jwt_max_age: f64,
+    /// Minimum seconds between provider-token changes on one connection.
+    #[arg(long, value_name = "SECS", default_value_t = 1200.0, value_parser = parse_seconds)]
+    token_update_window: f64,
+}
+
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|secs| Duration::try_from_secs_f64(*secs).is_ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds >= 0"))
 }
 
 fn parse_jwt_key(text: &str) -> Result<JwtKey, String> {
@@ -66,6 +84,20 @@ fn main() -> ExitCode {
     config.rules = args.rules;
     config.goaway_after_streams = args.goaway_after;
     config.cert_dir = args.cert_dir;
+    config.jwt_max_age = Duration::from_secs_f64(args.jwt_max_age);
+    config.token_update_window = Duration::from_secs_f64(args.token_update_window);
+    if let Some(path) = &args.client_ca {
+        match std::fs::read_to_string(path) {
+            Ok(pem) => config.client_ca_pem = Some(pem),
+            Err(e) => {
+                eprintln!(
+                    "pushwire-mock: cannot read client CA {}: {e}",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
 
     let mut server = match MockServer::start(config) {
         Ok(server) => server,

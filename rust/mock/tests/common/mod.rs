@@ -2,6 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod client_ca;
+pub mod jwt;
+
+use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +15,7 @@ use h2::{Ping, PingPong};
 use http::{HeaderMap, Method, Request, StatusCode};
 use pushwire_mock::MockServer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -37,40 +41,54 @@ impl Answer {
     }
 }
 
+/// A TLS client certificate chain and its key.
+pub struct ClientIdentity {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
 pub async fn connect(server: &MockServer) -> Client {
+    try_connect(server, None).await.unwrap()
+}
+
+/// TLS (optionally with a client certificate) and the h2 handshake. Under TLS 1.3 the
+/// server judges the client certificate after the client's handshake is done, so a
+/// refused certificate usually shows only on the first request.
+pub async fn try_connect(
+    server: &MockServer,
+    identity: Option<ClientIdentity>,
+) -> Result<Client, Box<dyn Error>> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(server.ca_file()).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
+    for cert in CertificateDer::pem_file_iter(server.ca_file())? {
+        roots.add(cert?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut tls = match identity {
+        None => builder.with_no_client_auth(),
+        Some(identity) => builder.with_client_auth_cert(identity.chain, identity.key)?,
+    };
     tls.alpn_protocols = vec![b"h2".to_vec()];
-    let tcp = TcpStream::connect(("127.0.0.1", server.port()))
-        .await
-        .unwrap();
-    tcp.set_nodelay(true).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port())).await?;
+    tcp.set_nodelay(true)?;
     let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     let (send, mut connection) = h2::client::Builder::new()
         .initial_max_send_streams(100)
         .handshake::<_, Bytes>(stream)
-        .await
-        .unwrap();
-    let ping = connection.ping_pong().unwrap();
+        .await?;
+    let ping = connection.ping_pong().ok_or("no PingPong")?;
     let connection = tokio::spawn(connection);
-    Client {
+    Ok(Client {
         send,
         ping,
         connection,
         port: server.port(),
-    }
+    })
 }
 
 impl Client {
