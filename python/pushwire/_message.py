@@ -52,6 +52,17 @@ def _encode(payload: Payload) -> bytes:
     return body
 
 
+def _header_bytes(value: object, field: str) -> bytes:
+    """UTF-8 of a header value; text UTF-8 cannot encode (lone surrogates) is a PayloadError."""
+    if not isinstance(value, str):
+        raise PayloadError(f"{field} must be a string", field=field)
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        message = f"{field} contains text that is not valid Unicode"
+        raise PayloadError(message, field=field) from None
+
+
 class Message:
     """What to send (payload and APNs headers), independent of the device.
 
@@ -87,23 +98,27 @@ class Message:
         suffix, priorities, default_priority, limit = PUSH_TYPES[push_type]
         if not isinstance(topic, str) or not topic:
             raise PayloadError("apns-topic is required (the app's bundle id)", field="apns-topic")
+        _header_bytes(topic, "apns-topic")
         if suffix and not topic.endswith(suffix):
             topic += suffix
         if priority is None:
             priority = default_priority
-        if priority is not None and priority not in priorities:
+        # bool is an int in Python: True would otherwise pass as priority 1.
+        if priority is not None and (isinstance(priority, bool) or priority not in priorities):
             allowed = ", ".join(str(p) for p in sorted(priorities))
             raise PayloadError(
                 f"apns-priority {priority!r} is not allowed for {push_type} pushes "
                 f"(allowed: {allowed})",
                 field="apns-priority",
             )
-        if expiration is not None and (not isinstance(expiration, int) or expiration < 0):
+        if expiration is not None and (
+            not isinstance(expiration, int) or isinstance(expiration, bool) or expiration < 0
+        ):
             raise PayloadError(
                 "apns-expiration must be a UNIX time in seconds (0 = try once)",
                 field="apns-expiration",
             )
-        if collapse_id is not None and len(collapse_id.encode()) > 64:
+        if collapse_id is not None and len(_header_bytes(collapse_id, "apns-collapse-id")) > 64:
             raise PayloadError(
                 f"apns-collapse-id is {len(collapse_id.encode())} bytes; APNs allows 64",
                 field="apns-collapse-id",
