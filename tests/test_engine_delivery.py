@@ -154,3 +154,37 @@ def test_without_valid_jwt_the_mock_rejects(credentials, message, p8_key):
     with MockAPNs(credentials=credentials) as server:
         r = asyncio.run(main())
     assert (r.outcome, r.status, r.reason) == (Outcome.REJECTED, 403, "InvalidProviderToken")
+
+
+def test_results_say_what_to_do_after_a_run(credentials, message):
+    dead, ok = tokens(5, "dead"), tokens(95)
+
+    async def main() -> pushwire.Results:
+        async with server.client() as client:
+            return await client.send_many([Notification(t, message) for t in ok + dead])
+
+    with MockAPNs(credentials=credentials, rules={"dead": "unregistered"}) as server:
+        results = asyncio.run(main())
+    assert isinstance(results, pushwire.Results)
+    assert {r.action for r in results} == {pushwire.Action.DELIVERED, pushwire.Action.DROP_TOKEN}
+    assert [d.token for d in results.tokens_to_drop()] == dead
+    summary = results.summary()
+    assert summary.by_reason == {"Unregistered": 5}
+    # A token registered again after APNs' 410 timestamp is kept.
+    later = {dead[0]: results[-5].timestamp_ms + 1}
+    assert dead[0] not in [d.token for d in results.tokens_to_drop(registered_at=later)]
+
+
+def test_a_burst_of_bad_device_tokens_is_a_config_alert_not_deletions(credentials, message):
+    toks = tokens(300, "bad0")
+
+    async def main() -> pushwire.Results:
+        async with server.client() as client:
+            return await client.send_to_tokens(message, toks)
+
+    with MockAPNs(credentials=credentials, rules={"bad0": "bad-token"}) as server:
+        results = asyncio.run(main())
+    summary = results.summary()
+    assert summary.environment_mismatch_suspected
+    assert summary.tokens_to_drop == [] and results.tokens_to_drop() == []
+    assert any("environment" in w for w in summary.warnings)

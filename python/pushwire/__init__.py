@@ -24,12 +24,36 @@ from ._errors import (
     PushwireError,
 )
 from ._message import PUSH_TYPES, Message, Notification, new_apns_id
-from ._results import Outcome, Result
+from ._results import Outcome, Result, Results
+from .classify import (
+    Action,
+    BadTokenBurstDetector,
+    Classification,
+    Reason,
+    Summary,
+    TokenToDrop,
+    classify,
+    parse_reason,
+    should_drop_token,
+    summarize,
+    tokens_to_drop,
+)
 from .credentials import CertificateCredentials, TokenCredentials
 
 __all__ = [
     "PUSH_TYPES",
     "APNsClient",
+    "Action",
+    "BadTokenBurstDetector",
+    "Classification",
+    "Reason",
+    "Summary",
+    "TokenToDrop",
+    "classify",
+    "parse_reason",
+    "should_drop_token",
+    "summarize",
+    "tokens_to_drop",
     "CertificateCredentials",
     "ClientClosedError",
     "ConfigurationError",
@@ -40,6 +64,7 @@ __all__ = [
     "PayloadError",
     "PushwireError",
     "Result",
+    "Results",
     "SyncAPNsClient",
     "TokenCredentials",
     "__version__",

@@ -11,7 +11,7 @@ from . import _core
 from ._dispatch import Dispatcher
 from ._errors import ClientClosedError, ConfigurationError
 from ._message import Message, Notification
-from ._results import Result
+from ._results import Result, Results
 from .credentials import CertificateCredentials, Credentials, TokenCredentials
 
 ENVIRONMENTS = {
@@ -142,12 +142,12 @@ class APNsClient:
         """Send one notification. Calls from many tasks are batched into one engine call."""
         return await self._dispatch().send_one(notification)
 
-    async def send_many(self, notifications: Sequence[Notification]) -> list[Result]:
+    async def send_many(self, notifications: Sequence[Notification]) -> Results:
         """Send a batch; results in input order. The whole batch is validated first."""
         items = notifications if isinstance(notifications, list) else list(notifications)
         return await self._dispatch().send_list(items)
 
-    async def send_to_tokens(self, message: Message, tokens: Sequence[str]) -> list[Result]:
+    async def send_to_tokens(self, message: Message, tokens: Sequence[str]) -> Results:
         """Send one message to many tokens; the payload is encoded and stored once."""
         token_list = tokens if isinstance(tokens, list) else list(tokens)
         return await self._dispatch().send_list(token_list, tokens_of=message._template)
@@ -193,12 +193,12 @@ class SyncAPNsClient:
         result: Result = self._run(self._client.send(notification))
         return result
 
-    def send_many(self, notifications: Sequence[Notification]) -> list[Result]:
-        results: list[Result] = self._run(self._client.send_many(notifications))
+    def send_many(self, notifications: Sequence[Notification]) -> Results:
+        results: Results = self._run(self._client.send_many(notifications))
         return results
 
-    def send_to_tokens(self, message: Message, tokens: Sequence[str]) -> list[Result]:
-        results: list[Result] = self._run(self._client.send_to_tokens(message, tokens))
+    def send_to_tokens(self, message: Message, tokens: Sequence[str]) -> Results:
+        results: Results = self._run(self._client.send_to_tokens(message, tokens))
         return results
 
     def stream(

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from . import _core
 from ._errors import ClientClosedError, PayloadError, PushwireError
-from ._results import Outcome, Result, result_from_raw
+from ._results import Outcome, Result, Results, result_from_raw
 
 _INDEX_BITS = 32
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
@@ -37,7 +37,7 @@ class _ListJob:
         self,
         items: list[Any],
         tokens_of: _core.Template | None,
-        future: asyncio.Future[list[Result]],
+        future: asyncio.Future[Results],
     ) -> None:
         self.items = items
         self.tokens_of = tokens_of
@@ -53,7 +53,7 @@ class _ListJob:
             self.remaining -= 1
         self.results[index] = result_from_raw(raw, index)
         if self.remaining == 0 and not self.future.done():
-            self.future.set_result(self.results)  # type: ignore[arg-type]
+            self.future.set_result(Results(self.results))  # type: ignore[arg-type]
 
 
 class _StreamJob:
@@ -246,11 +246,11 @@ class Dispatcher:
 
     # -- batches ----------------------------------------------------------------------------
 
-    async def send_list(self, items: list[Any], *, tokens_of: Any = None) -> list[Result]:
+    async def send_list(self, items: list[Any], *, tokens_of: Any = None) -> Results:
         """Send every item; results in input order. ``tokens_of`` = template for a token list."""
         n = len(items)
         if n == 0:
-            return []
+            return Results()
         if n > _INDEX_MASK:
             raise PayloadError(f"batch of {n} notifications is too large; use stream()")
         if tokens_of is None:

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .classify import Action, RegisteredAt, Summary, TokenToDrop
 
 
 class Outcome(str, enum.Enum):
@@ -64,11 +69,40 @@ class Result(msgspec.Struct, frozen=True, gc=False):
         return self.outcome is Outcome.DELIVERED
 
     @property
+    def action(self) -> Action:
+        """What to do about this result (drop the token, retry, fix the payload...)."""
+        from .classify import classify
+
+        return classify(self).action
+
+    @property
     def timestamp(self) -> _dt.datetime | None:
         """The 410 timestamp as an aware UTC datetime."""
         if self.timestamp_ms is None:
             return None
         return _dt.datetime.fromtimestamp(self.timestamp_ms / 1000, tz=_dt.timezone.utc)
+
+
+class Results(list[Result]):
+    """The results of a batch, in input order, with what a bulk sender needs afterwards."""
+
+    def tokens_to_drop(
+        self, registered_at: Mapping[str, RegisteredAt] | None = None
+    ) -> list[TokenToDrop]:
+        """Tokens to disable. With ``registered_at`` (token -> last registration), a 410 only
+        drops tokens registered before its timestamp. A burst of BadDeviceToken (wrong
+        environment) drops nothing: see :meth:`summary`."""
+        from .classify import summarize, tokens_to_drop
+
+        if registered_at is None:
+            return summarize(self).tokens_to_drop
+        return tokens_to_drop(self, registered_at)
+
+    def summary(self) -> Summary:
+        """Counts by outcome, reason and action, tokens to drop, retryable indexes, warnings."""
+        from .classify import summarize
+
+        return summarize(self)
 
 
 def result_from_raw(raw: tuple[Any, ...], index: int) -> Result:
