@@ -122,15 +122,45 @@ def test_goaway_rule_and_abrupt_close_mid_batch(credentials, message):
 
 
 def test_max_concurrent_streams_starting_at_one_is_followed(credentials, message):
-    toks = tokens(3_000)
+    toks = tokens(1_000)
+    # Every answer takes 20 ms, so streams overlap and the server sees how many the client opens.
     with MockAPNs(
-        credentials=credentials, start_streams_at_one=True, max_concurrent_streams=50
+        credentials=credentials,
+        start_streams_at_one=True,
+        max_concurrent_streams=50,
+        response_delay=0.02,
     ) as server:
         results = send_all(server, [Notification(t, message) for t in toks], max_connections=1)
         assert all(r.delivered for r in results)
         assert server.refused_streams == 0
-        # The client opened more than one stream at a time once allowed, never more than 50.
-        assert 1 < server.max_active_streams_seen <= 50
+        # One stream until the first success, then up to the raised limit, never beyond it.
+        assert 25 <= server.max_active_streams_seen <= 50
+
+
+def test_max_concurrent_streams_lowered_to_one_then_raised_mid_flight(credentials, message):
+    toks = tokens(3_000)
+    with MockAPNs(
+        credentials=credentials, max_concurrent_streams=100, response_delay=0.02
+    ) as server:
+
+        async def main() -> list[pushwire.Result]:
+            async with server.client(max_connections=1) as client:
+                sending = asyncio.ensure_future(
+                    client.send_many([Notification(t, message) for t in toks])
+                )
+                await asyncio.sleep(0.15)
+                assert not sending.done()  # the change happens mid-flight
+                server.set_max_concurrent_streams(1)
+                await asyncio.sleep(0.3)
+                assert not sending.done()
+                server.set_max_concurrent_streams(100)
+                return await sending
+
+        results = asyncio.run(main())
+        assert_exactly_once(server, toks, results)
+        assert all(r.delivered for r in results)
+        # The client followed the lowered limit: the server never had to refuse a stream.
+        assert server.refused_streams == 0
 
 
 def test_connection_refused_fails_every_notification_as_not_sent(message):
