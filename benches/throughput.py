@@ -56,6 +56,8 @@ WARMUP_TOKEN_BASE = 0xF << 252
 # Stream latencies are sampled so percentile maths never costs more memory than the stream.
 STREAM_LATENCY_SAMPLES = 100_000
 RSS_GOAL_MB = 200
+# Other processes' average load (cores) above which the report warns that rates are depressed.
+BUSY_MACHINE_CORES = 0.25
 
 FULL_SIZES = {"n": 100_000, "aioapns_n": 20_000, "stream_n": 1_000_000, "repeats": 3}
 QUICK_SIZES = {"n": 5_000, "aioapns_n": 2_000, "stream_n": 50_000, "repeats": 1}
@@ -689,6 +691,19 @@ def ratio_line(rows: list[Row]) -> str | None:
     return "pushwire / aioapns: " + ", ".join(parts) + "." + note
 
 
+def contention_note(runs: list[Run]) -> str | None:
+    """A warning, from the measured load, when neighbours competed for the cores."""
+    loads = [r.other_cores for r in runs if r.other_cores is not None]
+    if not loads or statistics.mean(loads) < BUSY_MACHINE_CORES:
+        return None
+    return (
+        f"The machine was not idle: other processes used {min(loads):.2f}-{max(loads):.2f} "
+        f"cores (mean {statistics.mean(loads):.2f} of {os.cpu_count()}) while the children ran "
+        "(see Every run). Rates and latencies are depressed and noisy; CPU s / 1M (CPU actually "
+        "consumed per notification) is the steadier comparison."
+    )
+
+
 def render_tables(rows: list[Row], repeats: int) -> str:
     blocks = []
     for scenario in dict.fromkeys(r.scenario for r in rows):
@@ -771,7 +786,8 @@ METHOD_NOTES = f"""\
   `APNS_SERVER`/`APNS_PORT` of `aioapns.connection.APNsProductionClientProtocol` (and the
   development one) to the mock's host and port, and passes
   `ssl_context=ssl.create_default_context(cafile=<mock CA>)` (aioapns' own default context
-  plus the CA). Site-packages are not modified.
+  plus the CA). Site-packages are not modified. Like aioapns itself, that context offers no
+  ALPN; the mock still speaks HTTP/2 to it.
 - A row is marked failed unless every notification got exactly one result and all were
   delivered (pushwire: N results in input order; aioapns: N successful responses).
 """
@@ -856,6 +872,10 @@ def main(argv: list[str]) -> int:
             runs = run_all(config, mock, key_file)
         finally:
             stop_mock(mock.proc)
+    note = contention_note(runs)
+    if note:
+        config.notes.append(note)
+        print(f"note: {note}", file=sys.stderr)
     tables = render_tables(build_rows(runs), config.repeats)
     print()
     print(tables)

@@ -121,7 +121,10 @@ impl Outcome {
     }
 }
 
-/// Parse `{"reason": "...", "timestamp": 1234}`; anything else yields no reason, never a panic.
+/// The reason (and APNs 410 timestamp) of an error body; anything unexpected yields no reason,
+/// never a panic. APNs: `{"reason": "...", "timestamp": 1234}`. FCM (Google style):
+/// `{"error": {"status": "NOT_FOUND", "details": [{"errorCode": "UNREGISTERED"}]}}`, where the
+/// FCM `errorCode` is the reason, and the canonical `status` when there is none.
 pub(crate) fn parse_apns_error(body: &[u8]) -> (Option<String>, Option<i64>) {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(body)
     else {
@@ -130,13 +133,29 @@ pub(crate) fn parse_apns_error(body: &[u8]) -> (Option<String>, Option<i64>) {
     let reason = map
         .get("reason")
         .and_then(|r| r.as_str())
-        .map(str::to_owned);
+        .map(str::to_owned)
+        .or_else(|| map.get("error").and_then(google_error_reason));
     let timestamp = map.get("timestamp").and_then(|t| {
         t.as_i64()
             .or_else(|| t.as_f64().map(|f| f as i64))
             .or_else(|| t.as_str().and_then(|s| s.parse().ok()))
     });
     (reason, timestamp)
+}
+
+fn google_error_reason(error: &serde_json::Value) -> Option<String> {
+    let error = error.as_object()?;
+    let from_details = error
+        .get("details")
+        .and_then(|d| d.as_array())
+        .and_then(|details| {
+            details
+                .iter()
+                .find_map(|d| d.get("errorCode").and_then(|c| c.as_str()))
+        });
+    from_details
+        .or_else(|| error.get("status").and_then(|s| s.as_str()))
+        .map(str::to_owned)
 }
 
 /// The `name` of a successful FCM v1 answer.
@@ -156,6 +175,27 @@ mod tests {
         let (r, t) = parse_apns_error(br#"{"reason":"Unregistered","timestamp":1700000000123}"#);
         assert_eq!(r.as_deref(), Some("Unregistered"));
         assert_eq!(t, Some(1_700_000_000_123));
+    }
+
+    #[test]
+    fn fcm_error_code_is_the_reason() {
+        let body = br#"{"error":{"code":404,"message":"Requested entity was not found.","status":"NOT_FOUND","details":[{"@type":"type.googleapis.com/google.firebase.fcm.v1.FcmError","errorCode":"UNREGISTERED"}]}}"#;
+        assert_eq!(
+            parse_apns_error(body),
+            (Some("UNREGISTERED".to_owned()), None)
+        );
+        let no_code = br#"{"error":{"code":401,"status":"UNAUTHENTICATED","details":[]}}"#;
+        assert_eq!(
+            parse_apns_error(no_code).0.as_deref(),
+            Some("UNAUTHENTICATED")
+        );
+        for odd in [
+            &br#"{"error":5}"#[..],
+            br#"{"error":{"details":"x"}}"#,
+            br#"{"error":{"details":[1]}}"#,
+        ] {
+            assert_eq!(parse_apns_error(odd), (None, None), "{odd:?}");
+        }
     }
 
     #[test]
