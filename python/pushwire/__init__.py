@@ -14,7 +14,7 @@ Quick start::
 
 from __future__ import annotations
 
-from ._client import APNsClient, SyncAPNsClient
+from ._apns import APNsClient
 from ._core import __version__
 from ._errors import (
     ClientClosedError,
@@ -23,8 +23,11 @@ from ._errors import (
     PayloadError,
     PushwireError,
 )
+from ._fcm import FCMClient
 from ._message import PUSH_TYPES, Message, Notification, new_apns_id
+from ._oauth import ServiceAccountCredentials
 from ._results import Outcome, Result, Results
+from ._sync import SyncAPNsClient, SyncFCMClient
 from .classify import (
     Action,
     BadTokenBurstDetector,
@@ -39,11 +42,28 @@ from .classify import (
     tokens_to_drop,
 )
 from .credentials import CertificateCredentials, TokenCredentials
+from .fcm import (
+    AndroidConfig,
+    AndroidNotification,
+    ApnsConfig,
+    FCMMessage,
+    FCMNotification,
+    WebpushConfig,
+)
 
 __all__ = [
     "PUSH_TYPES",
     "APNsClient",
     "Action",
+    "AndroidConfig",
+    "AndroidNotification",
+    "ApnsConfig",
+    "FCMClient",
+    "FCMMessage",
+    "FCMNotification",
+    "ServiceAccountCredentials",
+    "SyncFCMClient",
+    "WebpushConfig",
     "BadTokenBurstDetector",
     "Classification",
     "Reason",

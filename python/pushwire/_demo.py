@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._client import APNsClient
+from ._apns import APNsClient
 from ._message import Message, Notification
 from ._results import Outcome, Result
 from .credentials import TokenCredentials

@@ -13,7 +13,7 @@ import asyncio
 import bisect
 import collections
 import itertools
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, Callable
 
 from . import _core
@@ -22,8 +22,10 @@ from ._results import Outcome, Result, Results, result_from_raw
 
 _INDEX_BITS = 32
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
-#: APNs rejections fixed by a new credential or a new connection: resent once after the fix.
-AUTH_RETRY_REASONS = frozenset({"ExpiredProviderToken", "UnrelatedKeyIdInToken"})
+#: (status, reason) of rejections a fixed credential cures: resent once after the fix.
+AuthRetry = frozenset[tuple[int, str]]
+#: Called with the reasons seen; returns an awaitable when the fix needs the network.
+FixAuth = Callable[[set[str]], Awaitable[None] | None]
 #: Largest batch handed to the engine in one call: bounds the time the loop spends in Rust.
 _MAX_CHUNK = 4096
 
@@ -113,12 +115,14 @@ class Dispatcher:
         pool: int,
         loop: asyncio.AbstractEventLoop,
         before_submit: Callable[[], None],
-        on_auth_rejected: Callable[[set[str]], None],
+        auth_retry: AuthRetry,
+        on_auth_rejected: FixAuth,
     ) -> None:
         self._engine = engine
         self._pool = pool
         self.loop = loop
         self._before_submit = before_submit
+        self._auth_retry = auth_retry
         self._on_auth_rejected = on_auth_rejected
         #: ids already resent once after an auth rejection
         self._auth_retried: set[int] = set()
@@ -150,7 +154,7 @@ class Dispatcher:
         retried = self._auth_retried
         for raw in batch:
             rid = raw[0]
-            if raw[3] == 403 and raw[4] in AUTH_RETRY_REASONS and rid not in retried:
+            if (raw[3], raw[4]) in self._auth_retry and rid not in retried:
                 resend.append(raw)
                 continue
             if retried:
@@ -172,9 +176,26 @@ class Dispatcher:
                 job.on_result(raw, rid & _INDEX_MASK)
 
     def _resend_after_auth(self, raws: list[tuple[Any, ...]]) -> None:
-        """Fix the credential once (new JWT, fresh connections), then resend each notification
-        once; a second auth rejection is reported as the result."""
-        self._on_auth_rejected({raw[4] for raw in raws})
+        """Fix the credential once (new JWT, new access token, fresh connections), then resend
+        each notification once; a second auth rejection is reported as the result."""
+        fixing = self._on_auth_rejected({raw[4] for raw in raws})
+        if fixing is None:
+            self._resend(raws)
+        else:
+            self.loop.create_task(self._resend_when_fixed(fixing, raws))
+
+    async def _resend_when_fixed(
+        self, fixing: Awaitable[None], raws: list[tuple[Any, ...]]
+    ) -> None:
+        try:
+            await fixing
+        except PushwireError:
+            for raw in raws:  # the credential could not be fixed: report the rejections
+                self._route(raw)
+            return
+        self._resend(raws)
+
+    def _resend(self, raws: list[tuple[Any, ...]]) -> None:
         for raw in raws:
             rid = raw[0]
             job_id = rid >> _INDEX_BITS
@@ -192,6 +213,18 @@ class Dispatcher:
                 self._route(raw)  # the caller is gone or the client closed: report as is
                 continue
             self._auth_retried.add(rid)
+
+    async def call(self, pool: int, item: Any) -> Result:
+        """One request on another pool of the same engine (e.g. the OAuth token endpoint)."""
+        fut: asyncio.Future[Result] = self.loop.create_future()
+        rid = self._single_ids(1)
+        self._singles[rid] = (fut, None)
+        try:
+            self._engine.submit(pool, rid, [item])
+        except BaseException:
+            del self._singles[rid]
+            raise
+        return await fut
 
     async def _wait_capacity(self) -> None:
         if self._engine.closed:
@@ -215,6 +248,14 @@ class Dispatcher:
             self.loop.call_soon(self._flush_singles)
         return await fut
 
+    def _single_ids(self, n: int) -> int:
+        """The first of ``n`` consecutive ids for job 0 (single sends), kept below 2**32."""
+        first = self._next_single
+        if first + n > _INDEX_MASK:
+            first = 0
+        self._next_single = first + n
+        return first
+
     def _flush_singles(self) -> None:
         self._flush_scheduled = False
         pending = self._pending_singles
@@ -227,10 +268,7 @@ class Dispatcher:
         batch = [(item, fut) for item, fut in batch if not fut.done()]
         if not batch:
             return
-        first = self._next_single
-        if first + len(batch) > _INDEX_MASK:  # ids of job 0 must stay below 2**32
-            first = 0
-        self._next_single = first + len(batch)
+        first = self._single_ids(len(batch))
         for i, (item, fut) in enumerate(batch):
             self._singles[first + i] = (fut, item)
         try:

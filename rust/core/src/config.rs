@@ -28,6 +28,8 @@ impl Default for EngineConfig {
 pub struct PoolConfig {
     /// `https://host[:port]` of the provider (or a mock).
     pub base_url: String,
+    /// Prepended to every template path (FCM: `/v1/projects/<project id>`); empty for APNs.
+    pub path_prefix: String,
     /// Extra PEM CA certificates trusted beside the webpki roots (the mock's CA, a proxy's CA).
     pub ca_file: Option<PathBuf>,
     /// PEM client certificate chain and key for APNs certificate auth.
@@ -68,6 +70,7 @@ impl PoolConfig {
     pub fn new(base_url: impl Into<String>) -> Self {
         PoolConfig {
             base_url: base_url.into(),
+            path_prefix: String::new(),
             ca_file: None,
             client_cert: None,
             identity: String::new(),

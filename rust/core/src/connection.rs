@@ -216,7 +216,7 @@ impl Driver {
         let uri = Uri::builder()
             .scheme("https")
             .authority(self.pool.authority.clone())
-            .path_and_query(template.path_for(&request.token))
+            .path_and_query(self.pool.full_path(template.path_for(&request.token)))
             .build()
             .map_err(|e| format!("cannot build request URI: {e}"))?;
         let mut http_request = http::Request::new(());

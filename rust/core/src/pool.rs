@@ -124,6 +124,15 @@ impl PoolShared {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     }
 
+    /// The pool's path prefix (FCM: `/v1/projects/<id>`) before a template's path.
+    pub(crate) fn full_path(&self, path: String) -> String {
+        if self.cfg.path_prefix.is_empty() {
+            path
+        } else {
+            format!("{}{path}", self.cfg.path_prefix)
+        }
+    }
+
     /// The signal a new connection's driver watches to be retired with all the others.
     pub(crate) fn retire_signal(&self) -> CancellationToken {
         self.retire_all

@@ -103,7 +103,7 @@ impl Engine {
 
     /// Create a connection pool; returns its id.
     #[pyo3(signature = (
-        base_url, *, ca_file = None, client_cert_pem = None, client_key_pem = None, identity = String::new(),
+        base_url, *, path_prefix = String::new(), ca_file = None, client_cert_pem = None, client_key_pem = None, identity = String::new(),
         max_connections = 4, max_streams_per_connection = 1000, request_timeout = 10.0,
         queue_timeout = 60.0, connect_timeout = 10.0, ping_interval = 10.0, ping_timeout = 5.0,
         dead_after_timeouts = 10, stream_id_limit = None, backoff_base = 0.1, backoff_max = 30.0,
@@ -114,6 +114,7 @@ impl Engine {
         &self,
         py: Python<'_>,
         base_url: String,
+        path_prefix: String,
         ca_file: Option<PathBuf>,
         client_cert_pem: Option<Vec<u8>>,
         client_key_pem: Option<Vec<u8>>,
@@ -134,6 +135,13 @@ impl Engine {
         retry_uncertain: bool,
     ) -> PyResult<usize> {
         let mut cfg = PoolConfig::new(base_url);
+        if !path_prefix.is_empty() && (!path_prefix.starts_with('/') || path_prefix.ends_with('/'))
+        {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "path_prefix must start with '/' and not end with '/'",
+            ));
+        }
+        cfg.path_prefix = path_prefix;
         cfg.ca_file = ca_file;
         cfg.client_cert = match (client_cert_pem, client_key_pem) {
             (Some(cert), Some(key)) => Some((cert, key)),

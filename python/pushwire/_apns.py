@@ -1,0 +1,92 @@
+"""APNsClient: Apple Push Notification service over HTTP/2."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, ClassVar
+
+from ._client import PathLike, PushClient
+from ._dispatch import AuthRetry
+from ._errors import ConfigurationError
+from .credentials import CertificateCredentials, Credentials, TokenCredentials
+
+ENVIRONMENTS = {
+    "production": "https://api.push.apple.com",
+    "sandbox": "https://api.sandbox.push.apple.com",
+}
+
+
+class APNsClient(PushClient):
+    """Sends notifications to APNs over a pool of multiplexed HTTP/2 connections.
+
+    One long-lived client per credential. Use it as ``async with APNsClient(...) as client``.
+    Every notification submitted gets exactly one :class:`Result`; rejections are results,
+    not exceptions.
+    """
+
+    AUTH_RETRY: ClassVar[AuthRetry] = frozenset(
+        {(403, "ExpiredProviderToken"), (403, "UnrelatedKeyIdInToken")}
+    )
+
+    def __init__(
+        self,
+        credentials: Credentials | None = None,
+        *,
+        environment: str = "production",
+        base_url: str | None = None,
+        ca_file: PathLike | None = None,
+        request_timeout: float = 10.0,
+        max_connections: int = 4,
+        max_in_flight: int = 10_000,
+        worker_threads: int = 1,
+        **pool_options: Any,
+    ) -> None:
+        if base_url is None:
+            if environment not in ENVIRONMENTS:
+                raise ConfigurationError(
+                    f"environment must be 'production' or 'sandbox', got {environment!r}",
+                    field="environment",
+                )
+            base_url = ENVIRONMENTS[environment]
+        self.environment = environment
+        self._credentials = credentials
+        if isinstance(credentials, CertificateCredentials):
+            cert_pem, key_pem = credentials.client_cert()
+            pool_options.update(client_cert_pem=cert_pem, client_key_pem=key_pem)
+        # APNs binds a connection to the first key used on it: pool per (credential, env).
+        identity = f"{credentials.identity}:{environment}" if credentials is not None else ""
+        super().__init__(
+            base_url,
+            identity=identity,
+            ca_file=ca_file,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            max_in_flight=max_in_flight,
+            worker_threads=worker_threads,
+            **pool_options,
+        )
+        self._auth_sent: str | None = None
+
+    def __repr__(self) -> str:
+        return f"APNsClient(base_url={self.base_url!r}, credentials={self._credentials!r})"
+
+    def _before_submit(self) -> None:
+        """Hand the engine the current JWT when it changed (once per engine call)."""
+        creds = self._credentials
+        if isinstance(creds, TokenCredentials):
+            self._set_authorization(creds.authorization())
+
+    def _set_authorization(self, value: str) -> None:
+        if value is not self._auth_sent:
+            self._engine.set_authorization(self._pool, value)
+            self._auth_sent = value
+
+    def _fix_auth(self, reasons: set[str]) -> Awaitable[None] | None:
+        """Mint a new JWT (ExpiredProviderToken; never within 20 minutes of the last one) or
+        move to fresh connections (UnrelatedKeyIdInToken)."""
+        creds = self._credentials
+        if "ExpiredProviderToken" in reasons and isinstance(creds, TokenCredentials):
+            self._set_authorization(creds.authorization(force=True))
+        if "UnrelatedKeyIdInToken" in reasons:
+            self._engine.retire_connections(self._pool)
+        return None
