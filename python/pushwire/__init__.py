@@ -14,6 +14,7 @@ Quick start::
 
 from __future__ import annotations
 
+from . import payload
 from ._apns import APNsClient
 from ._core import __version__
 from ._errors import (
@@ -50,11 +51,17 @@ from .fcm import (
     FCMNotification,
     WebpushConfig,
 )
+from .payload import Alert, Aps, LocalizedString, Sound
 
 __all__ = [
     "PUSH_TYPES",
     "APNsClient",
     "Action",
+    "Alert",
+    "Aps",
+    "LocalizedString",
+    "Sound",
+    "payload",
     "AndroidConfig",
     "AndroidNotification",
     "ApnsConfig",

@@ -37,15 +37,16 @@ Payload = Union[dict[str, Any], bytes, str, msgspec.Struct]
 
 
 def _encode(payload: Payload) -> bytes:
-    if isinstance(payload, bytes):
-        body = payload
-    elif isinstance(payload, str):
-        body = payload.encode()
-    else:
-        try:
+    try:
+        if isinstance(payload, bytes):
+            body = payload
+        elif isinstance(payload, str):
+            body = payload.encode()
+        else:
             body = _encoder.encode(payload)
-        except (TypeError, msgspec.EncodeError) as e:
-            raise PayloadError(f"payload cannot be encoded as JSON: {e}", field="payload") from e
+    except (TypeError, ValueError, msgspec.EncodeError) as e:
+        # UnicodeEncodeError (a lone surrogate) is a ValueError too.
+        raise PayloadError(f"payload cannot be encoded as JSON: {e}", field="payload") from None
     stripped = body.lstrip()
     if not stripped.startswith(b"{"):
         raise PayloadError("payload must be a JSON object", field="payload")
