@@ -51,6 +51,7 @@ def result(
     timestamp_ms: int | None = None,
     retry_after: int | None = None,
     maybe_delivered: bool = False,
+    body: bytes | None = None,
 ) -> pushwire.Result:
     if outcome is None:
         outcome = Outcome.DELIVERED if 200 <= status < 300 else Outcome.REJECTED
@@ -69,6 +70,7 @@ def result(
         1,
         None,
         maybe_delivered,
+        body,
     )
 
 
@@ -183,8 +185,55 @@ def test_every_documented_reason_is_a_reason_member(status, reason):
     assert Reason(reason) is member
 
 
+# FCM v1 errorCodes, protocol.md §4.3 (status, errorCode, expected action), plus the canonical
+# UNAUTHENTICATED an expired OAuth token gets (no errorCode).
+FCM_REASONS = [
+    (400, "INVALID_ARGUMENT", Action.FIX_PAYLOAD),
+    (404, "UNREGISTERED", Action.DROP_TOKEN),
+    (403, "SENDER_ID_MISMATCH", Action.DROP_TOKEN),
+    (429, "QUOTA_EXCEEDED", Action.RETRY),
+    (503, "UNAVAILABLE", Action.RETRY),
+    (500, "INTERNAL", Action.RETRY),
+    (401, "THIRD_PARTY_AUTH_ERROR", Action.FIX_CONFIG),
+    (401, "APNS_AUTH_ERROR", Action.FIX_CONFIG),
+    (401, "UNAUTHENTICATED", Action.RETRY_AFTER_AUTH),
+]
+FCM_CODES = {reason for _, reason, _ in FCM_REASONS} | {"UNSPECIFIED_ERROR"}
+
+
 def test_reason_members_are_exactly_the_documented_strings():
-    assert {r.value for r in Reason} == {reason for _, reason in ALL_DOCUMENTED}
+    documented = {reason for _, reason in ALL_DOCUMENTED} | FCM_CODES
+    assert {r.value for r in Reason} == documented
+
+
+@pytest.mark.parametrize(("status", "reason", "action"), FCM_REASONS)
+def test_every_fcm_error_code_is_classified(status, reason, action):
+    r = result(status, reason)
+    assert classify(r).action is action
+    assert isinstance(classify(r).reason, Reason)
+
+
+def test_fcm_invalid_argument_drops_the_token_only_when_fcm_blames_the_token():
+    token_body = (
+        b'{"error":{"code":400,"message":"The registration token is not a valid FCM '
+        b'registration token","status":"INVALID_ARGUMENT","details":[{"errorCode":'
+        b'"INVALID_ARGUMENT"}]}}'
+    )
+    payload_body = (
+        b'{"error":{"code":400,"message":"Invalid value at \'message.data[0].value\'",'
+        b'"status":"INVALID_ARGUMENT"}}'
+    )
+    bad_token = result(400, "INVALID_ARGUMENT", body=token_body)
+    bad_payload = result(400, "INVALID_ARGUMENT", body=payload_body)
+    assert classify(bad_token).action is Action.DROP_TOKEN
+    assert classify(bad_payload).action is Action.FIX_PAYLOAD
+
+
+def test_fcm_quota_backs_off_at_least_a_minute_unless_told_otherwise():
+    quota = result(429, "QUOTA_EXCEEDED")
+    assert classify(quota).retry_after == 60.0
+    told = result(429, "QUOTA_EXCEEDED", retry_after=120)
+    assert classify(told).retry_after == 120
 
 
 def test_table_rows_are_exactly_the_documented_pairs():

@@ -57,6 +57,8 @@ __all__ = [
     "Classification",
     "Reason",
     "RegisteredAt",
+    "FCM_TABLE",
+    "QUOTA_EXCEEDED_DELAY_SECONDS",
     "ResultLike",
     "Summary",
     "TokenToDrop",
@@ -130,6 +132,19 @@ class Reason(str, enum.Enum):
     SERVICE_UNAVAILABLE_BROADCAST = "Service Unavailable"
     #: Undocumented; one client reports it when ``message-storage-policy`` is missing.
     MISSING_CHANNEL_QUEUE_SIZE = "MissingChannelQueueSize"
+    # FCM HTTP v1 (protocol.md §4.3): the ``errorCode`` of the error details, or the canonical
+    # ``status`` when FCM gives no errorCode (an expired OAuth token: UNAUTHENTICATED).
+    FCM_UNSPECIFIED_ERROR = "UNSPECIFIED_ERROR"
+    FCM_INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    FCM_UNREGISTERED = "UNREGISTERED"
+    FCM_SENDER_ID_MISMATCH = "SENDER_ID_MISMATCH"
+    FCM_QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    FCM_UNAVAILABLE = "UNAVAILABLE"
+    FCM_INTERNAL = "INTERNAL"
+    FCM_THIRD_PARTY_AUTH_ERROR = "THIRD_PARTY_AUTH_ERROR"
+    #: Deprecated predecessor of THIRD_PARTY_AUTH_ERROR.
+    FCM_APNS_AUTH_ERROR = "APNS_AUTH_ERROR"
+    FCM_UNAUTHENTICATED = "UNAUTHENTICATED"
 
 
 _REASONS_BY_VALUE: dict[str, Reason] = {reason.value: reason for reason in Reason}
@@ -223,6 +238,9 @@ class ResultLike(Protocol):
 #: a store-and-forward queue, not an interactive send, so we suggest a short first step and
 #: leave the cap (up to 900 s) to the caller's backoff policy.
 DEFAULT_BACKOFF_SECONDS = 1.0
+
+#: FCM: QUOTA_EXCEEDED backs off at least a minute (project / topic rate), protocol.md §4.3.
+QUOTA_EXCEEDED_DELAY_SECONDS = 60.0
 
 #: Suggested delay after 429 ``TooManyRequests`` (too many pushes to one device), when the
 #: provider sent no ``retry-after`` header.
@@ -444,6 +462,68 @@ APNS_TABLE: dict[tuple[int, str], tuple[Action, str]] = {
 }
 
 
+#: FCM v1: (HTTP status, errorCode) -> (action, meaning). INVALID_ARGUMENT is a payload bug,
+#: except when FCM says the registration token is invalid (see ``_invalid_fcm_token``).
+FCM_TABLE: dict[tuple[int, str], tuple[Action, str]] = {
+    (400, Reason.FCM_INVALID_ARGUMENT): (
+        _R,
+        "FCM refused the message as invalid (a field, its size, a reserved data key, the TTL): "
+        "fix the message; the error body names the field.",
+    ),
+    (404, Reason.FCM_UNREGISTERED): (
+        _T,
+        "The app instance is unregistered (uninstalled, token expired or rotated): delete the "
+        "token.",
+    ),
+    (403, Reason.FCM_SENDER_ID_MISMATCH): (
+        _T,
+        "The token belongs to another Firebase project: delete it for this project (or check "
+        "the service account's project).",
+    ),
+    (429, Reason.FCM_QUOTA_EXCEEDED): (
+        _X,
+        "The project, device or topic sending rate was exceeded: back off at least a minute "
+        "and send more slowly.",
+    ),
+    (503, Reason.FCM_UNAVAILABLE): (
+        _X,
+        "FCM is overloaded: resend after Retry-After with exponential backoff and jitter.",
+    ),
+    (500, Reason.FCM_INTERNAL): (_X, "FCM had an internal error: resend with backoff."),
+    (401, Reason.FCM_THIRD_PARTY_AUTH_ERROR): (
+        _C,
+        "The APNs certificate/key or web push credentials in the Firebase project are invalid "
+        "or missing: fix them in the Firebase console.",
+    ),
+    (401, Reason.FCM_APNS_AUTH_ERROR): (
+        _C,
+        "The APNs credentials in the Firebase project are invalid: fix them in the console.",
+    ),
+    (401, Reason.FCM_UNAUTHENTICATED): (
+        _A,
+        "The OAuth2 access token was refused (expired or revoked): get a new one and resend.",
+    ),
+    (400, Reason.FCM_UNSPECIFIED_ERROR): (_C, "FCM gave no detail: check the request and setup."),
+    (500, Reason.FCM_UNSPECIFIED_ERROR): (_X, "FCM gave no detail: resend with backoff."),
+}
+
+_INVALID_TOKEN_CLASSIFICATION = Classification(
+    Action.DROP_TOKEN,
+    Reason.FCM_INVALID_ARGUMENT,
+    None,
+    "FCM says the registration token is not valid: delete the token.",
+)
+
+
+def _invalid_fcm_token(result: ResultLike) -> bool:
+    """INVALID_ARGUMENT whose message blames the registration token (not the payload)."""
+    body = getattr(result, "body", None)
+    if not isinstance(body, bytes):
+        return False
+    text = body.lower()
+    return b"registration token" in text and b"not a valid" in text
+
+
 # -- classify ---------------------------------------------------------------------------------
 
 _DELIVERED_CLASSIFICATION = Classification(
@@ -516,6 +596,8 @@ def _no_response_classification(result: ResultLike) -> Classification:
 
 def _response_classification(result: ResultLike) -> Classification:
     status = result.status
+    if result.reason == "INVALID_ARGUMENT" and _invalid_fcm_token(result):
+        return _INVALID_TOKEN_CLASSIFICATION
     base = _classification_for(
         status if isinstance(status, int) else 0, _reason_string(result.reason)
     )
@@ -559,14 +641,18 @@ def _classification_for(status: int, reason: str | None) -> Classification:
 
 
 def _build_classification(status: int, reason: str | None) -> Classification:
-    row = APNS_TABLE.get((status, reason)) if reason is not None else None
+    row = None
+    if reason is not None:
+        row = APNS_TABLE.get((status, reason)) or FCM_TABLE.get((status, reason))
     action, description = row if row is not None else _status_fallback(status, reason)
     return Classification(
-        action, parse_reason(reason), _default_retry_after(action, status), description
+        action, parse_reason(reason), _default_retry_after(action, status, reason), description
     )
 
 
-def _default_retry_after(action: Action, status: int) -> float | None:
+def _default_retry_after(action: Action, status: int, reason: str | None) -> float | None:
+    if reason == Reason.FCM_QUOTA_EXCEEDED:
+        return QUOTA_EXCEEDED_DELAY_SECONDS
     if action is Action.RETRY and status == 429:
         return TOO_MANY_REQUESTS_DELAY_SECONDS
     if action in _RETRY_ACTIONS:
