@@ -28,6 +28,7 @@ from ._fcm import FCMClient
 from ._message import PUSH_TYPES, Message, Notification, new_apns_id
 from ._oauth import ServiceAccountCredentials
 from ._results import Outcome, Result, Results
+from ._retry import RetryPolicy
 from ._sync import SyncAPNsClient, SyncFCMClient
 from .classify import (
     Action,
@@ -92,6 +93,7 @@ __all__ = [
     "PushwireError",
     "Result",
     "Results",
+    "RetryPolicy",
     "SyncAPNsClient",
     "TokenCredentials",
     "__version__",

@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
 from ._errors import ConfigurationError
+from ._retry import RetryPolicy
 from .credentials import CertificateCredentials, Credentials, TokenCredentials
+
+#: APNs 5xx are resent (bounded); 429 TooManyRequests concerns one device and waits longer.
+APNS_RETRY = RetryPolicy(statuses=frozenset({500, 503}))
 
 ENVIRONMENTS = {
     "production": "https://api.push.apple.com",
@@ -39,6 +43,8 @@ class APNsClient(PushClient):
         max_connections: int = 4,
         max_in_flight: int = 10_000,
         worker_threads: int = 1,
+        retry: RetryPolicy | None = APNS_RETRY,
+        rate_limit: int | None = None,
         **pool_options: Any,
     ) -> None:
         if base_url is None:
@@ -63,6 +69,8 @@ class APNsClient(PushClient):
             max_connections=max_connections,
             max_in_flight=max_in_flight,
             worker_threads=worker_threads,
+            retry=retry,
+            rate_limit=rate_limit,
             **pool_options,
         )
         self._auth_sent: str | None = None

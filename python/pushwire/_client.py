@@ -11,6 +11,7 @@ from . import _core
 from ._dispatch import AuthRetry, Dispatcher
 from ._errors import ClientClosedError, ConfigurationError
 from ._results import Result, Results
+from ._retry import NO_RETRY, RateLimiter, RetryPolicy
 
 PathLike = Union[str, os.PathLike[str]]
 
@@ -32,6 +33,8 @@ class PushClient:
         max_connections: int,
         max_in_flight: int,
         worker_threads: int,
+        retry: RetryPolicy | None,
+        rate_limit: int | None,
         **pool_options: Any,
     ) -> None:
         if request_timeout <= 0:
@@ -48,6 +51,12 @@ class PushClient:
             request_timeout=request_timeout,
             **pool_options,
         )
+        self._retry = retry if retry is not None else NO_RETRY
+        if rate_limit is not None and rate_limit <= 0:
+            raise ConfigurationError(
+                "rate_limit must be a positive number per minute", field="rate_limit"
+            )
+        self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._dispatcher: Dispatcher | None = None
         self._closed = False
 
@@ -103,6 +112,8 @@ class PushClient:
                 self._before_submit,
                 self.AUTH_RETRY,
                 self._fix_auth,
+                self._retry,
+                self._limiter,
             )
         return d
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from . import _core
 from ._errors import ClientClosedError, PayloadError, PushwireError
 from ._results import Outcome, Result, Results, result_from_raw
+from ._retry import NO_RETRY, RateLimiter, RetryPolicy
 
 _INDEX_BITS = 32
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
@@ -117,6 +118,8 @@ class Dispatcher:
         before_submit: Callable[[], None],
         auth_retry: AuthRetry,
         on_auth_rejected: FixAuth,
+        retry: RetryPolicy = NO_RETRY,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self._engine = engine
         self._pool = pool
@@ -126,6 +129,10 @@ class Dispatcher:
         self._on_auth_rejected = on_auth_rejected
         #: ids already resent once after an auth rejection
         self._auth_retried: set[int] = set()
+        self._retry = retry
+        self._limiter = limiter
+        #: id -> engine submissions so far, for notifications being resent after 429/5xx
+        self._resends: dict[int, int] = {}
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
         self._singles: dict[int, tuple[asyncio.Future[Result], Any]] = {}
@@ -159,9 +166,47 @@ class Dispatcher:
                 continue
             if retried:
                 retried.discard(rid)
+            if raw[3] in self._retry.statuses and raw[2] == "rejected":
+                final = self._maybe_resend_later(raw)
+                if final is None:
+                    continue
+                raw = final
+            elif self._resends:
+                raw = self._count_attempts(raw)
             self._route(raw)
         if resend:
             self._resend_after_auth(resend)
+
+    def _maybe_resend_later(self, raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """Schedule a resend after the delay the policy (or Retry-After) asks for; None when
+        scheduled. When the policy gives up, the result becomes ``failed`` with the last
+        status and reason."""
+        rid = raw[0]
+        submissions = self._resends.get(rid, 1)
+        if self._retry.should_retry(raw[3], submissions):
+            delay = self._retry.delay(submissions, raw[4], raw[7])
+            if delay is not None:
+                self._resends[rid] = submissions + 1
+                self.loop.call_later(delay, self._resend_one, raw)
+                return None
+        if self._retry.max_attempts <= 1:
+            return raw
+        raw = self._count_attempts(raw)
+        why = f"gave up after {submissions} sends: {raw[3]} {raw[4] or ''}".rstrip()
+        return (*raw[:2], "failed", *raw[3:12], why, False, *raw[14:])
+
+    def _count_attempts(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """Add the earlier sends of a resent notification to its ``attempts``."""
+        earlier = self._resends.pop(raw[0], 1) - 1
+        if earlier:
+            raw = (*raw[:11], raw[11] + earlier, *raw[12:])
+        return raw
+
+    def _resend_one(self, raw: tuple[Any, ...]) -> None:
+        if self._engine.closed:
+            self._route(self._count_attempts(raw))
+            return
+        self._resend([raw])
 
     def _route(self, raw: tuple[Any, ...]) -> None:
         rid = raw[0]
@@ -180,7 +225,7 @@ class Dispatcher:
         each notification once; a second auth rejection is reported as the result."""
         fixing = self._on_auth_rejected({raw[4] for raw in raws})
         if fixing is None:
-            self._resend(raws)
+            self._auth_retried.update(self._resend(raws))
         else:
             self.loop.create_task(self._resend_when_fixed(fixing, raws))
 
@@ -193,9 +238,12 @@ class Dispatcher:
             for raw in raws:  # the credential could not be fixed: report the rejections
                 self._route(raw)
             return
-        self._resend(raws)
+        self._auth_retried.update(self._resend(raws))
 
-    def _resend(self, raws: list[tuple[Any, ...]]) -> None:
+    def _resend(self, raws: list[tuple[Any, ...]]) -> list[int]:
+        """Submit the notifications behind ``raws`` again under the same ids; returns the ids
+        resent (the others are reported as they are)."""
+        resent = []
         for raw in raws:
             rid = raw[0]
             job_id = rid >> _INDEX_BITS
@@ -204,15 +252,12 @@ class Dispatcher:
                     item, template = self._singles[rid][1], None
                 else:
                     item, template = self._jobs[job_id].item(rid & _INDEX_MASK)
-                self._before_submit()
-                if template is None:
-                    self._engine.submit(self._pool, rid, [item])
-                else:
-                    self._engine.submit_tokens(self._pool, rid, template, [item])
+                self._submit(rid, [item], template)
             except (KeyError, PushwireError):
                 self._route(raw)  # the caller is gone or the client closed: report as is
                 continue
-            self._auth_retried.add(rid)
+            resent.append(rid)
+        return resent
 
     async def call(self, pool: int, item: Any) -> Result:
         """One request on another pool of the same engine (e.g. the OAuth token endpoint)."""
@@ -233,9 +278,35 @@ class Dispatcher:
         self._capacity_waiters.append(fut)
         await fut
 
-    def _submit(self, first_id: int, items: list[Any]) -> None:
+    def _submit(self, first_id: int, items: list[Any], template: Any = None) -> None:
+        """Hand items (or, with ``template``, tokens) to the engine under consecutive ids."""
         self._before_submit()
-        self._engine.submit(self._pool, first_id, items)
+        if template is None:
+            self._engine.submit(self._pool, first_id, items)
+        else:
+            self._engine.submit_tokens(self._pool, first_id, template, items)
+        if self._limiter is not None:
+            self._limiter.take(len(items))
+
+    def _room(self) -> int:
+        """How many notifications may be submitted now (in-flight window and rate limit)."""
+        room = min(self._engine.capacity(), _MAX_CHUNK)
+        if self._limiter is not None:
+            room = min(room, self._limiter.available())
+        return room
+
+    def _rate_limited_for(self) -> float | None:
+        """Seconds until the rate limit lets another notification go, when it is what blocks."""
+        if self._limiter is None or self._limiter.available() > 0:
+            return None
+        return self._limiter.wait_time()
+
+    async def _wait_room(self) -> None:
+        wait = self._rate_limited_for()
+        if wait is not None:
+            await asyncio.sleep(wait)
+        else:
+            await self._wait_capacity()
 
     # -- single sends (coalesced: one engine call per loop iteration) ------------------------
 
@@ -261,9 +332,13 @@ class Dispatcher:
         pending = self._pending_singles
         while pending and pending[0][1].done():  # cancelled before sending: never sent
             pending.popleft()
-        room = min(self._engine.capacity(), len(pending), _MAX_CHUNK)
+        room = min(self._room(), len(pending))
         if room == 0:
-            return  # the next outcome batch frees room and calls us again
+            wait = self._rate_limited_for()
+            if wait is not None and pending:
+                self._flush_scheduled = True
+                self.loop.call_later(wait, self._flush_singles)
+            return  # otherwise the next outcome batch frees room and calls us again
         batch = [pending.popleft() for _ in range(room)]
         batch = [(item, fut) for item, fut in batch if not fut.done()]
         if not batch:
@@ -301,17 +376,12 @@ class Dispatcher:
         try:
             offset = 0
             while offset < n:
-                room = min(self._engine.capacity(), _MAX_CHUNK)
+                room = self._room()
                 if room == 0:
-                    await self._wait_capacity()
+                    await self._wait_room()
                     continue
                 chunk = items[offset : offset + room]
-                first = (job_id << _INDEX_BITS) | offset
-                if tokens_of is None:
-                    self._submit(first, chunk)
-                else:
-                    self._before_submit()
-                    self._engine.submit_tokens(self._pool, first, tokens_of, chunk)
+                self._submit((job_id << _INDEX_BITS) | offset, chunk, tokens_of)
                 offset += len(chunk)
             return await job.future
         finally:
@@ -331,8 +401,11 @@ class Dispatcher:
         try:
             while True:
                 while not exhausted:
-                    room = min(self._engine.capacity(), _MAX_CHUNK)
+                    room = self._room()
                     if room == 0:
+                        wait = self._rate_limited_for()
+                        if wait is not None:
+                            self.loop.call_later(wait, job.wake)
                         break
                     chunk = list(itertools.islice(source, room))
                     if not chunk:

@@ -14,6 +14,7 @@ from ._dispatch import AuthRetry
 from ._errors import ConfigurationError, CredentialsError
 from ._oauth import ServiceAccountCredentials, parse_token_response
 from ._results import Result
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from .fcm import FCMMessage, as_item
 
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
@@ -23,6 +24,10 @@ REFRESH_MARGIN = 300.0
 
 class FCMClient(PushClient):
     """Sends FCM v1 messages, one HTTP/2 request each, multiplexed on a connection pool.
+
+    429 (QUOTA_EXCEEDED waits at least a minute), 500 and 503 are resent after Retry-After or
+    an exponential backoff with jitter, up to ``retry.max_attempts`` sends. ``rate_limit``
+    caps messages per minute (FCM's default project quota is 600,000/min); off by default.
 
     The OAuth2 access token is fetched before the first send, refreshed in the background
     before it expires (sends never wait for a refresh while the current token is valid), and
@@ -43,6 +48,8 @@ class FCMClient(PushClient):
         max_connections: int = 4,
         max_in_flight: int = 10_000,
         worker_threads: int = 1,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        rate_limit: int | None = None,
         **pool_options: Any,
     ) -> None:
         if not isinstance(service_account, ServiceAccountCredentials):
@@ -65,6 +72,8 @@ class FCMClient(PushClient):
             max_connections=max_connections,
             max_in_flight=max_in_flight,
             worker_threads=worker_threads,
+            retry=retry,
+            rate_limit=rate_limit,
             path_prefix="/v1/projects/" + urllib.parse.quote(self.project_id, safe=""),
             **pool_options,
         )
