@@ -89,9 +89,10 @@ class APNsClient(PushClient):
             self._engine.set_authorization(self._pool, value)
             self._auth_sent = value
 
-    def _fix_auth(self, reasons: set[str]) -> Awaitable[None] | None:
+    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
         """Mint a new JWT (ExpiredProviderToken; never within 20 minutes of the last one) or
         move to fresh connections (UnrelatedKeyIdInToken)."""
+        reasons = {raw[4] for raw in rejected}
         creds = self._credentials
         if "ExpiredProviderToken" in reasons and isinstance(creds, TokenCredentials):
             self._set_authorization(creds.authorization(force=True))

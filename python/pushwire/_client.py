@@ -65,9 +65,10 @@ class PushClient:
     def _before_submit(self) -> None:
         """Called before every engine call: hand the engine a fresh credential if due."""
 
-    def _fix_auth(self, reasons: set[str]) -> Awaitable[None] | None:
-        """The provider refused our credential; fix it (the rejected notifications are resent
-        once afterwards). Return an awaitable when the fix needs the network."""
+    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
+        """The provider refused our credential (``rejected``: the engine's outcome tuples);
+        fix it, and the notifications are resent once afterwards. Return an awaitable when the
+        fix needs the network."""
         return None
 
     async def _ready(self) -> None:

@@ -25,8 +25,10 @@ _INDEX_BITS = 32
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
 #: (status, reason) of rejections a fixed credential cures: resent once after the fix.
 AuthRetry = frozenset[tuple[int, str]]
-#: Called with the reasons seen; returns an awaitable when the fix needs the network.
-FixAuth = Callable[[set[str]], Awaitable[None] | None]
+#: Called with the rejected outcome tuples; returns an awaitable when the fix needs the network.
+FixAuth = Callable[[list[tuple[Any, ...]]], Awaitable[None] | None]
+#: Index of the credential generation in an engine outcome tuple.
+AUTH_GENERATION = 15
 #: Largest batch handed to the engine in one call: bounds the time the loop spends in Rust.
 _MAX_CHUNK = 4096
 
@@ -223,7 +225,7 @@ class Dispatcher:
     def _resend_after_auth(self, raws: list[tuple[Any, ...]]) -> None:
         """Fix the credential once (new JWT, new access token, fresh connections), then resend
         each notification once; a second auth rejection is reported as the result."""
-        fixing = self._on_auth_rejected({raw[4] for raw in raws})
+        fixing = self._on_auth_rejected(raws)
         if fixing is None:
             self._auth_retried.update(self._resend(raws))
         else:

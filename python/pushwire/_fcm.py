@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 
 from . import _core
 from ._client import PathLike, PushClient
-from ._dispatch import AuthRetry
+from ._dispatch import AUTH_GENERATION, AuthRetry
 from ._errors import ConfigurationError, CredentialsError
 from ._oauth import ServiceAccountCredentials, parse_token_response
 from ._results import Result
@@ -79,6 +79,7 @@ class FCMClient(PushClient):
         )
         self._token_pool, self._token_path = self._add_token_pool(service_account.token_uri)
         self._expires_at = 0.0  # monotonic time the current access token expires
+        self._auth_generation = 0  # engine generation of the current access token
         self._refreshing: asyncio.Task[None] | None = None
         #: Access tokens obtained so far (observability; tests count them).
         self.token_refreshes = 0
@@ -115,8 +116,13 @@ class FCMClient(PushClient):
         if self._expires_at and time.monotonic() > self._expires_at - REFRESH_MARGIN:
             self._start_refresh()
 
-    def _fix_auth(self, reasons: set[str]) -> Awaitable[None] | None:
-        self._expires_at = 0.0  # the server says the token is no longer good
+    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
+        if self._refreshing is not None and not self._refreshing.done():
+            return self._refreshing
+        if all(raw[AUTH_GENERATION] < self._auth_generation for raw in rejected):
+            # They carried a token we have replaced since: resend, no new grant.
+            return None
+        self._expires_at = 0.0  # the server refused the current token
         return self._start_refresh()
 
     def _start_refresh(self) -> asyncio.Task[None]:
@@ -142,7 +148,7 @@ class FCMClient(PushClient):
                 field="service_account",
             )
         token, expires_in = parse_token_response(result.status, result.body)
-        self._engine.set_authorization(self._pool, "Bearer " + token)
+        self._auth_generation = self._engine.set_authorization(self._pool, "Bearer " + token)
         self._expires_at = requested + expires_in
         self.token_refreshes += 1
 

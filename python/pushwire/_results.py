@@ -69,6 +69,11 @@ class Result(msgspec.Struct, frozen=True, gc=False):
         return self.outcome is Outcome.DELIVERED
 
     @property
+    def message_id(self) -> str | None:
+        """The provider's id of the notification: APNs ``apns-id``, FCM message ``name``."""
+        return self.apns_id
+
+    @property
     def action(self) -> Action:
         """What to do about this result (drop the token, retry, fix the payload...)."""
         from .classify import classify
@@ -123,6 +128,7 @@ def result_from_raw(raw: tuple[Any, ...], index: int) -> Result:
         error,
         maybe_delivered,
         body,
+        _auth_generation,
     ) = raw
     return Result(
         index,

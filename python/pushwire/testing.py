@@ -1,4 +1,5 @@
-"""Test helpers: a real TLS HTTP/2 mock of APNs, for pushwire's tests and yours.
+"""Test helpers: a real TLS HTTP/2 mock of APNs and of FCM HTTP v1, for pushwire's tests and
+yours.
 
 ::
 
@@ -7,8 +8,11 @@
             result = await client.send(Notification("dead01", message))
         assert server.received("dead01") == 1
 
-Behaviours by token prefix: ``ok``, ``unregistered``, ``bad-token``, ``429``, ``500``, ``503``,
-``delay:MS``, ``hang``, ``reset``, ``refused``, ``goaway``, ``close``, ``blackhole``.
+Behaviours by token prefix: ``ok``, ``unregistered``, ``expired-token``, ``bad-token``, ``429``,
+``500``, ``503``, ``sender-mismatch``, ``third-party-auth``, ``invalid-argument``,
+``unspecified``, ``delay:MS``, ``hang``, ``reset``, ``refused``, ``goaway``, ``close``,
+``blackhole`` and ``reject:STATUS:REASON``. Each is answered in the shape of the protocol asked
+(APNs ``reason``, or a Google error with an FCM ``errorCode``); see :class:`MockFCM`.
 The server trusts nothing by default and is trusted through ``ca_file`` — no
 verification is ever switched off.
 """
@@ -21,7 +25,10 @@ from pathlib import Path
 from typing import Any, Union
 
 from . import _core
-from ._client import APNsClient, SyncAPNsClient
+from ._apns import APNsClient
+from ._fcm import FCMClient
+from ._oauth import ServiceAccountCredentials
+from ._sync import SyncAPNsClient, SyncFCMClient
 from .credentials import TokenCredentials
 
 Rules = Union[Mapping[str, str], Sequence[str], None]
@@ -175,3 +182,172 @@ class MockAPNs:
     def __repr__(self) -> str:
         state = self.url if self._server is not None else "stopped"
         return f"MockAPNs({state})"
+
+
+class MockFCM:
+    """The mock FCM HTTP v1 server and its OAuth2 token endpoint, in-process on its own threads
+    (the same Rust server as :class:`MockAPNs`, routed by path).
+
+    ``POST {token_uri}`` takes a JWT-bearer grant (``grant_type=urn:ietf:params:oauth:grant-type:
+    jwt-bearer&assertion=<JWT>``). The assertion must be RS256-signed by the service account's
+    key, with ``iss`` = ``service_account_email``, ``scope`` holding the firebase.messaging or
+    cloud-platform scope, ``aud`` = ``token_uri`` (or Google's own token URI), ``iat`` at most
+    60 s ahead and ``exp`` in the future and at most an hour after ``iat``. Refusals are 400
+    ``invalid_grant`` (``invalid_scope``, ``unsupported_grant_type``, ``invalid_request``).
+    A grant returns an opaque access token with ``expires_in`` = ``token_lifetime``.
+
+    ``POST {url}/v1/projects/{project}/messages:send`` then needs ``authorization: Bearer
+    <token>`` with a token this server issued and that has not expired (else 401
+    ``UNAUTHENTICATED``, no FCM ``errorCode``); without a service account, no token is needed.
+    Next comes the project quota (``quota_per_window`` messages per ``quota_window`` seconds in
+    fixed windows from a project's first message; over it, 429 ``QUOTA_EXCEEDED`` with
+    ``retry-after`` = whole seconds to the reset), then the message checks (exactly one of
+    ``token``/``topic``/``condition``; string-only ``data`` without reserved keys; an
+    ``android.ttl`` such as ``"3.5s"`` of at most 4 weeks; at most 4096 bytes of serialized
+    ``message``; each failure is 400 ``INVALID_ARGUMENT`` with a ``google.rpc.BadRequest`` field
+    violation), then the rules, matched on ``message.token`` (else the topic or condition).
+    Success is 200 ``{"name": "projects/{project}/messages/0:<n>"}``; ``validate_only: true``
+    answers ``.../messages/fake_message_id`` and counts in :attr:`dry_runs`, not in
+    :meth:`received`.
+
+    FCM answers to the rule behaviours: ``unregistered`` and ``expired-token`` 404
+    ``UNREGISTERED``; ``bad-token`` 400 ``INVALID_ARGUMENT`` "The registration token is not a
+    valid FCM registration token"; ``429`` 429 ``QUOTA_EXCEEDED`` (``retry-after: 60``); ``500``
+    500 ``INTERNAL``; ``503`` 503 ``UNAVAILABLE`` (``retry-after: 1``); ``sender-mismatch`` 403
+    ``SENDER_ID_MISMATCH``; ``third-party-auth`` 401 ``THIRD_PARTY_AUTH_ERROR``;
+    ``invalid-argument`` 400 ``INVALID_ARGUMENT`` naming a field (a payload bug);
+    ``unspecified`` 500 ``UNSPECIFIED_ERROR``; ``reject:STATUS:CODE`` that status with ``CODE``
+    as the ``errorCode``. The connection faults work as for APNs.
+    """
+
+    def __init__(
+        self,
+        *,
+        credentials: ServiceAccountCredentials | None = None,
+        service_account_email: str | None = None,
+        service_account_public_key_pem: Union[str, bytes, None] = None,
+        project_id: str = "demo-project",
+        rules: Rules = None,
+        token_lifetime: float = 3600.0,
+        quota_per_window: int | None = None,
+        quota_window: float = 60.0,
+        port: int = 0,
+        max_concurrent_streams: int = 1000,
+        response_delay: float = 0.0,
+    ) -> None:
+        if credentials is not None:
+            # The server checks the assertions of this service account.
+            service_account_email = credentials.client_email
+            service_account_public_key_pem = credentials.public_key_pem()
+            project_id = credentials.project_id
+        self.credentials = credentials
+        if (service_account_email is None) != (service_account_public_key_pem is None):
+            raise ValueError(
+                "pass both service_account_email and service_account_public_key_pem, or neither"
+            )
+        if isinstance(service_account_public_key_pem, bytes):
+            service_account_public_key_pem = service_account_public_key_pem.decode()
+        accounts = []
+        if service_account_email is not None and service_account_public_key_pem is not None:
+            accounts.append((service_account_email, service_account_public_key_pem))
+        self._project_id = project_id
+        self._server: _core.MockServer | None = _core.MockServer(
+            port=port,
+            max_concurrent_streams=max_concurrent_streams,
+            rules=_rule_strings(rules),
+            response_delay=response_delay,
+            fcm_service_accounts=accounts,
+            fcm_token_lifetime=token_lifetime,
+            fcm_quota_per_window=quota_per_window,
+            fcm_quota_window=quota_window,
+        )
+
+    def __enter__(self) -> MockFCM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def client(self, **options: Any) -> FCMClient:
+        """An FCMClient pointed at this server (messages and OAuth), trusting its CA."""
+        if self.credentials is None:
+            raise ValueError("MockFCM(credentials=...) is needed to build a client")
+        options.setdefault("base_url", self.url)
+        options.setdefault("token_uri", self.token_uri)
+        options.setdefault("ca_file", self.ca_file)
+        options.setdefault("project_id", self._project_id)
+        return FCMClient(self.credentials, **options)
+
+    def sync_client(self, **options: Any) -> SyncFCMClient:
+        if self.credentials is None:
+            raise ValueError("MockFCM(credentials=...) is needed to build a client")
+        options.setdefault("base_url", self.url)
+        options.setdefault("token_uri", self.token_uri)
+        options.setdefault("ca_file", self.ca_file)
+        options.setdefault("project_id", self._project_id)
+        return SyncFCMClient(self.credentials, **options)
+
+    @property
+    def _s(self) -> _core.MockServer:
+        if self._server is None:
+            raise RuntimeError("the mock server is stopped")
+        return self._server
+
+    @property
+    def url(self) -> str:
+        """``https://localhost:<port>``; sends go to ``/v1/projects/{project}/messages:send``."""
+        return self._s.url
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self._s.ca_file)
+
+    @property
+    def token_uri(self) -> str:
+        """The OAuth2 token endpoint, for the service account's ``token_uri``."""
+        return self._s.token_uri
+
+    @property
+    def project_id(self) -> str:
+        """The project clients should address (the server answers any project)."""
+        return self._project_id
+
+    @property
+    def oauth_tokens_issued(self) -> int:
+        return self._s.oauth_tokens_issued
+
+    @property
+    def quota_rejections(self) -> int:
+        """Sends refused with 429 ``QUOTA_EXCEEDED`` by the project quota (not by rules)."""
+        return self._s.quota_rejections
+
+    @property
+    def dry_runs(self) -> int:
+        """Sends with ``validate_only: true``, whatever their answer."""
+        return self._s.fcm_dry_runs
+
+    @property
+    def total_received(self) -> int:
+        """Sends fully received, valid or not (dry runs and token grants excepted)."""
+        return self._s.total_received
+
+    def received(self, token: str) -> int:
+        """Sends fully received for ``message.token`` (compared ignoring ASCII case)."""
+        return self._s.received(token)
+
+    def expire_oauth_tokens(self) -> None:
+        """Every access token issued so far expires now: sends carrying one get 401
+        ``UNAUTHENTICATED`` until the client fetches a new token."""
+        self._s.expire_oauth_tokens()
+
+    def set_rules(self, rules: Rules) -> None:
+        self._s.set_rules(_rule_strings(rules))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def __repr__(self) -> str:
+        state = self.url if self._server is not None else "stopped"
+        return f"MockFCM({state}, project_id={self._project_id!r})"

@@ -175,7 +175,10 @@ impl Driver {
 
     fn open_stream(&mut self, mut request: Request) {
         let http_request = match self.build_request(&request) {
-            Ok(r) => r,
+            Ok((r, generation)) => {
+                request.auth_generation = generation;
+                r
+            }
             Err(message) => {
                 let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, 0);
                 outcome.error = Some(message);
@@ -211,7 +214,8 @@ impl Driver {
         }
     }
 
-    fn build_request(&self, request: &Request) -> Result<http::Request<()>, String> {
+    /// The HTTP request for `request`, and the generation of the credential it carries.
+    fn build_request(&self, request: &Request) -> Result<(http::Request<()>, u64), String> {
         let template = &request.template;
         let uri = Uri::builder()
             .scheme("https")
@@ -226,13 +230,14 @@ impl Driver {
         for (name, value) in &template.headers {
             headers.insert(name.clone(), value.clone());
         }
-        if let Some(auth) = self.pool.authorization() {
+        let (auth, generation) = self.pool.authorization();
+        if let Some(auth) = auth {
             headers.insert(http::header::AUTHORIZATION, auth);
         }
         if let Some(apns_id) = &request.apns_id {
             headers.insert("apns-id", apns_id.clone());
         }
-        Ok(http_request)
+        Ok((http_request, generation))
     }
 
     fn on_answer(&mut self, stream_id: u32, answer: Answer) {
@@ -377,6 +382,7 @@ impl Driver {
         outcome.stream_id = stream_id;
         outcome.connection_id = self.state.id;
         outcome.attempts = request.attempts;
+        outcome.auth_generation = request.auth_generation;
         outcome.latency = request.submitted_at.elapsed();
         outcome
     }

@@ -123,7 +123,8 @@ impl Engine {
     }
 
     /// Set the `authorization` header sent on this pool's requests (APNs JWT, OAuth token).
-    pub fn set_authorization(&self, pool: PoolId, value: Option<&str>) -> Result<(), Error> {
+    /// Returns the credential's generation, which outcomes report.
+    pub fn set_authorization(&self, pool: PoolId, value: Option<&str>) -> Result<u64, Error> {
         let header = match value {
             None => None,
             Some(v) => {
@@ -134,8 +135,7 @@ impl Engine {
                 Some(h)
             }
         };
-        self.pool(pool)?.set_authorization(header);
-        Ok(())
+        Ok(self.pool(pool)?.set_authorization(header))
     }
 
     /// Retire every connection of a pool: open streams finish, new connections take new work.

@@ -62,6 +62,9 @@ pub struct Outcome {
     pub error: Option<String>,
     /// True when the request may have been processed although no answer came back.
     pub maybe_delivered: bool,
+    /// Generation of the pool credential the request carried (see `Engine::set_authorization`):
+    /// a 401 for an older credential than the current one needs no new one.
+    pub auth_generation: u64,
 }
 
 impl Outcome {
@@ -82,6 +85,7 @@ impl Outcome {
             attempts: 0,
             error: None,
             maybe_delivered: false,
+            auth_generation: 0,
         }
     }
 

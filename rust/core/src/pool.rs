@@ -65,7 +65,9 @@ pub(crate) struct PoolShared {
     server_name: ServerName<'static>,
     connector: TlsConnector,
     pub queue: WorkQueue,
-    authorization: RwLock<Option<HeaderValue>>,
+    /// The `authorization` value and its generation (bumped on every change, so an outcome
+    /// tells which credential its request carried).
+    authorization: RwLock<(Option<HeaderValue>, u64)>,
     pub stats: PoolCounters,
     pub shutdown: CancellationToken,
     /// Cancelled to retire every current connection (e.g. after `UnrelatedKeyIdInToken`);
@@ -98,7 +100,7 @@ impl PoolShared {
             server_name,
             connector,
             queue: WorkQueue::new(),
-            authorization: RwLock::new(None),
+            authorization: RwLock::new((None, 0)),
             stats: PoolCounters::default(),
             shutdown: CancellationToken::new(),
             retire_all: Mutex::new(CancellationToken::new()),
@@ -110,18 +112,22 @@ impl PoolShared {
         })
     }
 
-    pub(crate) fn authorization(&self) -> Option<HeaderValue> {
+    pub(crate) fn authorization(&self) -> (Option<HeaderValue>, u64) {
         self.authorization
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    pub(crate) fn set_authorization(&self, value: Option<HeaderValue>) {
-        *self
+    /// Replace the credential; returns its generation.
+    pub(crate) fn set_authorization(&self, value: Option<HeaderValue>) -> u64 {
+        let mut current = self
             .authorization
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.0 = value;
+        current.1 += 1;
+        current.1
     }
 
     /// The pool's path prefix (FCM: `/v1/projects/<id>`) before a template's path.

@@ -262,6 +262,8 @@ pub struct Request {
     pub apns_id: Option<HeaderValue>,
     pub template: Arc<Template>,
     pub(crate) attempts: u32,
+    /// Generation of the pool credential the last attempt carried.
+    pub(crate) auth_generation: u64,
     pub(crate) submitted_at: Instant,
 }
 
@@ -294,6 +296,7 @@ impl Request {
             apns_id,
             template,
             attempts: 0,
+            auth_generation: 0,
             submitted_at: Instant::now(),
         })
     }

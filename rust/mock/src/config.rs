@@ -8,6 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const DEFAULT_JWT_MAX_AGE: Duration = Duration::from_secs(3600);
 /// APNs allows a new provider token on a connection at most every 20 minutes.
 pub const DEFAULT_TOKEN_UPDATE_WINDOW: Duration = Duration::from_secs(20 * 60);
+/// Google access tokens live about an hour (`expires_in: 3599`).
+pub const DEFAULT_FCM_TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+/// FCM's project quota is counted per minute.
+pub const DEFAULT_FCM_QUOTA_WINDOW: Duration = Duration::from_secs(60);
 
 /// Everything that shapes one mock server instance.
 #[derive(Debug, Clone)]
@@ -36,6 +40,15 @@ pub struct MockConfig {
     /// Minimum time between provider-token changes on one connection; a faster change gets
     /// 429 `TooManyProviderTokenUpdates` (APNs: 20 minutes; tests shrink it).
     pub token_update_window: Duration,
+    /// Service accounts whose JWT-bearer assertions `POST /token` accepts. When empty, FCM
+    /// sends need no bearer token (and no grant can succeed).
+    pub fcm_service_accounts: Vec<ServiceAccountKey>,
+    /// How long an issued access token is accepted; also its `expires_in`.
+    pub fcm_token_lifetime: Duration,
+    /// FCM messages accepted per project per window; `None` means no quota.
+    pub fcm_quota_per_window: Option<u64>,
+    /// Length of the fixed quota windows, counted from a project's first message.
+    pub fcm_quota_window: Duration,
 }
 
 impl MockConfig {
@@ -52,6 +65,10 @@ impl MockConfig {
             client_ca_pem: None,
             jwt_max_age: DEFAULT_JWT_MAX_AGE,
             token_update_window: DEFAULT_TOKEN_UPDATE_WINDOW,
+            fcm_service_accounts: Vec::new(),
+            fcm_token_lifetime: DEFAULT_FCM_TOKEN_LIFETIME,
+            fcm_quota_per_window: None,
+            fcm_quota_window: DEFAULT_FCM_QUOTA_WINDOW,
         }
     }
 
@@ -109,6 +126,23 @@ impl MockConfig {
         self.token_update_window = window;
         self
     }
+
+    pub fn fcm_service_account(mut self, account: ServiceAccountKey) -> Self {
+        self.fcm_service_accounts.push(account);
+        self
+    }
+
+    pub fn fcm_token_lifetime(mut self, lifetime: Duration) -> Self {
+        self.fcm_token_lifetime = lifetime;
+        self
+    }
+
+    /// At most `messages` FCM messages per project in each `window`.
+    pub fn fcm_quota(mut self, messages: u64, window: Duration) -> Self {
+        self.fcm_quota_per_window = Some(messages);
+        self.fcm_quota_window = window;
+        self
+    }
 }
 
 impl Default for MockConfig {
@@ -126,7 +160,17 @@ pub struct JwtKey {
     pub public_key_pem: String,
 }
 
-/// How a rule selects device tokens (compared with the lowercase token from `:path`).
+/// A Google service account the OAuth2 token endpoint trusts (public half only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccountKey {
+    /// The assertion's `iss`.
+    pub client_email: String,
+    /// SPKI PEM of its RSA key (`-----BEGIN PUBLIC KEY-----`), 2048 to 8192 bits.
+    pub public_key_pem: String,
+}
+
+/// How a rule selects targets: the APNs device token from `:path`, or the FCM
+/// `message.token` (else `topic`, else `condition`). Comparison ignores ASCII case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Match {
     Exact(String),
@@ -153,9 +197,12 @@ pub struct Rule {
 /// What the mock does with a valid request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Behavior {
-    /// 200 with `apns-id`, empty body.
+    /// Success: APNs 200 with `apns-id`; FCM 200 with the message name.
     Ok,
-    /// An APNs error answer; `timestamp_ms` goes into the body when present.
+    /// A failure by meaning, answered in the shape of the protocol that was asked.
+    Fail(Failure),
+    /// This exact status and reason: the APNs `reason` (with `timestamp_ms` in the body when
+    /// present), or the FCM `errorCode`.
     Reject {
         status: u16,
         reason: String,
@@ -175,35 +222,56 @@ pub enum Behavior {
     Blackhole,
 }
 
+/// A failure named by what it means to the sender, so one rule drives both protocols.
+///
+/// | Failure | APNs | FCM |
+/// |---|---|---|
+/// | `Unregistered` | 410 `Unregistered` + timestamp | 404 `UNREGISTERED` |
+/// | `ExpiredToken` | 410 `ExpiredToken` + timestamp | 404 `UNREGISTERED` |
+/// | `BadToken` | 400 `BadDeviceToken` | 400 `INVALID_ARGUMENT`, "not a valid FCM registration token" |
+/// | `TooManyRequests` | 429 `TooManyRequests` | 429 `QUOTA_EXCEEDED`, `retry-after: 60` |
+/// | `Internal` | 500 `InternalServerError` | 500 `INTERNAL` |
+/// | `Unavailable` | 503 `ServiceUnavailable` | 503 `UNAVAILABLE`, `retry-after: 1` |
+/// | `SenderMismatch` | 400 `DeviceTokenNotForTopic` | 403 `SENDER_ID_MISMATCH` |
+/// | `ThirdPartyAuth` | 403 `InvalidProviderToken` | 401 `THIRD_PARTY_AUTH_ERROR` |
+/// | `InvalidArgument` | 400 `BadRequestPayload` | 400 `INVALID_ARGUMENT` with a field violation |
+/// | `Unspecified` | 500 `InternalServerError` | 500 `UNSPECIFIED_ERROR` (status `INTERNAL`) |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Unregistered,
+    ExpiredToken,
+    BadToken,
+    TooManyRequests,
+    Internal,
+    Unavailable,
+    SenderMismatch,
+    ThirdPartyAuth,
+    InvalidArgument,
+    Unspecified,
+}
+
 /// Parses a behaviour name as used by `--rule PREFIX=BEHAVIOR`.
 ///
 /// Accepted: `ok`, `unregistered`, `expired-token`, `bad-token`, `429`, `500`, `503`,
+/// `sender-mismatch`, `third-party-auth`, `invalid-argument`, `unspecified` (see [`Failure`]),
 /// `delay:MS`, `hang`, `reset` (INTERNAL_ERROR), `reset:cancel|internal|refused|<code>`,
 /// `refused`, `goaway`, `close`, `blackhole`, and `reject:STATUS:REASON`.
 pub fn parse_behavior(text: &str) -> Result<Behavior, String> {
     let text = text.trim();
     let lower = text.to_ascii_lowercase();
-    let reject = |status: u16, reason: &str| Behavior::Reject {
-        status,
-        reason: reason.to_owned(),
-        timestamp_ms: None,
-    };
+    let fail = Behavior::Fail;
     let behavior = match lower.as_str() {
         "ok" | "200" => Behavior::Ok,
-        "unregistered" | "410" => Behavior::Reject {
-            status: 410,
-            reason: "Unregistered".to_owned(),
-            timestamp_ms: Some(now_millis()),
-        },
-        "expired-token" => Behavior::Reject {
-            status: 410,
-            reason: "ExpiredToken".to_owned(),
-            timestamp_ms: Some(now_millis()),
-        },
-        "bad-token" | "400" => reject(400, "BadDeviceToken"),
-        "429" => reject(429, "TooManyRequests"),
-        "500" => reject(500, "InternalServerError"),
-        "503" => reject(503, "ServiceUnavailable"),
+        "unregistered" | "410" => fail(Failure::Unregistered),
+        "expired-token" => fail(Failure::ExpiredToken),
+        "bad-token" | "400" => fail(Failure::BadToken),
+        "429" => fail(Failure::TooManyRequests),
+        "500" => fail(Failure::Internal),
+        "503" => fail(Failure::Unavailable),
+        "sender-mismatch" => fail(Failure::SenderMismatch),
+        "third-party-auth" => fail(Failure::ThirdPartyAuth),
+        "invalid-argument" => fail(Failure::InvalidArgument),
+        "unspecified" => fail(Failure::Unspecified),
         "hang" => Behavior::Hang,
         "reset" => Behavior::Reset(h2::Reason::INTERNAL_ERROR),
         "refused" => Behavior::Reset(h2::Reason::REFUSED_STREAM),
@@ -237,7 +305,7 @@ fn parse_parameterised(text: &str, lower: &str) -> Result<Behavior, String> {
         return Ok(Behavior::Reset(reason));
     }
     if lower.starts_with("reject:") {
-        // Keep the reason's original case: APNs reasons are CamelCase.
+        // Keep the reason's original case: APNs reasons are CamelCase, FCM codes upper case.
         let mut parts = text.splitn(3, ':').skip(1);
         let status = parts
             .next()
@@ -256,7 +324,9 @@ fn parse_parameterised(text: &str, lower: &str) -> Result<Behavior, String> {
         });
     }
     Err(format!(
-        "unknown behavior {text:?} (expected ok|unregistered|bad-token|429|500|503|delay:MS|hang|reset|refused|goaway|close|blackhole)"
+        "unknown behavior {text:?} (expected ok|unregistered|expired-token|bad-token|429|500|503|\
+         sender-mismatch|third-party-auth|invalid-argument|unspecified|delay:MS|hang|reset|\
+         refused|goaway|close|blackhole|reject:STATUS:REASON)"
     ))
 }
 
@@ -284,17 +354,24 @@ mod tests {
     #[test]
     fn parses_every_documented_behavior() {
         assert_eq!(parse_behavior("ok").unwrap(), Behavior::Ok);
-        assert!(matches!(
-            parse_behavior("unregistered").unwrap(),
-            Behavior::Reject { status: 410, ref reason, timestamp_ms: Some(_) } if reason == "Unregistered"
-        ));
-        assert!(matches!(
-            parse_behavior("bad-token").unwrap(),
-            Behavior::Reject { status: 400, ref reason, timestamp_ms: None } if reason == "BadDeviceToken"
-        ));
-        for (name, status) in [("429", 429), ("500", 500), ("503", 503)] {
-            assert!(
-                matches!(parse_behavior(name).unwrap(), Behavior::Reject { status: s, .. } if s == status)
+        for (name, failure) in [
+            ("unregistered", Failure::Unregistered),
+            ("410", Failure::Unregistered),
+            ("expired-token", Failure::ExpiredToken),
+            ("bad-token", Failure::BadToken),
+            ("400", Failure::BadToken),
+            ("429", Failure::TooManyRequests),
+            ("500", Failure::Internal),
+            ("503", Failure::Unavailable),
+            ("sender-mismatch", Failure::SenderMismatch),
+            ("Third-Party-Auth", Failure::ThirdPartyAuth),
+            ("invalid-argument", Failure::InvalidArgument),
+            ("unspecified", Failure::Unspecified),
+        ] {
+            assert_eq!(
+                parse_behavior(name).unwrap(),
+                Behavior::Fail(failure),
+                "{name}"
             );
         }
         assert_eq!(
@@ -319,7 +396,15 @@ mod tests {
         assert_eq!(parse_behavior("blackhole").unwrap(), Behavior::Blackhole);
         assert!(matches!(
             parse_behavior("reject:400:BadTopic").unwrap(),
-            Behavior::Reject { status: 400, ref reason, .. } if reason == "BadTopic"
+            Behavior::Reject { status: 400, ref reason, timestamp_ms: None } if reason == "BadTopic"
+        ));
+        assert!(matches!(
+            parse_behavior("reject:410:Unregistered").unwrap(),
+            Behavior::Reject {
+                status: 410,
+                timestamp_ms: Some(_),
+                ..
+            }
         ));
     }
 

@@ -1,4 +1,5 @@
-//! One TLS + HTTP/2 connection: the accept loop, per-stream handling and faults.
+//! One TLS + HTTP/2 connection: the accept loop, per-stream handling and faults. What each
+//! request gets is decided per protocol (see `route`); this module carries it out.
 
 use std::future::{poll_fn, Future};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,17 +9,16 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use tokio::net::TcpStream;
 use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::AuthFailure;
-use crate::config::Behavior;
 use crate::connection_auth::ConnectionAuth;
+use crate::reply::{Action, Reply};
+use crate::route::Route;
 use crate::server::Shared;
 use crate::shim::{FrameControl, FrameShim};
-use crate::validate::{self, Rejection};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// h2's own stream limit. The advertised limit is rewritten by the shim and enforced by
@@ -36,8 +36,9 @@ const ADMISSION_GRACE: Duration = Duration::from_millis(5);
 pub(crate) struct ConnectionHandle {
     pub frames: Arc<FrameControl>,
     /// Authenticated by a TLS client certificate: provider tokens are not checked.
-    has_client_cert: bool,
-    auth: ConnectionAuth,
+    pub has_client_cert: bool,
+    /// APNs provider-token state of this connection.
+    pub auth: ConnectionAuth,
     wake: Notify,
     goaway_requested: AtomicBool,
     close_requested: AtomicBool,
@@ -208,113 +209,43 @@ async fn handle_stream(
         return;
     };
     let (parts, body) = request.into_parts();
-    let limit = validate::payload_limit(&parts.headers);
-    let Ok((body, body_len)) = read_body(body, limit).await else {
+    let route = Route::of(parts.uri.path());
+    let Ok((body, body_len)) = read_body(body, route.body_limit(&parts)).await else {
         // Reset by the client or the connection died: nothing to answer.
         return;
     };
-    let path = parts.uri.path();
-    shared
-        .counters
-        .request_received(validate::device_token(path));
-
-    let apns_id = parts
-        .headers
-        .get("apns-id")
-        .filter(|id| validate::is_canonical_uuid(id.as_bytes()))
-        .cloned()
-        .unwrap_or_else(|| shared.next_apns_id());
-    let behavior = decide(&parts, &body, body_len, limit, &shared, &conn);
+    let action = route.handle(&parts, &body, body_len, &shared, &conn);
 
     if !shared.response_delay.is_zero()
         && !wait_or_reset(&mut respond, tokio::time::sleep(shared.response_delay)).await
     {
         return;
     }
-    match behavior {
-        Err(rejection) => {
-            slot.release();
-            send_error(
-                &mut respond,
-                &apns_id,
-                rejection.status,
-                rejection.reason,
-                None,
-            );
-        }
-        Ok(Behavior::Ok) => answer_ok(&mut respond, &apns_id, slot, &conn, &shared),
-        Ok(Behavior::Reject {
-            status,
-            reason,
-            timestamp_ms,
-        }) => {
-            slot.release();
-            send_error(&mut respond, &apns_id, status, &reason, timestamp_ms);
-        }
-        Ok(Behavior::Delay(delay)) => {
+    match action {
+        Action::Reply(reply) => answer(&mut respond, reply, slot, &conn, &shared),
+        Action::Delayed(delay, reply) => {
             if wait_or_reset(&mut respond, tokio::time::sleep(delay)).await {
-                answer_ok(&mut respond, &apns_id, slot, &conn, &shared);
+                answer(&mut respond, reply, slot, &conn, &shared);
             }
         }
-        Ok(Behavior::Hang) => park_until_closed(respond, slot, closed).await,
-        Ok(Behavior::Reset(reason)) => {
+        Action::Hang => park_until_closed(respond, slot, closed).await,
+        Action::Reset(reason) => {
             slot.release();
             respond.send_reset(reason);
         }
-        Ok(Behavior::GoAway) => {
+        Action::GoAway => {
             conn.request_goaway();
             park_until_closed(respond, slot, closed).await;
         }
-        Ok(Behavior::CloseConnection) => {
+        Action::CloseConnection => {
             conn.request_close();
             park_until_closed(respond, slot, closed).await;
         }
-        Ok(Behavior::Blackhole) => {
+        Action::Blackhole => {
             conn.frames.blackhole();
             park_until_closed(respond, slot, closed).await;
         }
     }
-}
-
-/// Validation (in APNs order), then auth, then the first matching rule.
-fn decide(
-    parts: &http::request::Parts,
-    body: &[u8],
-    body_len: usize,
-    limit: usize,
-    shared: &Shared,
-    conn: &ConnectionHandle,
-) -> Result<Behavior, Rejection> {
-    let token = validate::check_target(&parts.method, parts.uri.path())?;
-    // Like APNs, a certificate connection ignores any `authorization` header.
-    if shared.verifier.is_enabled() && !conn.has_client_cert {
-        check_provider_token(&parts.headers, shared, conn)?;
-    }
-    validate::check_headers(&parts.headers)?;
-    validate::check_body(body, body_len, limit)?;
-    Ok(shared.behavior_for(token))
-}
-
-/// The server-wide JWT checks, then this connection's key binding and update window.
-fn check_provider_token(
-    headers: &http::HeaderMap,
-    shared: &Shared,
-    conn: &ConnectionHandle,
-) -> Result<(), Rejection> {
-    let authorization = headers.get("authorization").map(|v| v.as_bytes());
-    shared
-        .verifier
-        .check(authorization)
-        .and_then(|token| conn.auth.admit(token, shared.token_update_window))
-        .map_err(|failure| {
-            if failure == AuthFailure::TooManyUpdates {
-                shared.counters.token_update_rejected();
-            }
-            Rejection {
-                status: failure.status(),
-                reason: failure.reason(),
-            }
-        })
 }
 
 /// Reads the whole body, keeping at most `limit + 1` bytes (enough to judge it).
@@ -352,46 +283,28 @@ async fn park_until_closed(
     drop(slot);
 }
 
-fn answer_ok(
+fn answer(
     respond: &mut SendResponse<Bytes>,
-    apns_id: &HeaderValue,
+    reply: Reply,
     mut slot: OpenStreamSlot,
     conn: &ConnectionHandle,
     shared: &Shared,
 ) {
     // Free the slot first: the client may open its next stream as soon as it sees this.
     slot.release();
+    let succeeded = reply.status == StatusCode::OK;
     let mut response = Response::new(());
-    response.headers_mut().insert("apns-id", apns_id.clone());
-    // Fails only if the client already reset the stream.
-    let _ = respond.send_response(response, true);
-    if !conn.limit_raised.swap(true, Ordering::AcqRel) {
-        conn.set_max_streams(shared.max_concurrent_streams());
-    }
-}
-
-fn send_error(
-    respond: &mut SendResponse<Bytes>,
-    apns_id: &HeaderValue,
-    status: u16,
-    reason: &str,
-    timestamp_ms: Option<u64>,
-) {
-    let reason_json = serde_json::Value::from(reason).to_string();
-    let body = match timestamp_ms {
-        Some(ts) => format!(r#"{{"reason":{reason_json},"timestamp":{ts}}}"#),
-        None => format!(r#"{{"reason":{reason_json}}}"#),
-    };
-    let mut response = Response::new(());
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert("apns-id", apns_id.clone());
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    *response.status_mut() = reply.status;
+    *response.headers_mut() = reply.headers;
+    let end_of_stream = reply.body.is_empty();
     // Both fail only if the client already reset the stream.
-    if let Ok(mut stream) = respond.send_response(response, false) {
-        let _ = stream.send_data(Bytes::from(body), true);
+    if let Ok(mut stream) = respond.send_response(response, end_of_stream) {
+        if !end_of_stream {
+            let _ = stream.send_data(reply.body, true);
+        }
+    }
+    // APNs style: the first success on a connection raises its stream limit.
+    if succeeded && !conn.limit_raised.swap(true, Ordering::AcqRel) {
+        conn.set_max_streams(shared.max_concurrent_streams());
     }
 }

@@ -16,6 +16,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::auth::TokenVerifier;
 use crate::config::{Behavior, MockConfig, Rule};
 use crate::connection::{serve_connection, ConnectionHandle};
+use crate::oauth::{AccessTokens, TOKEN_PATH};
+use crate::quota::ProjectQuota;
+use crate::service_account::AssertionVerifier;
 use crate::tls;
 
 const WORKER_THREADS: usize = 2;
@@ -41,6 +44,8 @@ pub(crate) struct Counters {
     refused_streams: AtomicU64,
     cert_connections: AtomicU64,
     token_update_rejections: AtomicU64,
+    fcm_dry_runs: AtomicU64,
+    quota_rejections: AtomicU64,
 }
 
 impl Counters {
@@ -78,6 +83,14 @@ impl Counters {
     pub fn token_update_rejected(&self) {
         self.token_update_rejections.fetch_add(1, Ordering::Relaxed);
     }
+
+    pub fn fcm_dry_run(&self) {
+        self.fcm_dry_runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn quota_rejected(&self) {
+        self.quota_rejections.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// State shared by the server handle, the accept loop and every connection task.
@@ -89,10 +102,17 @@ pub(crate) struct Shared {
     pub response_delay: Duration,
     pub verifier: TokenVerifier,
     pub token_update_window: Duration,
+    /// FCM: the service accounts the token endpoint trusts, and the tokens it issued.
+    pub assertions: AssertionVerifier,
+    pub access_tokens: AccessTokens,
+    pub quota: Option<ProjectQuota>,
+    /// `https://localhost:<port>/token`, an audience assertions may name.
+    pub token_uri: String,
     pub counters: Counters,
     connections: Mutex<HashMap<u64, Arc<ConnectionHandle>>>,
     next_connection_id: AtomicU64,
     apns_id_state: AtomicU64,
+    fcm_message_numbers: AtomicU64,
 }
 
 impl Shared {
@@ -120,6 +140,11 @@ impl Shared {
             shared: self.clone(),
             id,
         }
+    }
+
+    /// The number in the next FCM message name (`projects/p/messages/0:<n>`).
+    pub fn next_fcm_message_number(&self) -> u64 {
+        self.fcm_message_numbers.fetch_add(1, Ordering::Relaxed) + 1
     }
 
     /// A fresh UUID-v4-shaped lowercase id (unique per server, not cryptographic).
@@ -163,7 +188,7 @@ impl Drop for Registration {
     }
 }
 
-/// A running mock APNs server with its own tokio runtime.
+/// A running mock APNs + FCM server with its own tokio runtime.
 pub struct MockServer {
     port: u16,
     ca_file: PathBuf,
@@ -181,6 +206,13 @@ impl MockServer {
         let certs = tls::generate_certificates()?;
         let tls_config = tls::server_config(&certs, config.client_ca_pem.as_deref())?;
         let verifier = TokenVerifier::new(&config.jwt_keys, config.jwt_max_age)?;
+        let assertions = AssertionVerifier::new(&config.fcm_service_accounts)?;
+        if config.fcm_quota_per_window.is_some() && config.fcm_quota_window.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "fcm_quota_window must be longer than zero",
+            ));
+        }
 
         let (cert_dir, owned_cert_dir) = match &config.cert_dir {
             Some(dir) => (dir.clone(), None),
@@ -200,7 +232,7 @@ impl MockServer {
             return Err(e);
         }
 
-        let started = Self::spawn_runtime(&config, verifier, tls_config);
+        let started = Self::spawn_runtime(&config, verifier, assertions, tls_config);
         let (port, shared, shutdown, thread) = match started {
             Ok(parts) => parts,
             Err(e) => {
@@ -222,6 +254,7 @@ impl MockServer {
     fn spawn_runtime(
         config: &MockConfig,
         verifier: TokenVerifier,
+        assertions: AssertionVerifier,
         tls_config: Arc<rustls::ServerConfig>,
     ) -> io::Result<(u16, Arc<Shared>, oneshot::Sender<()>, JoinHandle<()>)> {
         let std_listener = std::net::TcpListener::bind(config.bind)?;
@@ -250,10 +283,17 @@ impl MockServer {
             response_delay: config.response_delay,
             verifier,
             token_update_window: config.token_update_window,
+            assertions,
+            access_tokens: AccessTokens::new(config.fcm_token_lifetime),
+            quota: config
+                .fcm_quota_per_window
+                .map(|messages| ProjectQuota::new(messages, config.fcm_quota_window)),
+            token_uri: token_uri(port),
             counters: Counters::default(),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(0),
             apns_id_state: AtomicU64::new(seed),
+            fcm_message_numbers: AtomicU64::new(0),
         });
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let acceptor = TlsAcceptor::from(tls_config);
@@ -272,6 +312,11 @@ impl MockServer {
         format!("https://localhost:{}", self.port)
     }
 
+    /// The OAuth2 token endpoint, `<url>/token` (a service account's `token_uri`).
+    pub fn token_uri(&self) -> String {
+        token_uri(self.port)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -280,7 +325,8 @@ impl MockServer {
         self.ca_file.clone()
     }
 
-    /// Requests fully received for this token (case-insensitive), valid or not.
+    /// Requests fully received for this token (case-insensitive), valid or not: APNs pushes
+    /// to `/3/device/<token>` and FCM sends to `message.token` (dry runs excepted).
     pub fn received(&self, token: &str) -> u64 {
         let received = lock(&self.shared.counters.received);
         if token.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -293,6 +339,7 @@ impl MockServer {
         }
     }
 
+    /// Every APNs and FCM request fully received (not token grants, not FCM dry runs).
     pub fn total_received(&self) -> u64 {
         self.shared.counters.total_received.load(Ordering::Relaxed)
     }
@@ -337,6 +384,30 @@ impl MockServer {
     /// Distinct provider tokens (JWT strings) that passed every server-wide check.
     pub fn distinct_tokens(&self) -> u64 {
         self.shared.verifier.distinct_valid_tokens() as u64
+    }
+
+    /// Access tokens the OAuth2 endpoint issued.
+    pub fn oauth_tokens_issued(&self) -> u64 {
+        self.shared.access_tokens.issued()
+    }
+
+    /// Every access token issued so far expires now: FCM sends carrying one get 401
+    /// `UNAUTHENTICATED` until the client fetches a new token.
+    pub fn expire_oauth_tokens(&self) {
+        self.shared.access_tokens.expire_all();
+    }
+
+    /// FCM sends answered 429 `QUOTA_EXCEEDED` by the project quota (not by rules).
+    pub fn quota_rejections(&self) -> u64 {
+        self.shared
+            .counters
+            .quota_rejections
+            .load(Ordering::Relaxed)
+    }
+
+    /// FCM sends with `validate_only: true`, whatever their answer.
+    pub fn fcm_dry_runs(&self) -> u64 {
+        self.shared.counters.fcm_dry_runs.load(Ordering::Relaxed)
     }
 
     /// Connections currently open (after the h2 handshake).
@@ -392,6 +463,10 @@ impl std::fmt::Debug for MockServer {
             .field("running", &self.thread.is_some())
             .finish()
     }
+}
+
+fn token_uri(port: u16) -> String {
+    format!("https://localhost:{port}{TOKEN_PATH}")
 }
 
 fn remove_dir(dir: Option<&Path>) {

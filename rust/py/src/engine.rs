@@ -178,7 +178,7 @@ impl Engine {
 
     /// Set (or clear) the `authorization` header of a pool. The value is never echoed back.
     #[pyo3(signature = (pool, value))]
-    fn set_authorization(&self, py: Python<'_>, pool: usize, value: Option<&str>) -> PyResult<()> {
+    fn set_authorization(&self, py: Python<'_>, pool: usize, value: Option<&str>) -> PyResult<u64> {
         self.engine(py)?
             .set_authorization(PoolId(pool), value)
             .map_err(|e| to_pyerr(py, &e, None))
@@ -258,7 +258,7 @@ impl Engine {
 
     /// Take up to `max` waiting outcomes as tuples
     /// `(id, token, outcome, status, reason, apns_id, timestamp_ms, retry_after, stream_id,
-    ///   connection_id, latency_s, attempts, error, maybe_delivered, body)`.
+    ///   connection_id, latency_s, attempts, error, maybe_delivered, body, auth_generation)`.
     #[pyo3(signature = (max = usize::MAX))]
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         // Clear the wake-up first: an outcome added after we take the batch writes a new byte.
@@ -441,7 +441,7 @@ fn build_requests(
 
 fn outcome_tuple(py: Python<'_>, o: Outcome) -> PyResult<Bound<'_, PyTuple>> {
     let body = o.body.as_ref().map(|b| PyBytes::new(py, b));
-    let items: [Bound<'_, PyAny>; 15] = [
+    let items: [Bound<'_, PyAny>; 16] = [
         o.id.into_pyobject(py)?.into_any(),
         o.token.as_ref().into_pyobject(py)?.into_any(),
         o.kind.as_str().into_pyobject(py)?.into_any(),
@@ -459,6 +459,7 @@ fn outcome_tuple(py: Python<'_>, o: Outcome) -> PyResult<Bound<'_, PyTuple>> {
             .to_owned()
             .into_any(),
         body.into_pyobject(py)?.into_any(),
+        o.auth_generation.into_pyobject(py)?.into_any(),
     ];
     PyTuple::new(py, items)
 }

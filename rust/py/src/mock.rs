@@ -1,9 +1,9 @@
-//! `MockServer`: the mock APNs server, started in-process on its own runtime.
+//! `MockServer`: the mock APNs + FCM server, started in-process on its own runtime.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pushwire_mock::{parse_rule, JwtKey, MockConfig, Rule};
+use pushwire_mock::{parse_rule, JwtKey, MockConfig, Rule, ServiceAccountKey};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
@@ -36,12 +36,17 @@ impl MockServer {
 impl MockServer {
     /// Start the server. `rules` are `"PREFIX=BEHAVIOR"` strings (see `pushwire-mock --help`);
     /// `jwt_keys` are `(key_id, team_id, public_key_pem)` tuples; `client_ca_pem` makes a
-    /// client certificate from that CA mandatory. Durations are in seconds.
+    /// client certificate from that CA mandatory. FCM: `fcm_service_accounts` are
+    /// `(client_email, public_key_pem)` tuples whose JWT-bearer grants `POST /token` accepts
+    /// (with none, sends need no bearer token); `fcm_quota_per_window` messages per project per
+    /// `fcm_quota_window`. Durations are in seconds.
     #[new]
     #[pyo3(signature = (
         *, port = 0, max_concurrent_streams = 1000, start_streams_at_one = false, rules = Vec::new(),
         jwt_keys = Vec::new(), goaway_after_streams = None, response_delay = 0.0, cert_dir = None,
         client_ca_pem = None, jwt_max_age = 3600.0, token_update_window = 1200.0,
+        fcm_service_accounts = Vec::new(), fcm_token_lifetime = 3600.0, fcm_quota_per_window = None,
+        fcm_quota_window = 60.0,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -57,6 +62,10 @@ impl MockServer {
         client_ca_pem: Option<String>,
         jwt_max_age: f64,
         token_update_window: f64,
+        fcm_service_accounts: Vec<(String, String)>,
+        fcm_token_lifetime: f64,
+        fcm_quota_per_window: Option<u64>,
+        fcm_quota_window: f64,
     ) -> PyResult<Self> {
         let mut config = MockConfig::new();
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -77,6 +86,21 @@ impl MockServer {
         config.client_ca_pem = client_ca_pem;
         config.jwt_max_age = seconds("jwt_max_age", jwt_max_age)?;
         config.token_update_window = seconds("token_update_window", token_update_window)?;
+        config.fcm_service_accounts = fcm_service_accounts
+            .into_iter()
+            .map(|(client_email, public_key_pem)| ServiceAccountKey {
+                client_email,
+                public_key_pem,
+            })
+            .collect();
+        config.fcm_token_lifetime = seconds("fcm_token_lifetime", fcm_token_lifetime)?;
+        config.fcm_quota_per_window = fcm_quota_per_window;
+        config.fcm_quota_window = seconds("fcm_quota_window", fcm_quota_window)?;
+        if fcm_quota_per_window.is_some() && config.fcm_quota_window.is_zero() {
+            return Err(PyValueError::new_err(
+                "fcm_quota_window must be > 0 seconds",
+            ));
+        }
         let server = py.detach(move || pushwire_mock::MockServer::start(config))?;
         Ok(MockServer {
             server: Some(server),
@@ -96,6 +120,12 @@ impl MockServer {
     #[getter]
     fn ca_file(&self) -> PyResult<PathBuf> {
         Ok(self.server()?.ca_file())
+    }
+
+    /// The OAuth2 token endpoint, `<url>/token`.
+    #[getter]
+    fn token_uri(&self) -> PyResult<String> {
+        Ok(self.server()?.token_uri())
     }
 
     /// Requests fully received for `token`, across all connections.
@@ -140,6 +170,30 @@ impl MockServer {
     #[getter]
     fn distinct_tokens(&self) -> PyResult<u64> {
         Ok(self.server()?.distinct_tokens())
+    }
+
+    /// Access tokens issued by `POST /token`.
+    #[getter]
+    fn oauth_tokens_issued(&self) -> PyResult<u64> {
+        Ok(self.server()?.oauth_tokens_issued())
+    }
+
+    /// FCM sends answered 429 QUOTA_EXCEEDED by the project quota.
+    #[getter]
+    fn quota_rejections(&self) -> PyResult<u64> {
+        Ok(self.server()?.quota_rejections())
+    }
+
+    /// FCM sends with `validate_only: true` (not counted as received).
+    #[getter]
+    fn fcm_dry_runs(&self) -> PyResult<u64> {
+        Ok(self.server()?.fcm_dry_runs())
+    }
+
+    /// Every access token issued so far expires now (FCM sends with it get 401).
+    fn expire_oauth_tokens(&self) -> PyResult<()> {
+        self.server()?.expire_oauth_tokens();
+        Ok(())
     }
 
     fn set_rules(&self, rules: Vec<String>) -> PyResult<()> {

@@ -1,4 +1,4 @@
-//! `pushwire-mock`: run the mock APNs server from the command line.
+//! `pushwire-mock`: run the mock APNs + FCM server from the command line.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -7,12 +7,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use pushwire_mock::{parse_rule, JwtKey, MockConfig, MockServer, Rule};
+use pushwire_mock::{parse_rule, JwtKey, MockConfig, MockServer, Rule, ServiceAccountKey};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "pushwire-mock",
-    about = "A TLS HTTP/2 mock of the APNs provider API"
+    about = "A TLS HTTP/2 mock of the APNs provider API and FCM HTTP v1 (with its OAuth2 token endpoint)"
 )]
 struct Args {
     /// Port to listen on (0 picks a free one).
@@ -33,8 +33,11 @@ struct Args {
     /// Accepted provider-token key, KID:TEAM:PATH.pem (repeatable).
     #[arg(long = "jwt-key", value_name = "KID:TEAM:PATH", value_parser = parse_jwt_key)]
     jwt_keys: Vec<JwtKey>,
-    /// Token-prefix rule, PREFIX=BEHAVIOR (repeatable; first match wins).
-    /// BEHAVIOR: ok|unregistered|bad-token|429|500|503|delay:MS|hang|reset|refused|goaway|close|blackhole
+    /// Token-prefix rule, PREFIX=BEHAVIOR (repeatable; first match wins). FCM matches on
+    /// message.token, else topic, else condition. BEHAVIOR: ok, unregistered, expired-token,
+    /// bad-token, 429, 500, 503, sender-mismatch, third-party-auth, invalid-argument,
+    /// unspecified, delay:MS, hang, reset, refused, goaway, close, blackhole or
+    /// reject:STATUS:REASON.
     #[arg(long = "rule", value_name = "PREFIX=BEHAVIOR", value_parser = parse_rule)]
     rules: Vec<Rule>,
     /// Gracefully GOAWAY each connection after this many streams.
@@ -50,6 +53,20 @@ struct Args {
     /// Minimum seconds between provider-token changes on one connection.
     #[arg(long, value_name = "SECS", default_value_t = 1200.0, value_parser = parse_seconds)]
     token_update_window: f64,
+    /// FCM: a service account whose JWT-bearer assertions POST /token accepts,
+    /// CLIENT_EMAIL:PATH to its RSA public key PEM (repeatable). With none, FCM sends need
+    /// no bearer token.
+    #[arg(long = "fcm-service-account", value_name = "EMAIL:PATH", value_parser = parse_service_account)]
+    fcm_service_accounts: Vec<ServiceAccountKey>,
+    /// FCM: seconds an issued access token is accepted (its expires_in).
+    #[arg(long, value_name = "SECS", default_value_t = 3600.0, value_parser = parse_seconds)]
+    fcm_token_lifetime: f64,
+    /// FCM: messages per project per quota window (default: no quota).
+    #[arg(long, value_name = "MESSAGES")]
+    fcm_quota: Option<u64>,
+    /// FCM: length of the fixed quota windows.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = parse_seconds)]
+    fcm_quota_window: f64,
 }
 
 fn parse_seconds(text: &str) -> Result<f64, String> {
@@ -74,6 +91,18 @@ fn parse_jwt_key(text: &str) -> Result<JwtKey, String> {
     })
 }
 
+fn parse_service_account(text: &str) -> Result<ServiceAccountKey, String> {
+    let (client_email, path) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not CLIENT_EMAIL:PATH"))?;
+    let public_key_pem =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read public key {path}: {e}"))?;
+    Ok(ServiceAccountKey {
+        client_email: client_email.to_owned(),
+        public_key_pem,
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let mut config = MockConfig::new()
@@ -86,6 +115,10 @@ fn main() -> ExitCode {
     config.cert_dir = args.cert_dir;
     config.jwt_max_age = Duration::from_secs_f64(args.jwt_max_age);
     config.token_update_window = Duration::from_secs_f64(args.token_update_window);
+    config.fcm_service_accounts = args.fcm_service_accounts;
+    config.fcm_token_lifetime = Duration::from_secs_f64(args.fcm_token_lifetime);
+    config.fcm_quota_per_window = args.fcm_quota;
+    config.fcm_quota_window = Duration::from_secs_f64(args.fcm_quota_window);
     if let Some(path) = &args.client_ca {
         match std::fs::read_to_string(path) {
             Ok(pem) => config.client_ca_pem = Some(pem),
@@ -109,6 +142,7 @@ fn main() -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let announced = writeln!(stdout, "url={}", server.url())
         .and_then(|()| writeln!(stdout, "ca_file={}", server.ca_file().display()))
+        .and_then(|()| writeln!(stdout, "token_uri={}", server.token_uri()))
         .and_then(|()| stdout.flush());
     drop(stdout);
     if let Err(e) = announced {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod client_ca;
+pub mod fcm;
 pub mod jwt;
 
 use std::error::Error;

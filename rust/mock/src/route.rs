@@ -1,0 +1,77 @@
+//! Which protocol a request speaks, by its path: one server mocks APNs, FCM and the
+//! OAuth2 token endpoint FCM clients use.
+
+use http::request::Parts;
+
+use crate::connection::ConnectionHandle;
+use crate::reply::Action;
+use crate::server::Shared;
+use crate::{apns, fcm, oauth};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route<'a> {
+    /// `/3/device/<token>` and every path no other protocol claims (APNs says `BadPath`).
+    Apns,
+    /// `/token`.
+    OAuthToken,
+    /// `/v1/...`; the project is set for a well-formed send path.
+    Fcm { project: Option<&'a str> },
+}
+
+impl<'a> Route<'a> {
+    pub fn of(path: &'a str) -> Route<'a> {
+        let path = path.split_once('?').map_or(path, |(path, _)| path);
+        if path == oauth::TOKEN_PATH {
+            Route::OAuthToken
+        } else if path.starts_with(fcm::PATH_PREFIX) {
+            Route::Fcm {
+                project: fcm::send_project(path),
+            }
+        } else {
+            Route::Apns
+        }
+    }
+
+    /// The largest body the route reads whole (one more byte is kept, to judge it).
+    pub fn body_limit(self, parts: &Parts) -> usize {
+        match self {
+            Route::Apns => apns::body_limit(parts),
+            Route::OAuthToken => oauth::BODY_LIMIT,
+            Route::Fcm { .. } => fcm::BODY_LIMIT,
+        }
+    }
+
+    /// Counts the request and decides its answer.
+    pub fn handle(
+        self,
+        parts: &Parts,
+        body: &[u8],
+        body_len: usize,
+        shared: &Shared,
+        conn: &ConnectionHandle,
+    ) -> Action {
+        match self {
+            Route::Apns => apns::handle(parts, body, body_len, shared, conn),
+            Route::OAuthToken => Action::Reply(oauth::handle(parts, body, body_len, shared)),
+            Route::Fcm { project } => fcm::handle(parts, project, body, body_len, shared),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_pick_the_protocol() {
+        assert_eq!(Route::of("/3/device/abc"), Route::Apns);
+        assert_eq!(Route::of("/nowhere"), Route::Apns);
+        assert_eq!(Route::of("/token"), Route::OAuthToken);
+        assert_eq!(Route::of("/token?x=1"), Route::OAuthToken);
+        assert_eq!(
+            Route::of("/v1/projects/p/messages:send"),
+            Route::Fcm { project: Some("p") }
+        );
+        assert_eq!(Route::of("/v1/batch"), Route::Fcm { project: None });
+    }
+}
