@@ -67,3 +67,28 @@ def test_a_second_expired_rejection_is_reported_not_retried_forever(p8_key, mess
             for r in results
         )
         assert all(server.received(r.token) == 2 for r in results)
+
+
+def test_key_rotation_moves_to_fresh_connections_on_unrelated_key_id(p8_key, message):
+    """APNs binds a connection to the first key used on it: after switching keys, the old
+    connections answer UnrelatedKeyIdInToken; the client retires them and resends once."""
+    from conftest import make_p8
+
+    old = pushwire.TokenCredentials(p8_key, key_id="ABC123DEFG", team_id="TEAM123456")
+    new = pushwire.TokenCredentials(make_p8(), key_id="NEW123DEFG", team_id="TEAM123456")
+
+    async def main() -> tuple[pushwire.Results, pushwire.Results, dict[str, int]]:
+        async with server.client(max_connections=2) as client:
+            first = await client.send_many([Notification(t, message) for t in tokens(500)])
+            opened = client.stats()["connections_opened"]
+            client._credentials = new  # the operator rotated the signing key
+            second = await client.send_many([Notification(t, message) for t in tokens(500, "bb")])
+            stats = client.stats()
+            stats["before_rotation"] = opened
+            return first, second, stats
+
+    with MockAPNs(credentials=old, trusted_keys=[new]) as server:
+        first, second, stats = asyncio.run(main())
+        assert all(r.delivered for r in first + second)
+        assert stats["connections_opened"] > stats["before_rotation"]
+        assert all(server.received(r.token) <= 2 for r in second)

@@ -49,8 +49,8 @@ class MockAPNs:
     their public key, ``iat`` at most ``jwt_max_age`` seconds old (``ExpiredProviderToken``)
     and not over 60 s in the future, each connection bound to its first key id
     (``UnrelatedKeyIdInToken``), and a token change on one connection at most every
-    ``token_update_window`` seconds (429 ``TooManyProviderTokenUpdates``). Without them any
-    request is accepted.
+    ``token_update_window`` seconds (429 ``TooManyProviderTokenUpdates``). ``trusted_keys``
+    are further keys it accepts (key rotation). Without any, any request is accepted.
 
     ``client_ca_pem``: a CA (PEM) whose client certificates are required at TLS, like APNs
     certificate auth; connections without one fail the handshake. Certificate connections
@@ -72,10 +72,12 @@ class MockAPNs:
         client_ca_pem: Union[str, bytes, None] = None,
         jwt_max_age: float = 3600.0,
         token_update_window: float = 1200.0,
+        trusted_keys: Sequence[TokenCredentials] = (),
     ) -> None:
-        jwt_keys = []
-        if credentials is not None:
-            jwt_keys.append((credentials.key_id, credentials.team_id, credentials.public_key_pem()))
+        jwt_keys = [
+            (c.key_id, c.team_id, c.public_key_pem())
+            for c in ([credentials] if credentials is not None else []) + list(trusted_keys)
+        ]
         if isinstance(client_ca_pem, bytes):
             client_ca_pem = client_ca_pem.decode()
         self.credentials = credentials
