@@ -53,6 +53,16 @@ class _ListJob:
     def item(self, index: int) -> tuple[Any, _core.Template | None]:
         return self.items[index], self.tokens_of
 
+    def fail_missing(self, why: str) -> None:
+        """Give every item still without a result a ``failed`` one: called when the client
+        closed, after every submitted notification got its outcome, so these were never sent."""
+        for index, result in enumerate(self.results):
+            if result is None:
+                self.results[index] = local_failure(self.items[index], index, why)
+        self.remaining = 0
+        if not self.future.done():
+            self.future.set_result(Results(self.results))  # type: ignore[arg-type]
+
     def on_result(self, raw: tuple[Any, ...], index: int) -> None:
         if self.results[index] is None:
             self.remaining -= 1
@@ -103,9 +113,15 @@ class _StreamJob:
             self.waiter.set_result(None)
 
 
-def local_failure(item: Any, index: int, error: PayloadError) -> Result:
-    """The result of a notification refused before sending."""
-    token = item[0] if isinstance(item, tuple) and item and isinstance(item[0], str) else ""
+def local_failure(item: Any, index: int, error: PayloadError | str) -> Result:
+    """The result of a notification that was never sent (refused locally, client closed).
+    ``item`` is a notification tuple or a bare token."""
+    if isinstance(item, str):
+        token = item
+    elif isinstance(item, tuple) and item and isinstance(item[0], str):
+        token = item[0]
+    else:
+        token = ""
     return Result(
         index, token, Outcome.FAILED, 0, None, None, None, None, 0, 0, 0.0, 0, str(error), False
     )
@@ -380,6 +396,8 @@ class Dispatcher:
             while offset < n:
                 room = self._room()
                 if room == 0:
+                    if self._engine.closed:
+                        break  # closed mid-send: detach() reports the rest as not sent
                     await self._wait_room()
                     continue
                 chunk = items[offset : offset + room]
@@ -468,7 +486,7 @@ class Dispatcher:
         self._pending_singles.clear()
         for job in self._jobs.values():
             if isinstance(job, _ListJob) and not job.future.done():
-                job.future.set_exception(closed)
+                job.fail_missing("not sent: the client was closed")
             elif isinstance(job, _StreamJob):
                 job.wake()
         for w in self._capacity_waiters:

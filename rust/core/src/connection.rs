@@ -138,19 +138,14 @@ impl Driver {
             }
             self.flush();
         }
-        // Requests still queued for this connection go back to the pool.
+        // A request taken for this connection but never sent goes back to the pool.
         if let Some(request) = self.pending.take() {
             self.pool.queue.push_front(request);
         }
-        self.flush();
         if let Some(pinger) = pinger {
             pinger.abort();
         }
-        // Dropping the h2 Connection closes the socket; nothing is open any more.
-        self.io_task.abort();
-        self.state.closed.store(true, Ordering::Release);
-        self.state.accepting.store(false, Ordering::Release);
-        self.pool.conn_changed.notify_one();
+        // Drop closes the socket and tells the pool.
     }
 
     fn has_free_slot(&self) -> bool {
@@ -391,6 +386,31 @@ impl Driver {
         if !self.done.is_empty() {
             self.pool.complete(std::mem::take(&mut self.done));
         }
+    }
+}
+
+impl Drop for Driver {
+    /// Ending with work in hand (a panic in this task, or the runtime shutting down) still
+    /// gives every request exactly one outcome; after a normal run there is none left.
+    fn drop(&mut self) {
+        if let Some(request) = self.pending.take() {
+            let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, 0);
+            outcome.error = Some("not sent: the engine stopped".to_owned());
+            self.done.push(outcome);
+        }
+        for (stream_id, entry) in self.tracker.drain() {
+            let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Failed, stream_id);
+            outcome.maybe_delivered = true;
+            outcome.error =
+                Some("no response: the engine stopped while the request was open".to_owned());
+            self.done.push(outcome);
+        }
+        self.flush();
+        // Dropping the h2 Connection closes the socket.
+        self.io_task.abort();
+        self.state.closed.store(true, Ordering::Release);
+        self.state.accepting.store(false, Ordering::Release);
+        self.pool.conn_changed.notify_one();
     }
 }
 

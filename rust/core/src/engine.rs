@@ -160,6 +160,9 @@ impl Engine {
     pub fn submit(&self, pool: PoolId, requests: Vec<Request>) -> Result<(), Error> {
         self.check_open()?;
         let pool = self.pool(pool)?;
+        if pool.shutdown.is_cancelled() {
+            return Err(Error::new(ErrorKind::Closed, "the client is closed"));
+        }
         self.completions
             .outstanding
             .fetch_add(requests.len(), Ordering::AcqRel);

@@ -330,8 +330,22 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Fails whatever is still queued when the manager ends: on shutdown, on a panic, or when the
+/// runtime stops. Nothing submitted is ever left without an outcome.
+struct FailQueuedOnDrop(Arc<PoolShared>);
+
+impl Drop for FailQueuedOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown.cancel();
+        let queued = self.0.queue.take_all();
+        self.0
+            .fail_unsent(queued, "not sent: the client was closed");
+    }
+}
+
 /// The pool manager: one task per pool.
 pub(crate) async fn manage(pool: Arc<PoolShared>) {
+    let _guard = FailQueuedOnDrop(pool.clone());
     let mut backoff = Backoff::new(pool.cfg.backoff_base, pool.cfg.backoff_max);
     let mut next_attempt = Instant::now();
     let mut connecting = false;
@@ -378,8 +392,6 @@ pub(crate) async fn manage(pool: Arc<PoolShared>) {
             });
         }
     }
-    // Shutdown: nothing queued will be sent.
-    pool.fail_unsent(pool.queue.take_all(), "not sent: the client was closed");
 }
 
 /// Work waits and every live connection is full (or there is none), and we may open another.
