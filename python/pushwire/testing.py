@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _core
 from ._apns import APNsClient
@@ -30,6 +30,9 @@ from ._fcm import FCMClient
 from ._oauth import ServiceAccountCredentials
 from ._sync import SyncAPNsClient, SyncFCMClient
 from .credentials import TokenCredentials
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 Rules = Union[Mapping[str, str], Sequence[str], None]
 
@@ -42,7 +45,63 @@ def _rule_strings(rules: Rules) -> list[str]:
     return list(rules)
 
 
-class MockAPNs:
+class _MockServer:
+    """What both mock modes share: lifecycle, address, CA and counters."""
+
+    _server: _core.MockServer | None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def _s(self) -> _core.MockServer:
+        if self._server is None:
+            raise RuntimeError("the mock server is stopped")
+        return self._server
+
+    @property
+    def url(self) -> str:
+        """``https://localhost:<port>``."""
+        return self._s.url
+
+    @property
+    def port(self) -> int:
+        return self._s.port
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM of the CA that signed the server certificate: what clients trust."""
+        return Path(self._s.ca_file)
+
+    def received(self, token: str) -> int:
+        """Requests fully received for ``token`` (compared ignoring ASCII case)."""
+        return self._s.received(token)
+
+    @property
+    def total_received(self) -> int:
+        return self._s.total_received
+
+    @property
+    def connections_accepted(self) -> int:
+        return self._s.connections_accepted
+
+    def set_rules(self, rules: Rules) -> None:
+        """Replace the behaviour rules, live."""
+        self._s.set_rules(_rule_strings(rules))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def _state(self) -> str:
+        return self.url if self._server is not None else "stopped"
+
+
+class MockAPNs(_MockServer):
     """The mock APNs server, in-process on its own threads.
 
     ``credentials``: token credentials whose JWTs the server verifies like APNs: ES256 against
@@ -95,42 +154,6 @@ class MockAPNs:
             token_update_window=token_update_window,
         )
 
-    def __enter__(self) -> MockAPNs:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def _s(self) -> _core.MockServer:
-        if self._server is None:
-            raise RuntimeError("the mock server is stopped")
-        return self._server
-
-    @property
-    def url(self) -> str:
-        return self._s.url
-
-    @property
-    def port(self) -> int:
-        return self._s.port
-
-    @property
-    def ca_file(self) -> Path:
-        return Path(self._s.ca_file)
-
-    def received(self, token: str) -> int:
-        """Requests fully received for ``token``, across all connections."""
-        return self._s.received(token)
-
-    @property
-    def total_received(self) -> int:
-        return self._s.total_received
-
-    @property
-    def connections_accepted(self) -> int:
-        return self._s.connections_accepted
-
     @property
     def max_active_streams_seen(self) -> int:
         return self._s.max_active_streams_seen
@@ -155,9 +178,6 @@ class MockAPNs:
         """Distinct JWTs that passed the signature and age checks, across all connections."""
         return self._s.distinct_tokens
 
-    def set_rules(self, rules: Rules) -> None:
-        self._s.set_rules(_rule_strings(rules))
-
     def set_max_concurrent_streams(self, n: int) -> None:
         """Change SETTINGS_MAX_CONCURRENT_STREAMS live on every connection."""
         self._s.set_max_concurrent_streams(n)
@@ -176,17 +196,11 @@ class MockAPNs:
         options.setdefault("ca_file", self.ca_file)
         return SyncAPNsClient(credentials, **options)
 
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
     def __repr__(self) -> str:
-        state = self.url if self._server is not None else "stopped"
-        return f"MockAPNs({state})"
+        return f"MockAPNs({self._state()})"
 
 
-class MockFCM:
+class MockFCM(_MockServer):
     """The mock FCM HTTP v1 server and its OAuth2 token endpoint, in-process on its own threads
     (the same Rust server as :class:`MockAPNs`, routed by path).
 
@@ -264,45 +278,26 @@ class MockFCM:
             fcm_quota_window=quota_window,
         )
 
-    def __enter__(self) -> MockFCM:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _client_options(self, options: dict[str, Any]) -> ServiceAccountCredentials:
+        if self.credentials is None:
+            raise ValueError("MockFCM(credentials=...) is needed to build a client")
+        options.setdefault("base_url", self.url)
+        options.setdefault("token_uri", self.token_uri)
+        options.setdefault("ca_file", self.ca_file)
+        options.setdefault("project_id", self._project_id)
+        return self.credentials
 
     def client(self, **options: Any) -> FCMClient:
         """An FCMClient pointed at this server (messages and OAuth), trusting its CA."""
-        if self.credentials is None:
-            raise ValueError("MockFCM(credentials=...) is needed to build a client")
-        options.setdefault("base_url", self.url)
-        options.setdefault("token_uri", self.token_uri)
-        options.setdefault("ca_file", self.ca_file)
-        options.setdefault("project_id", self._project_id)
-        return FCMClient(self.credentials, **options)
+        return FCMClient(self._client_options(options), **options)
 
     def sync_client(self, **options: Any) -> SyncFCMClient:
-        if self.credentials is None:
-            raise ValueError("MockFCM(credentials=...) is needed to build a client")
-        options.setdefault("base_url", self.url)
-        options.setdefault("token_uri", self.token_uri)
-        options.setdefault("ca_file", self.ca_file)
-        options.setdefault("project_id", self._project_id)
-        return SyncFCMClient(self.credentials, **options)
-
-    @property
-    def _s(self) -> _core.MockServer:
-        if self._server is None:
-            raise RuntimeError("the mock server is stopped")
-        return self._server
+        return SyncFCMClient(self._client_options(options), **options)
 
     @property
     def url(self) -> str:
         """``https://localhost:<port>``; sends go to ``/v1/projects/{project}/messages:send``."""
         return self._s.url
-
-    @property
-    def ca_file(self) -> Path:
-        return Path(self._s.ca_file)
 
     @property
     def token_uri(self) -> str:
@@ -342,14 +337,5 @@ class MockFCM:
         ``UNAUTHENTICATED`` until the client fetches a new token."""
         self._s.expire_oauth_tokens()
 
-    def set_rules(self, rules: Rules) -> None:
-        self._s.set_rules(_rule_strings(rules))
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-
     def __repr__(self) -> str:
-        state = self.url if self._server is not None else "stopped"
-        return f"MockFCM({state}, project_id={self._project_id!r})"
+        return f"MockFCM({self._state()}, project_id={self._project_id!r})"

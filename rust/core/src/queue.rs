@@ -100,22 +100,10 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use bytes::Bytes;
-
     use super::*;
-    use crate::request::{Template, TokenFormat};
 
     fn req(id: u64) -> Request {
-        let t = Arc::new(
-            Template::with_path_token(
-                "/3/device/",
-                &[],
-                Bytes::from_static(b"{}"),
-                TokenFormat::Hex,
-            )
-            .unwrap(),
-        );
-        Request::new(id, "ab", None, t).unwrap()
+        crate::request::test_request(id)
     }
 
     #[tokio::test]

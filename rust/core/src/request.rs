@@ -311,6 +311,18 @@ fn is_uuid(value: &str) -> bool {
         })
 }
 
+/// A minimal APNs request for unit tests of the queue, the tracker and requests.
+#[cfg(test)]
+pub(crate) fn test_request(id: u64) -> Request {
+    Request::new(id, "ab", None, test_template()).expect("valid test request")
+}
+
+#[cfg(test)]
+pub(crate) fn test_template() -> Arc<Template> {
+    let body = Bytes::from_static(b"{}");
+    Arc::new(Template::with_path_token("/3/device/", &[], body, TokenFormat::Hex).expect("valid"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,15 +365,7 @@ mod tests {
 
     #[test]
     fn apns_id_must_be_uuid() {
-        let t = Arc::new(
-            Template::with_path_token(
-                "/3/device/",
-                &[],
-                Bytes::from_static(b"{}"),
-                TokenFormat::Hex,
-            )
-            .unwrap(),
-        );
+        let t = test_template();
         assert!(Request::new(
             1,
             "ab",

@@ -114,24 +114,11 @@ pub fn must_rotate(stream_id: u32, limit: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use bytes::Bytes;
 
     use super::*;
-    use crate::request::{Template, TokenFormat};
 
     fn req(id: u64) -> Request {
-        let t = Arc::new(
-            Template::with_path_token(
-                "/3/device/",
-                &[],
-                Bytes::from_static(b"{}"),
-                TokenFormat::Hex,
-            )
-            .unwrap(),
-        );
-        Request::new(id, "ab", None, t).unwrap()
+        crate::request::test_request(id)
     }
 
     #[tokio::test(start_paused = true)]

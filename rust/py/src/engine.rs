@@ -343,6 +343,23 @@ impl ReadNonblocking for &UnixStream {
     }
 }
 
+/// A `str` item field, or a PayloadError naming the field and the item's index.
+fn str_field<'a>(
+    py: Python<'_>,
+    value: &'a Bound<'_, PyAny>,
+    field: &str,
+    index: usize,
+) -> PyResult<&'a str> {
+    let text = value.cast::<pyo3::types::PyString>().map_err(|_| {
+        to_pyerr(
+            py,
+            &pushwire_core::Error::invalid_input(field, "must be a str"),
+            Some(index),
+        )
+    })?;
+    text.to_str()
+}
+
 fn token_requests(
     py: Python<'_>,
     first_id: u64,
@@ -352,16 +369,7 @@ fn token_requests(
     let shared = template.get().inner.clone();
     let mut requests = Vec::with_capacity(tokens.len());
     for (i, token) in tokens.iter().enumerate() {
-        let token = token
-            .cast::<pyo3::types::PyString>()
-            .map_err(|_| {
-                to_pyerr(
-                    py,
-                    &pushwire_core::Error::invalid_input("token", "must be a str"),
-                    Some(i),
-                )
-            })?
-            .to_str()?;
+        let token = str_field(py, &token, "token", i)?;
         let request = Request::new(first_id + i as u64, token, None, shared.clone())
             .map_err(|e| to_pyerr(py, &e, Some(i)))?;
         requests.push(request);
@@ -391,16 +399,7 @@ fn build_requests(
             return Err(bad_item());
         }
         let token_obj = tuple.get_item(0)?;
-        let token = token_obj
-            .cast::<pyo3::types::PyString>()
-            .map_err(|_| {
-                to_pyerr(
-                    py,
-                    &pushwire_core::Error::invalid_input("token", "must be a str"),
-                    Some(i),
-                )
-            })?
-            .to_str()?;
+        let token = str_field(py, &token_obj, "token", i)?;
         // A Template, or a pushwire Message carrying one in `_template`.
         let message = tuple.get_item(1)?;
         let template_obj = match message.cast::<Template>() {
@@ -411,21 +410,10 @@ fn build_requests(
         };
         let template = template_obj.cast::<Template>().map_err(|_| bad_item())?;
         let apns_id_obj = tuple.get_item(2)?;
-        let apns_id: Option<&str> = if apns_id_obj.is_none() {
+        let apns_id = if apns_id_obj.is_none() {
             None
         } else {
-            Some(
-                apns_id_obj
-                    .cast::<pyo3::types::PyString>()
-                    .map_err(|_| {
-                        to_pyerr(
-                            py,
-                            &pushwire_core::Error::invalid_input("apns-id", "must be a str"),
-                            Some(i),
-                        )
-                    })?
-                    .to_str()?,
-            )
+            Some(str_field(py, &apns_id_obj, "apns-id", i)?)
         };
         let request = Request::new(
             first_id + i as u64,
