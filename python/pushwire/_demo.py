@@ -1,38 +1,42 @@
 """`pushwire demo`: the whole product against the embedded mock server.
 
-Sends a realistic mixed batch (alerts, Live Activity updates, background pushes) where a few
-percent of tokens are dead (410), malformed for APNs (400) or never answered, and shows what a
-bulk sender sees: live progress, throughput, latency, outcomes by reason, tokens to drop.
+Sends a realistic mixed batch (APNs: alerts, Live Activity updates, background pushes; FCM:
+notifications, data messages, high-priority Android messages) where a few percent of tokens
+are dead, malformed for the provider or never answered, and shows what a bulk sender sees:
+live progress, throughput, latency, outcomes by reason, tokens to drop. Throwaway credentials
+(an EC .p8 key, or an RSA service account) are made for the run and checked by the mock like
+the real services do.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import tempfile
 import time
-from array import array
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Union
 
-import msgspec
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ._apns import APNsClient
+from ._cli_output import DropTokens, ResultsWriter
+from ._cli_report import LiveProgress, Tally, summary_table
+from ._client import PushClient
 from ._message import Message, Notification
-from ._results import Outcome, Result
+from ._oauth import ServiceAccountCredentials
+from .classify import classify
 from .credentials import TokenCredentials
-from .testing import MockAPNs
+from .fcm import AndroidConfig, FCMMessage, FCMNotification
+from .testing import MockAPNs, MockFCM
 
-#: Token prefixes the mock answers specially (tokens are hex, so are the prefixes).
+#: Token prefixes the mock answers specially (hex, so they are valid APNs tokens too).
 DEAD, BAD, HANG = "dead", "bad0", "eeee"
+RULES = {DEAD: "unregistered", BAD: "bad-token", HANG: "hang"}
 
 
 @dataclass
@@ -44,38 +48,21 @@ class DemoOptions:
     request_timeout: float = 2.0
     results_path: Path | None = None
     progress: bool = True
+    fcm: bool = False
     seed: int = 7
 
 
 @dataclass
-class Summary:
-    sent: int = 0
-    elapsed: float = 0.0
-    outcomes: Counter[str] = field(default_factory=Counter)
-    reasons: Counter[str] = field(default_factory=Counter)
-    latencies: array = field(default_factory=lambda: array("d"))  # type: ignore[type-arg]
-    drop_tokens: int = 0
-    results_path: Path | None = None
-    unique_indexes: int = 0
-
-    def add(self, r: Result) -> None:
-        self.outcomes[r.outcome.value] += 1
-        if r.reason:
-            self.reasons[f"{r.status} {r.reason}"] += 1
-        elif r.outcome is Outcome.TIMEOUT:
-            self.reasons["no answer (timeout)"] += 1
-        if r.status == 410:
-            self.drop_tokens += 1
-        self.latencies.append(r.latency)
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return float(ordered[min(len(ordered) - 1, int(q * len(ordered)))])
+class DemoSummary:
+    tally: Tally
+    #: Distinct input positions that got a result (each must get exactly one).
+    unique_indexes: int
+    server_received: int
+    tokens_to_drop: int
+    results_path: Path
 
 
-def _messages() -> list[Message]:
+def _apns_messages() -> list[Message]:
     alert = Message(
         {
             "aps": {
@@ -105,6 +92,19 @@ def _messages() -> list[Message]:
     return [alert, live, background]
 
 
+def _fcm_messages() -> list[FCMMessage]:
+    alert = FCMMessage(
+        notification=FCMNotification(title="Your order shipped", body="Arrives Thursday"),
+        data={"order": "42"},
+    )
+    urgent = FCMMessage(
+        notification=FCMNotification(title="Courier nearby", body="7 minutes away"),
+        android=AndroidConfig(priority="HIGH", ttl=600),
+    )
+    data_only = FCMMessage(data={"sync": "orders"})
+    return [alert, urgent, data_only]  # same order as the APNs kinds: common, rare, some
+
+
 def _token_kind(rng: random.Random, opts: DemoOptions) -> str:
     roll = rng.random() * 100
     if roll < opts.dead_percent:
@@ -116,18 +116,32 @@ def _token_kind(rng: random.Random, opts: DemoOptions) -> str:
     return ""
 
 
-def _notifications(opts: DemoOptions) -> Iterator[Notification]:
-    rng = random.Random(opts.seed)
-    alert, live, background = _messages()
-    for i in range(opts.count):
-        prefix = _token_kind(rng, opts)
-        token = prefix + format(i, f"0{64 - len(prefix)}x")
-        roll = i % 20
-        message = live if roll == 0 else background if roll < 4 else alert
-        yield Notification(token, message)
+def _token(prefix: str, i: int, fcm: bool) -> str:
+    if fcm:  # shaped like an FCM registration token: opaque, ~160 characters
+        return f"{prefix}{i:0{24 - len(prefix)}x}:APA91b" + "Xy_z-" * 26
+    return prefix + format(i, f"0{64 - len(prefix)}x")
 
 
-def _throwaway_credentials(directory: Path) -> TokenCredentials:
+class _Notifications:
+    """The demo's notifications, generated as the client asks for them; counts them, so
+    that in flight = handed out - results."""
+
+    def __init__(self, opts: DemoOptions) -> None:
+        self.opts = opts
+        self.handed_out = 0
+
+    def __iter__(self) -> Iterator[Notification]:
+        opts = self.opts
+        rng = random.Random(opts.seed)
+        common, rare, some = _fcm_messages() if opts.fcm else _apns_messages()
+        for i in range(opts.count):
+            roll = i % 20
+            message = rare if roll == 0 else some if roll < 4 else common
+            self.handed_out += 1
+            yield Notification(_token(_token_kind(rng, opts), i, opts.fcm), message)  # type: ignore[arg-type]
+
+
+def _throwaway_p8(directory: Path) -> TokenCredentials:
     key = ec.generate_private_key(ec.SECP256R1())
     path = directory / "AuthKey_DEMO000001.p8"
     path.write_bytes(
@@ -141,90 +155,93 @@ def _throwaway_credentials(directory: Path) -> TokenCredentials:
     return TokenCredentials(path, key_id="DEMO000001", team_id="TEAMDEMO01")
 
 
-async def _send(client: APNsClient, opts: DemoOptions, summary: Summary, console: Console) -> None:
-    assert summary.results_path is not None
-    seen = bytearray(opts.count)
-    progress = Progress(
-        TextColumn("[bold]sending"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]:>9,.0f}/s"),
-        TextColumn("in flight {task.fields[in_flight]:>6,}"),
-        TextColumn("{task.fields[outcomes]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not opts.progress,
-        transient=False,
+def _throwaway_service_account() -> ServiceAccountCredentials:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return ServiceAccountCredentials(
+        {
+            "type": "service_account",
+            "project_id": "pushwire-demo",
+            "private_key_id": "demo-key-1",
+            "private_key": pem,
+            "client_email": "demo@pushwire-demo.iam.gserviceaccount.com",
+        }
     )
-    fd = os.open(summary.results_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    encode = msgspec.json.Encoder().encode
-    start = time.perf_counter()
-    with os.fdopen(fd, "wb") as out, progress:
-        task = progress.add_task("send", total=opts.count, rate=0.0, in_flight=0, outcomes="")
-        last_update = 0.0
-        async for r in client.stream(_notifications(opts)):
-            summary.add(r)
+
+
+async def _send(
+    client: PushClient,
+    opts: DemoOptions,
+    tally: Tally,
+    results: ResultsWriter,
+    drops: DropTokens,
+    progress: LiveProgress,
+) -> int:
+    """Stream every notification, record each result; returns the distinct indexes seen."""
+    seen = bytearray(opts.count)
+    unique = 0
+    notifications = _Notifications(opts)
+
+    def in_flight() -> int:
+        return notifications.handed_out - tally.results
+
+    async with client:
+        async for r in client.stream(notifications):
+            classification = classify(r)
+            results.write(r, classification.action, r.index, None)
+            drops.observe(r, classification, None)
+            tally.add(r)
             if not seen[r.index]:
                 seen[r.index] = 1
-                summary.unique_indexes += 1
-            out.write(encode(r))
-            out.write(b"\n")
-            now = time.perf_counter()
-            if now - last_update > 0.1:
-                last_update = now
-                done = sum(summary.outcomes.values())
-                progress.update(
-                    task,
-                    completed=done,
-                    rate=done / (now - start),
-                    in_flight=client._engine.outstanding(),
-                    outcomes="  ".join(f"{k} {v:,}" for k, v in sorted(summary.outcomes.items())),
-                )
-        summary.elapsed = time.perf_counter() - start
-        done = sum(summary.outcomes.values())
-        progress.update(task, completed=done, rate=done / summary.elapsed, in_flight=0)
-    summary.sent = sum(summary.outcomes.values())
+                unique += 1
+            progress.update(tally, in_flight, tally.results)
+        tally.stop()
+        progress.update(tally, in_flight, tally.results, force=True)
+    return unique
 
 
-def run_demo(opts: DemoOptions, console: Console) -> Summary:
-    summary = Summary()
+def run_demo(opts: DemoOptions, console: Console) -> DemoSummary:
+    results_path = opts.results_path or Path.cwd() / "pushwire-demo-results.jsonl"
+    server: Union[MockAPNs, MockFCM]
     with tempfile.TemporaryDirectory(prefix="pushwire-demo-") as tmp:
-        tmpdir = Path(tmp)
-        summary.results_path = opts.results_path or Path.cwd() / "pushwire-demo-results.jsonl"
-        creds = _throwaway_credentials(tmpdir)
-        rules = {DEAD: "unregistered", BAD: "bad-token", HANG: "hang"}
-        with MockAPNs(credentials=creds, rules=rules) as server:
-            console.print(
-                f"mock APNs at [bold]{server.url}[/] (TLS, HTTP/2, JWT checked); "
-                f"sending {opts.count:,} notifications"
-            )
-
-            async def main() -> None:
-                async with server.client(request_timeout=opts.request_timeout) as client:
-                    await _send(client, opts, summary, console)
-
-            asyncio.run(main())
+        if opts.fcm:
+            server = MockFCM(credentials=_throwaway_service_account(), rules=RULES)
+            what = "mock FCM v1 (TLS, HTTP/2, OAuth2 service-account grant checked)"
+        else:
+            server = MockAPNs(credentials=_throwaway_p8(Path(tmp)), rules=RULES)
+            what = "mock APNs (TLS, HTTP/2, JWT checked)"
+        with server:
+            console.print(f"{what} at [bold]{server.url}[/]; sending {opts.count:,} notifications")
+            client = server.client(request_timeout=opts.request_timeout)
+            tally = Tally()
+            results = ResultsWriter(results_path, id_field="message_id" if opts.fcm else "apns_id")
+            drops = DropTokens(None)
+            progress = LiveProgress(console, enabled=opts.progress, total=opts.count)
+            try:
+                with progress:
+                    unique = asyncio.run(_send(client, opts, tally, results, drops, progress))
+            finally:
+                results.close()
+                drops.finish()
             received = server.total_received
-    console.print(_summary_table(summary, received))
+    summary = DemoSummary(tally, unique, received, drops.count, results_path)
+    console.print(_summary_table(summary))
+    # Outside the table: a long path must stay on one line to be copied.
+    console.print(f"full results: {results_path}", markup=False, soft_wrap=True)
+    for warning in drops.warnings:
+        console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     return summary
 
 
-def _summary_table(s: Summary, received: int) -> Table:
-    table = Table(title="pushwire demo", show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value", justify="right")
-    rate = s.sent / s.elapsed if s.elapsed else 0.0
-    table.add_row("notifications", f"{s.sent:,} results for {s.unique_indexes:,} inputs")
-    table.add_row("server received", f"{received:,}")
-    table.add_row("throughput", f"{rate:,.0f} notifications/s ({s.elapsed:.2f} s)")
-    table.add_row(
-        "latency p50 / p99",
-        f"{s.percentile(0.5) * 1000:.1f} ms / {s.percentile(0.99) * 1000:.1f} ms",
+def _summary_table(s: DemoSummary) -> Table:
+    return summary_table(
+        "pushwire demo",
+        s.tally,
+        before=[
+            ("notifications", f"{s.tally.results:,} results for {s.unique_indexes:,} inputs"),
+            ("server received", f"{s.server_received:,}"),
+        ],
+        after=[("tokens to drop", f"{s.tokens_to_drop:,}")],
     )
-    for outcome, n in sorted(s.outcomes.items()):
-        table.add_row(f"outcome {outcome}", f"{n:,}")
-    for reason, n in s.reasons.most_common():
-        table.add_row(f"  {reason}", f"{n:,}")
-    table.add_row("tokens to drop (410)", f"{s.drop_tokens:,}")
-    table.add_row("full results", str(s.results_path))
-    return table

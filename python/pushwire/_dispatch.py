@@ -151,6 +151,8 @@ class Dispatcher:
         self._limiter = limiter
         #: id -> engine submissions so far, for notifications being resent after 429/5xx
         self._resends: dict[int, int] = {}
+        #: id -> (timer, last outcome) of notifications waiting for their resend
+        self._waiting_resend: dict[int, tuple[asyncio.TimerHandle, tuple[Any, ...]]] = {}
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
         self._singles: dict[int, tuple[asyncio.Future[Result], Any]] = {}
@@ -160,6 +162,7 @@ class Dispatcher:
         )
         self._flush_scheduled = False
         self._capacity_waiters: list[asyncio.Future[None]] = []
+        self._detached = False
         self._fd = engine.fileno()
         loop.add_reader(self._fd, self._on_readable)
 
@@ -205,7 +208,8 @@ class Dispatcher:
             delay = self._retry.delay(submissions, raw[4], raw[7])
             if delay is not None:
                 self._resends[rid] = submissions + 1
-                self.loop.call_later(delay, self._resend_one, raw)
+                timer = self.loop.call_later(delay, self._resend_one, raw)
+                self._waiting_resend[rid] = (timer, raw)
                 return None
         if self._retry.max_attempts <= 1:
             return raw
@@ -221,6 +225,7 @@ class Dispatcher:
         return raw
 
     def _resend_one(self, raw: tuple[Any, ...]) -> None:
+        self._waiting_resend.pop(raw[0], None)
         if self._engine.closed:
             self._route(self._count_attempts(raw))
             return
@@ -411,15 +416,19 @@ class Dispatcher:
         """Send items as capacity allows; yield results as they complete (``index`` = position).
 
         A notification refused locally yields a ``failed`` result (or raises with ``strict``).
+        If the client is closed meanwhile, reading stops, the results of everything submitted
+        are still yielded, then :class:`ClientClosedError` says the input was not all read.
         """
         job_id = next(self._job_ids)
         job = _StreamJob()
         self._jobs[job_id] = job
         source = iter(items)
         submitted = received = 0
-        exhausted = False
+        exhausted = closed_early = False
         try:
             while True:
+                if self._engine.closed and not exhausted:
+                    exhausted = closed_early = True  # read no more; keep collecting results
                 while not exhausted:
                     room = self._room()
                     if room == 0:
@@ -438,8 +447,16 @@ class Dispatcher:
                     received += 1
                     yield job.ready.popleft()
                 if exhausted and received == submitted:
+                    if closed_early:
+                        raise ClientClosedError(
+                            f"the client was closed during the stream: {submitted} notifications "
+                            "were submitted and have their results; the rest of the input was "
+                            "not read"
+                        )
                     return
-                if self._engine.closed and not job.ready:
+                if self._detached:
+                    # Every submitted notification got its outcome before detach; a gap here
+                    # means the engine could not report one.
                     raise ClientClosedError("the client was closed during the stream")
                 job.waiter = self.loop.create_future()
                 self._capacity_waiters.append(job.waiter)
@@ -473,7 +490,13 @@ class Dispatcher:
 
     def detach(self) -> None:
         """Deliver what is left and stop listening; unanswered waiters learn the client closed."""
+        self._detached = True
         self.deliver(self._engine.drain())
+        # Closed before their resend: their last answer is their result.
+        for timer, raw in list(self._waiting_resend.values()):
+            timer.cancel()
+            self._route(self._count_attempts(raw))
+        self._waiting_resend.clear()
         self.loop.remove_reader(self._fd)
         closed = ClientClosedError("the client was closed before this notification had an outcome")
         for fut, _ in self._singles.values():

@@ -1,0 +1,400 @@
+"""`pushwire send`: stream an input file of tokens to APNs or FCM, record every row's result.
+
+Rows are read lazily and handed to ``client.stream()``, so memory is bounded by the in-flight
+window whatever the input size. Each result is written as it arrives.
+
+Ctrl-C (SIGINT, or SIGTERM) drains: no more input is read, the notifications in flight get
+their results (bounded by ``--request-timeout``), everything is written, and the command
+exits 130. A second Ctrl-C, or the grace period running out, closes the client: what was
+still queued or waiting to be resent is given up, left out of the results file and counted
+as not sent. ``--resume`` then sends every row the results file does not hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import typer
+from rich.console import Console
+
+from ._apns import APNsClient
+from ._cli_credentials import CredentialOptions, apns_credentials, provider, service_account
+from ._cli_errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    CLIError,
+    echo_error,
+    echo_warning,
+)
+from ._cli_input import BadRow, RowSource, open_rows
+from ._cli_output import DropTokens, ResultsWriter
+from ._cli_payload import PayloadFlags, RowError, RowMessages, read_payload_file
+from ._cli_report import LiveProgress, Tally, summary_table
+from ._cli_resume import DoneRows, load_done_rows
+from ._client import PushClient
+from ._errors import ClientClosedError
+from ._fcm import DEFAULT_BASE_URL, FCMClient
+from ._oauth import ServiceAccountCredentials
+from ._results import Outcome, Result
+from .classify import classify
+from .credentials import CertificateCredentials, Credentials
+
+#: Bad rows reported one by one on stderr; the rest only in the results file and the summary.
+MAX_BAD_ROWS_SHOWN = 20
+#: Added to the request timeout before a drain gives up waiting.
+DRAIN_MARGIN = 2.0
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    input: Path
+    format: str | None
+    payload: Path | None
+    flags: PayloadFlags
+    credentials: CredentialOptions
+    sandbox: bool = False
+    base_url: str | None = None
+    ca_file: Path | None = None
+    token_uri: str | None = None
+    project_id: str | None = None
+    results: Path | None = None
+    drop_tokens: Path | None = None
+    resume: bool = False
+    overwrite: bool = False
+    strict: bool = False
+    request_timeout: float = 10.0
+    max_connections: int = 4
+    rate_limit: int | None = None
+    progress: bool = True
+
+
+def _check_options(opts: SendOptions, kind: str) -> None:
+    if opts.resume and opts.results is None:
+        raise CLIError("--resume needs --results FILE: the results file of the run to continue")
+    if opts.resume and opts.overwrite:
+        raise CLIError("--resume and --overwrite contradict each other; choose one")
+    results = opts.results
+    fresh = not (opts.resume or opts.overwrite)
+    if fresh and results is not None and results.exists() and results.stat().st_size > 0:
+        raise CLIError(
+            f"{results} already holds results: add --resume to continue that run, "
+            "or --overwrite to start again"
+        )
+    if kind == "fcm":
+        for flag, value in (("--topic", opts.flags.topic), ("--push-type", opts.flags.push_type)):
+            if value is not None:
+                raise CLIError(f"{flag} is for APNs; FCM sends to the tokens of --input")
+    elif opts.token_uri is not None or opts.project_id is not None:
+        raise CLIError("--token-uri and --project-id are for FCM (--service-account)")
+
+
+def build_client(
+    opts: SendOptions, credentials: Credentials | ServiceAccountCredentials
+) -> PushClient:
+    if isinstance(credentials, ServiceAccountCredentials):
+        return FCMClient(
+            credentials,
+            project_id=opts.project_id,
+            base_url=opts.base_url or DEFAULT_BASE_URL,
+            ca_file=opts.ca_file,
+            request_timeout=opts.request_timeout,
+            max_connections=opts.max_connections,
+            rate_limit=opts.rate_limit,
+        )
+    return APNsClient(
+        credentials,
+        environment="sandbox" if opts.sandbox else "production",
+        base_url=opts.base_url,
+        ca_file=opts.ca_file,
+        request_timeout=opts.request_timeout,
+        max_connections=opts.max_connections,
+        rate_limit=opts.rate_limit,
+    )
+
+
+class _Interrupt:
+    """SIGINT/SIGTERM, handled on the event loop so no result in flight is lost.
+
+    First signal: read no more input; the notifications in flight get their results.
+    Second signal (or ``grace`` seconds later): close the client: queued and to-be-resent
+    notifications are given up (not sent), open streams still end by their deadline.
+    A third signal is no longer caught: Python's default (KeyboardInterrupt) applies.
+    """
+
+    def __init__(self, client: PushClient, grace: float, in_flight: Callable[[], int]) -> None:
+        self.requested = False
+        self._client = client
+        self._grace = grace
+        self._in_flight = in_flight
+        self._closing: asyncio.Task[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._installed = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._on_signal)
+        self._installed = True
+
+    def remove(self) -> None:
+        if self._installed:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.remove_signal_handler(sig)
+            self._installed = False
+
+    def _on_signal(self) -> None:
+        if self.requested:
+            echo_warning("interrupted again: closing now")
+            self.remove()
+            self._close_now()
+            return
+        self.requested = True
+        echo_warning(
+            f"interrupted: reading no more input; waiting up to {self._grace:.0f} s for the "
+            f"{self._in_flight():,} notifications in flight (Ctrl-C again to close sooner)"
+        )
+        self._loop.call_later(self._grace, self._close_now)
+
+    @property
+    def closing(self) -> bool:
+        return self._closing is not None
+
+    def _close_now(self) -> None:
+        if self._closing is None:
+            self._closing = self._loop.create_task(self._client.aclose())
+
+    async def wait_closed(self) -> None:
+        if self._closing is not None:
+            await self._closing
+
+
+class _Run:
+    """The state of one send: input, output files, counts."""
+
+    def __init__(
+        self,
+        opts: SendOptions,
+        source: RowSource,
+        messages: RowMessages,
+        done: DoneRows,
+        results: ResultsWriter,
+        drops: DropTokens,
+    ) -> None:
+        self.opts = opts
+        self.source = source
+        self.messages = messages
+        self.done = done
+        self.results = results
+        self.drops = drops
+        self.tally = Tally()
+        #: stream position -> (input index, input line, token) of rows awaiting a result
+        self.pending: dict[int, tuple[int, int, str]] = {}
+        self.skipped = 0
+        self.bad_rows = 0
+        self.strict_stop: str | None = None
+        self.interrupted = False
+        #: Rows given up when the client was closed early (never sent, not recorded).
+        self.given_up = 0
+        #: Rows whose outcome was lost when the client was closed early (recorded).
+        self.lost = 0
+
+    def notifications(self, interrupt: _Interrupt) -> Iterator[object]:
+        """The notifications of the rows still to send, read as the client asks for them."""
+        rows = iter(self.source)
+        position = 0
+        while not interrupt.requested:
+            item = next(rows, None)
+            if item is None:
+                return
+            if item.line in self.done:
+                self.skipped += 1
+                continue
+            if isinstance(item, BadRow):
+                if self._bad_row(item.index, item.line, item.token, item.problem):
+                    return
+                continue
+            try:
+                notification = self.messages.notification(item)
+            except RowError as e:
+                if self._bad_row(item.index, item.line, item.token, str(e)):
+                    return
+                continue
+            self.pending[position] = (item.index, item.line, item.token)
+            position += 1
+            yield notification
+
+    def _bad_row(self, index: int, line: int, token: str | None, problem: str) -> bool:
+        """Report a row that cannot be sent; True when the run must stop (``--strict``)."""
+        where = f"{self.source.name} line {line}: {problem}"
+        if self.opts.strict:
+            self.strict_stop = where
+            return True
+        self.bad_rows += 1
+        if self.bad_rows <= MAX_BAD_ROWS_SHOWN:
+            typer.echo(f"bad row: {where}; not sent, recorded as failed", err=True)
+        elif self.bad_rows == MAX_BAD_ROWS_SHOWN + 1:
+            typer.echo("bad row: more bad rows are not shown; see the results file", err=True)
+        self.results.write_unsent(index, line, token, where)
+        self.tally.add_unsent("bad input row (not sent)")
+        return False
+
+    def record(self, result: Result, *, closing: bool) -> None:
+        index, line, _ = self.pending.pop(result.index)
+        if closing and _never_sent(result):
+            # Given up because we closed the client: left out of the results, so that
+            # --resume sends it.
+            self.given_up += 1
+            return
+        classification = classify(result)
+        self.results.write(result, classification.action, index, line)
+        self.drops.observe(result, classification, line)
+        self.tally.add(result)
+
+    def record_lost(self) -> None:
+        """After closing the client early: the rows still without a result. Their outcome
+        was lost (on the wire when it closed, or waiting to be resent), so they are recorded
+        as maybe delivered: resending them on --resume could deliver them twice."""
+        for index, line, token in self.pending.values():
+            error = (
+                f"{self.source.name} line {line}: no outcome (the client was closed while it "
+                "was in flight or waiting to be resent); it may have been delivered"
+            )
+            self.results.write_unknown(index, line, token, error)
+            self.tally.add_unsent("no outcome (closed early; maybe delivered)")
+        self.lost = len(self.pending)
+        self.pending.clear()
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def progress_done(self) -> float:
+        return float(
+            self.source.bytes_read if self.source.total_bytes is not None else self.tally.results
+        )
+
+
+async def _send_all(run: _Run, client: PushClient, progress: LiveProgress) -> None:
+    async with client:
+        interrupt = _Interrupt(client, run.opts.request_timeout + DRAIN_MARGIN, run.in_flight)
+        interrupt.install()
+        try:
+            async for result in client.stream(run.notifications(interrupt)):
+                run.record(result, closing=interrupt.closing)
+                progress.update(run.tally, run.in_flight, run.progress_done())
+        except ClientClosedError:
+            run.record_lost()
+        finally:
+            interrupt.remove()
+            await interrupt.wait_closed()
+            run.interrupted = interrupt.requested
+            run.tally.stop()
+            progress.update(run.tally, run.in_flight, run.progress_done(), force=True)
+
+
+def run_send(opts: SendOptions, console: Console) -> int:
+    """The whole command; returns the exit code. User errors raise (see ``user_errors``).
+
+    Everything that can be wrong with the options, credentials or payload is found before
+    the input is read or a connection is made.
+    """
+    kind = provider(opts.credentials)
+    _check_options(opts, kind)
+    credentials: Credentials | ServiceAccountCredentials
+    flags = opts.flags
+    if kind == "fcm":
+        credentials = service_account(opts.credentials, opts.token_uri)
+    else:
+        credentials = apns_credentials(opts.credentials)
+        if flags.topic is None and isinstance(credentials, CertificateCredentials):
+            # A push certificate names its app: its first topic is the bundle id.
+            flags = dataclasses.replace(flags, topic=next(iter(credentials.topics), None))
+
+    def unknown_field(name: str, hint: str) -> None:
+        echo_warning(f"ignoring the input field {name!r}" + (f" ({hint})" if hint else ""))
+
+    messages = RowMessages(kind, read_payload_file(opts.payload), flags, unknown_field)
+    done = load_done_rows(opts.results) if opts.resume and opts.results else DoneRows()
+    with open_rows(opts.input, opts.format) as source:
+        client = build_client(opts, credentials)
+        results = ResultsWriter(
+            opts.results,
+            id_field="apns_id" if kind == "apns" else "message_id",
+            append=opts.resume,
+        )
+        drops = DropTokens(opts.drop_tokens, append=opts.resume)
+        run = _Run(opts, source, messages, done, results, drops)
+        total = float(source.total_bytes) if source.total_bytes is not None else None
+        progress = LiveProgress(console, enabled=opts.progress and console.is_terminal, total=total)
+        try:
+            with progress:
+                asyncio.run(_send_all(run, client, progress))
+        finally:
+            results.close()
+            drops.finish()
+        unread = source.count_unread_lines() if run.interrupted else 0
+    return _report(run, console, unread)
+
+
+def _never_sent(result: Result) -> bool:
+    return result.outcome is Outcome.FAILED and not result.maybe_delivered and not result.status
+
+
+def _report(run: _Run, console: Console, unread: int | None) -> int:
+    opts = run.opts
+    tally = run.tally
+    before = [("input", run.source.name)]
+    if opts.resume:
+        before.append(("skipped (in the results already)", f"{run.skipped:,}"))
+    after = []
+    drops = run.drops
+    drop_text = f"{drops.count:,}"
+    if drops.withheld:
+        drop_text += f" ({drops.withheld:,} withheld: see the warning)"
+    after.append(("tokens to drop", drop_text))
+    if run.interrupted or run.given_up:
+        after.append(("not sent (interrupted)", _not_sent_text(run.given_up, unread)))
+    console.print(summary_table("pushwire send", tally, before=before, after=after))
+    # Outside the table: long paths must stay on one line to be copied.
+    if opts.results is not None:
+        console.print(f"results: {opts.results}", markup=False, soft_wrap=True)
+    else:
+        console.print("results: not kept (add --results FILE)", markup=False)
+    if opts.drop_tokens is not None:
+        console.print(f"tokens to drop: {opts.drop_tokens}", markup=False, soft_wrap=True)
+    for warning in drops.warnings:
+        echo_warning(warning)
+    if run.lost:
+        echo_warning(
+            f"{run.lost:,} rows had no outcome when the client closed: they are recorded as "
+            "failed and maybe delivered, and --resume will not send them again"
+        )
+    again = (
+        "run the same command again with --resume"
+        if opts.results
+        else "add --results FILE next time to be able to resume"
+    )
+    if run.strict_stop is not None:
+        echo_error(
+            f"{run.strict_stop}; stopped there (--strict): the rows before it were sent, none "
+            f"after it. Fix the row, then {again}"
+        )
+        return EXIT_USAGE
+    if run.interrupted:
+        echo_warning(f"interrupted: to send the rows not sent, {again}")
+        return EXIT_INTERRUPTED
+    return EXIT_OK if tally.all_delivered else EXIT_SOME_FAILED
+
+
+def _not_sent_text(given_up: int, unread: int | None) -> str:
+    """``8,471`` or ``8,503 (32 given up when the client closed)``; stdin can't be counted."""
+    detail = f"{given_up:,} given up when the client closed" if given_up else ""
+    if unread is None:
+        return f"the rest of the input{f' + {detail}' if detail else ''}"
+    return f"{given_up + unread:,}" + (f" ({detail})" if detail else "")

@@ -1,0 +1,138 @@
+"""The command line's conventions: --help everywhere, --version, configuration by flags,
+PUSHWIRE_* environment variables and a TOML file, exit code 2 for usage errors."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+
+from pushwire import PUSH_TYPES, __version__
+from pushwire.cli import PushType
+from test_cli_support import KEY_ID, TEAM_ID, invoke, write_p8
+
+
+def test_version():
+    result = invoke(["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"pushwire {__version__}"
+
+
+@pytest.mark.parametrize(
+    "command", [[], ["send"], ["check-credentials"], ["mock"], ["demo"]], ids=" ".join
+)
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_has_help(command, flag):
+    result = invoke([*command, flag])
+    assert result.exit_code == 0
+    assert "Usage: " in result.stdout
+    assert "--help" in result.stdout
+
+
+def test_help_lists_the_commands_and_exit_codes():
+    out = invoke(["--help"]).stdout
+    for command in ("send", "check-credentials", "mock", "demo"):
+        assert command in out
+    assert "PUSHWIRE_" in out and "--config" in out and "130 interrupted" in out
+
+
+def test_send_help_shows_the_environment_variables():
+    out = invoke(["send", "--help"]).stdout
+    for variable in ("PUSHWIRE_P8", "PUSHWIRE_P12_PASSWORD", "PUSHWIRE_SERVICE_ACCOUNT"):
+        assert variable in out
+
+
+def test_push_type_choices_are_the_library_push_types():
+    assert set(typing.get_args(PushType)) == set(PUSH_TYPES)
+
+
+def test_unknown_option_is_a_usage_error():
+    result = invoke(["send", "--no-such-option"])
+    assert result.exit_code == 2
+    assert "No such option" in result.output
+
+
+def test_missing_required_input_is_a_usage_error():
+    result = invoke(["send", "--topic", "com.example.app"])
+    assert result.exit_code == 2
+    assert "--input" in result.output
+
+
+# -- configuration: flags > PUSHWIRE_* environment > --config file > defaults -----------------
+
+
+@pytest.fixture
+def p8_dir(tmp_path, p8_key):
+    write_p8(tmp_path / "AuthKey.p8", p8_key)
+    return tmp_path
+
+
+def key_id_shown(result) -> str:
+    """The key id check-credentials reports having signed with."""
+    for line in result.stdout.splitlines():
+        if "signed an ES256 provider token" in line:
+            return line.split("key id ")[1].split(",")[0]
+    raise AssertionError(result.output)
+
+
+def test_config_file_sets_options_with_paths_relative_to_the_file(p8_dir, tmp_path_factory):
+    config = p8_dir / "pushwire.toml"
+    config.write_text(f'p8 = "AuthKey.p8"\nkey-id = "{KEY_ID}"\nteam_id = "{TEAM_ID}"\n')
+    elsewhere = tmp_path_factory.mktemp("cwd")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(elsewhere)
+        result = invoke(["check-credentials", "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert key_id_shown(result) == KEY_ID
+
+
+def test_environment_beats_config_and_flags_beat_environment(p8_dir):
+    config = p8_dir / "pushwire.toml"
+    config.write_text(
+        f'p8 = "AuthKey.p8"\nteam-id = "{TEAM_ID}"\nkey-id = "CONFIG0001"\n'
+        '[check-credentials]\nkey-id = "SECTION001"\n'
+    )
+    args = ["check-credentials", "--config", str(config)]
+    assert key_id_shown(invoke(args)) == "SECTION001"  # the command's table wins in the file
+    env = {"PUSHWIRE_KEY_ID": "ENVIRON001"}
+    assert key_id_shown(invoke(args, env=env)) == "ENVIRON001"
+    assert key_id_shown(invoke([*args, "--key-id", "FLAGGED001"], env=env)) == "FLAGGED001"
+
+
+def test_config_file_from_the_environment(p8_dir):
+    config = p8_dir / "pushwire.toml"
+    config.write_text(f'p8 = "AuthKey.p8"\nkey-id = "{KEY_ID}"\nteam-id = "{TEAM_ID}"\n')
+    result = invoke(["check-credentials"], env={"PUSHWIRE_CONFIG": str(config)})
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('p8 = "x.p8"\nkey-idd = "A"\n', "unknown option 'key-idd'"),
+        ("[check-credentials]\nresults = 'r.jsonl'\n", "unknown option 'results'"),
+        ("p8 = \n", "not valid TOML"),
+    ],
+)
+def test_config_mistakes_are_usage_errors_naming_the_problem(tmp_path, text, words):
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    result = invoke(["check-credentials", "--config", str(config)])
+    assert result.exit_code == 2
+    assert words in result.output and "bad.toml" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_key_for_another_command_is_allowed_at_the_top_of_the_file(p8_dir):
+    config = p8_dir / "pushwire.toml"
+    # `results` belongs to send: shared config files may hold it.
+    config.write_text(
+        f'p8 = "AuthKey.p8"\nkey-id = "{KEY_ID}"\nteam-id = "{TEAM_ID}"\nresults = "r.jsonl"\n'
+    )
+    assert invoke(["check-credentials", "--config", str(config)]).exit_code == 0
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path):
+    result = invoke(["check-credentials", "--config", str(tmp_path / "nope.toml")])
+    assert result.exit_code == 2
+    assert "nope.toml" in result.output and "Traceback" not in result.output
