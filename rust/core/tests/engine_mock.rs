@@ -117,18 +117,19 @@ fn hung_streams_time_out_with_their_stream_ids_and_nothing_else_does() {
     let hung: Vec<String> = (0..20).map(|i| token(i, "eeee")).collect();
     let ok: Vec<String> = (0..1_980).map(|i| token(i, "")).collect();
     let server = start(&["eeee=hang"], |_| {});
-    let (engine, pool, sink) = engine(&server, |c| c.request_timeout = Duration::from_millis(800));
+    let (engine, pool, sink) = engine(&server, |c| c.request_timeout = Duration::from_secs(3));
     let mut all = ok.clone();
     all.extend(hung.iter().cloned());
     let started = Instant::now();
     engine.submit(pool, requests(&all)).unwrap();
     let outcomes = by_id(sink.wait_for(all.len(), Duration::from_secs(30)), all.len());
-    assert!(started.elapsed() < Duration::from_secs(10));
+    // Bounded: the deadline plus a generous allowance for a loaded machine (debug build).
+    assert!(started.elapsed() < Duration::from_secs(20));
     for o in &outcomes {
         if o.token.starts_with("eeee") {
             assert_eq!(o.kind, OutcomeKind::Timeout, "{o:?}");
             assert!(o.stream_id > 0 && o.connection_id > 0 && o.maybe_delivered);
-            assert!(o.latency >= Duration::from_millis(800));
+            assert!(o.latency >= Duration::from_secs(3));
         } else {
             assert_eq!(o.kind, OutcomeKind::Delivered, "{o:?}");
         }
