@@ -39,9 +39,12 @@ _BURST_WARNINGS = {
 
 
 def open_private(path: Path, *, append: bool) -> IO[bytes]:
-    """Open for writing; a new file gets mode 0600 (device tokens are personal data)."""
+    """Open for writing with mode 0600, an existing file included (device tokens are
+    personal data)."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
     fd = os.open(path, flags, 0o600)
+    if os.fstat(fd).st_mode & 0o077:
+        os.fchmod(fd, 0o600)
     return os.fdopen(fd, "wb", buffering=1 << 16)
 
 

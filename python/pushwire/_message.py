@@ -30,6 +30,8 @@ PUSH_TYPES: dict[str, tuple[str, frozenset[int], int | None, int]] = {
 }
 
 DEVICE_PATH = "/3/device/"
+#: Bundle ids are at most 155 characters; with the longest push-type suffix this is ample.
+MAX_TOPIC_BYTES = 255
 
 _encoder = msgspec.json.Encoder()
 
@@ -91,7 +93,7 @@ class Message:
         expiration: int | None = None,
         collapse_id: str | None = None,
     ) -> None:
-        if push_type not in PUSH_TYPES:
+        if not isinstance(push_type, str) or push_type not in PUSH_TYPES:
             raise PayloadError(
                 f"apns-push-type {push_type!r} is unknown; expected one of {', '.join(PUSH_TYPES)}",
                 field="apns-push-type",
@@ -99,13 +101,22 @@ class Message:
         suffix, priorities, default_priority, limit = PUSH_TYPES[push_type]
         if not isinstance(topic, str) or not topic:
             raise PayloadError("apns-topic is required (the app's bundle id)", field="apns-topic")
-        _header_bytes(topic, "apns-topic")
+        if len(_header_bytes(topic, "apns-topic")) > MAX_TOPIC_BYTES:
+            raise PayloadError(
+                f"apns-topic is {len(topic.encode())} bytes; a bundle id plus its push-type "
+                f"suffix fits in {MAX_TOPIC_BYTES}",
+                field="apns-topic",
+            )
         if suffix and not topic.endswith(suffix):
             topic += suffix
         if priority is None:
             priority = default_priority
         # bool is an int in Python: True would otherwise pass as priority 1.
-        if priority is not None and (isinstance(priority, bool) or priority not in priorities):
+        if priority is not None and (
+            not isinstance(priority, int)
+            or isinstance(priority, bool)
+            or priority not in priorities
+        ):
             allowed = ", ".join(str(p) for p in sorted(priorities))
             raise PayloadError(
                 f"apns-priority {priority!r} is not allowed for {push_type} pushes "

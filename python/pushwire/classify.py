@@ -651,7 +651,7 @@ def _build_classification(status: int, reason: str | None) -> Classification:
 
 
 def _default_retry_after(action: Action, status: int, reason: str | None) -> float | None:
-    if reason == Reason.FCM_QUOTA_EXCEEDED:
+    if reason == Reason.FCM_QUOTA_EXCEEDED and action in _RETRY_ACTIONS:
         return QUOTA_EXCEEDED_DELAY_SECONDS
     if action is Action.RETRY and status == 429:
         return TOO_MANY_REQUESTS_DELAY_SECONDS

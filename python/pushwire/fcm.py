@@ -137,20 +137,40 @@ def _ttl(value: Union[str, float, int, _dt.timedelta]) -> str:
 
 def _android(android: AndroidConfig) -> dict[str, Any]:
     _check_data(android.data, "android.data")
-    out: dict[str, Any] = msgspec.to_builtins(android)
+    out: dict[str, Any] = _builtins(android, "android")
     if android.ttl is not None:
         out["ttl"] = _ttl(android.ttl)
     return out
 
 
+def _check_headers(headers: Mapping[str, Any] | None, field: str) -> None:
+    if headers is None:
+        return
+    if not isinstance(headers, Mapping):
+        raise _fail("must be a mapping of header names to values", field)
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise _fail("header names and values must be strings", f"{field}.{name}")
+        if any(c in value for c in "\r\n\0"):
+            raise _fail("header values must not hold CR, LF or NUL", f"{field}.{name}")
+
+
+def _of_type(value: Any, kind: type, field: str) -> None:
+    if not isinstance(value, kind):
+        raise _fail(f"must be a pushwire.{kind.__name__}, got {type(value).__name__}", field)
+
+
+def _builtins(value: Any, field: str) -> Any:
+    try:
+        return msgspec.to_builtins(value)
+    except (TypeError, ValueError, msgspec.EncodeError) as e:
+        raise _fail(f"cannot be encoded as JSON: {e}", field) from None
+
+
 def _apns(apns: ApnsConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if apns.headers is not None:
-        for name, value in apns.headers.items():
-            if not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-                raise _fail(
-                    "header values must be strings without CR, LF or NUL", f"apns.headers.{name}"
-                )
+        _check_headers(apns.headers, "apns.headers")
         out["headers"] = dict(apns.headers)
     if isinstance(apns.payload, Message):
         out["payload"] = msgspec.Raw(apns.payload.payload)
@@ -194,17 +214,22 @@ class FCMMessage:
             raise _fail(f"give one target, not {' and '.join(targets)}", "message.target")
         body: dict[str, Any] = {}
         if notification is not None:
-            body["notification"] = msgspec.to_builtins(notification)
+            _of_type(notification, FCMNotification, "notification")
+            body["notification"] = _builtins(notification, "notification")
         if data is not None:
             _check_data(data, "data")
             body["data"] = dict(data)
         if android is not None:
+            _of_type(android, AndroidConfig, "android")
             body["android"] = _android(android)
         if apns is not None:
+            _of_type(apns, ApnsConfig, "apns")
             body["apns"] = _apns(apns)
         if webpush is not None:
+            _of_type(webpush, WebpushConfig, "webpush")
             _check_data(webpush.data, "webpush.data")
-            body["webpush"] = msgspec.to_builtins(webpush)
+            _check_headers(webpush.headers, "webpush.headers")
+            body["webpush"] = _builtins(webpush, "webpush")
         if analytics_label is not None:
             body["fcm_options"] = {"analytics_label": analytics_label}
         try:

@@ -279,7 +279,9 @@ impl Driver {
         }
         if cfg.retry_uncertain && entry.request.attempts <= cfg.max_retries {
             self.pool.stats.retries.fetch_add(1, Ordering::Relaxed);
-            self.pool.queue.push_front(entry.request);
+            let mut request = entry.request;
+            request.maybe_processed = true;
+            self.pool.queue.push_front(request);
             return;
         }
         let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Timeout, stream_id);
@@ -306,13 +308,15 @@ impl Driver {
 
     /// The request was written (or may have been): report it, unless the error proves the
     /// server never processed it (GOAWAY above last_stream_id, REFUSED_STREAM).
-    fn fail_after_send(&mut self, request: Request, stream_id: u32, err: &h2::Error) {
+    fn fail_after_send(&mut self, mut request: Request, stream_id: u32, err: &h2::Error) {
         let never_processed = (err.is_go_away() && err.is_remote())
             || (err.is_reset() && err.is_remote() && err.reason() == Some(Reason::REFUSED_STREAM));
         if err.is_reset() && err.is_remote() {
             self.pool.stats.resets.fetch_add(1, Ordering::Relaxed);
         }
         if never_processed || self.pool.cfg.retry_uncertain {
+            // An attempt that may have been processed taints every later outcome of the request.
+            request.maybe_processed |= !never_processed;
             self.retry_or_fail_at(request, err, !never_processed, stream_id);
         } else {
             let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, stream_id);
@@ -340,7 +344,7 @@ impl Driver {
             self.pool.queue.push_front(request);
         } else {
             let mut outcome = self.outcome_for(&request, OutcomeKind::Failed, stream_id);
-            outcome.maybe_delivered = maybe_delivered;
+            outcome.maybe_delivered |= maybe_delivered;
             outcome.error = Some(format!(
                 "gave up after {} attempts: {err}",
                 request.attempts
@@ -378,6 +382,8 @@ impl Driver {
         outcome.connection_id = self.state.id;
         outcome.attempts = request.attempts;
         outcome.auth_generation = request.auth_generation;
+        // An earlier attempt may have been processed (retry_uncertain): never "safe to resend".
+        outcome.maybe_delivered = request.maybe_processed;
         outcome.latency = request.submitted_at.elapsed();
         outcome
     }

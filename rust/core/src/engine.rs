@@ -10,6 +10,9 @@ use crate::outcome::Outcome;
 use crate::pool::{self, PoolShared};
 use crate::request::{validate_header_value, Request};
 
+/// More engine threads than this never help a push sender (and tokio panics on absurd counts).
+const MAX_WORKER_THREADS: usize = 64;
+
 /// Receives outcomes in batches, from engine threads. Must not block for long.
 pub trait CompletionSink: Send + Sync + 'static {
     fn complete(&self, outcomes: Vec<Outcome>);
@@ -63,6 +66,12 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(config: EngineConfig, sink: Arc<dyn CompletionSink>) -> Result<Engine, Error> {
+        if !(1..=MAX_WORKER_THREADS).contains(&config.worker_threads) {
+            return Err(Error::invalid(
+                "worker_threads",
+                format!("must be between 1 and {MAX_WORKER_THREADS}"),
+            ));
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.worker_threads.max(1))
             .thread_name("pushwire-engine")

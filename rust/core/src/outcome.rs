@@ -98,6 +98,8 @@ impl Outcome {
         keep_body: bool,
     ) {
         self.status = status;
+        // An answer settles it: "maybe delivered" only describes requests left unanswered.
+        self.maybe_delivered = false;
         self.kind = if (200..300).contains(&status) {
             OutcomeKind::Delivered
         } else {

@@ -202,6 +202,7 @@ impl PoolShared {
             .map(|r| {
                 let mut o = Outcome::empty(r.id, r.token, OutcomeKind::Failed);
                 o.attempts = r.attempts;
+                o.maybe_delivered = r.maybe_processed;
                 o.latency = r.submitted_at.elapsed();
                 o.error = Some(why.to_owned());
                 o
@@ -230,6 +231,18 @@ fn parse_base_url(url: &str) -> Result<(String, u16, Authority), Error> {
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_owned();
+    // http reports no port when the text after the host is not a u16: refuse it rather than
+    // fall back to 443.
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    if after_host.contains(':') && authority.port_u16().is_none() {
+        return Err(Error::invalid(
+            "base_url",
+            format!("{url:?} has an invalid port (1-65535)"),
+        ));
+    }
     let port = authority.port_u16().unwrap_or(443);
     Ok((host, port, authority))
 }

@@ -264,6 +264,8 @@ pub struct Request {
     pub(crate) attempts: u32,
     /// Generation of the pool credential the last attempt carried.
     pub(crate) auth_generation: u64,
+    /// An earlier attempt may have reached the server (only with `retry_uncertain`).
+    pub(crate) maybe_processed: bool,
     pub(crate) submitted_at: Instant,
 }
 
@@ -297,6 +299,7 @@ impl Request {
             template,
             attempts: 0,
             auth_generation: 0,
+            maybe_processed: false,
             submitted_at: Instant::now(),
         })
     }

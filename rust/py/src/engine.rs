@@ -357,7 +357,14 @@ fn str_field<'a>(
             Some(index),
         )
     })?;
-    text.to_str()
+    // A lone surrogate is a valid Python str but not UTF-8.
+    text.to_str().map_err(|_| {
+        to_pyerr(
+            py,
+            &pushwire_core::Error::invalid_input(field, "is not valid Unicode (lone surrogate)"),
+            Some(index),
+        )
+    })
 }
 
 fn token_requests(

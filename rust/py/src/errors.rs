@@ -9,7 +9,7 @@ use pyo3::types::PyDict;
 pub(crate) fn to_pyerr(py: Python<'_>, err: &Error, index: Option<usize>) -> PyErr {
     let class_name = match err.kind() {
         ErrorKind::InvalidInput => match err.field() {
-            Some("base_url" | "pool" | "path") => "ConfigurationError",
+            Some("base_url" | "pool" | "path" | "worker_threads") => "ConfigurationError",
             _ => "PayloadError",
         },
         ErrorKind::Tls => "ConfigurationError",
