@@ -20,5 +20,12 @@ python3 -m mypy.stubtest pushwire._core --allowlist .mypy-stubtest-allowlist
 step "Rust tests (engine, mock server)"
 cargo test --workspace --quiet
 
+step "PostgreSQL for the endpoint-store tests: a throwaway server on 127.0.0.1 (PUSHWIRE_NO_POSTGRES=1 skips them)"
+if [[ "${PUSHWIRE_NO_POSTGRES:-}" != 1 && -z "${PUSHWIRE_TEST_POSTGRES_DSN:-}" ]]; then
+    pg_state="$(mktemp -d /tmp/pushwire-postgres.XXXXXX)"
+    trap 'scripts/postgres.sh stop "$pg_state"' EXIT
+    export "$(scripts/postgres.sh start "$pg_state")"
+fi
+
 step "Python tests"
 python3 -m pytest -q

@@ -14,7 +14,7 @@ Quick start::
 
 from __future__ import annotations
 
-from . import payload
+from . import payload, store
 from ._apns import APNsClient
 from ._core import __version__
 from ._errors import (
@@ -63,6 +63,7 @@ __all__ = [
     "LocalizedString",
     "Sound",
     "payload",
+    "store",
     "AndroidConfig",
     "AndroidNotification",
     "ApnsConfig",

@@ -600,6 +600,17 @@ def demo(
         raise typer.Exit(1)
 
 
+def _add_store_commands() -> None:
+    """The endpoint store's commands (`pushwire endpoints ...`, `pushwire send-segment`)."""
+    from ._cli_endpoints import endpoints_app, send_to_segment_command
+
+    app.add_typer(endpoints_app, name="endpoints")
+    app.command("send-segment")(send_to_segment_command)
+
+
+_add_store_commands()
+
+
 def main() -> None:
     app()
 

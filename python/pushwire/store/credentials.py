@@ -1,0 +1,119 @@
+"""Credential references: an application row says *where* its credentials are, never what
+they are, and :func:`client_for` turns that into a client at send time.
+
+========================================== =====================================================
+``p8:PATH?key_id=KEY_ID&team_id=TEAM_ID``  APNs token key (``.p8``)
+``p12:PATH?password_env=VARIABLE``         APNs certificate (``.p12``), password from VARIABLE
+``cert:CERT.pem?key=KEY.pem``              APNs certificate and key (PEM files)
+``env:PREFIX``                             APNs: ``TokenCredentials.from_env(PREFIX)``
+                                           (``PUSHWIRE_APNS_`` if empty); FCM: the service-
+                                           account file named by variable PREFIX
+                                           (``GOOGLE_APPLICATION_CREDENTIALS`` if empty)
+``service-account:PATH``                   FCM service-account JSON key
+========================================== =====================================================
+
+Relative paths are relative to the working directory of the sending process.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+from typing import Any, Union
+
+from .._apns import APNsClient
+from .._errors import CredentialsError
+from .._fcm import FCMClient
+from .._oauth import ServiceAccountCredentials
+from ..credentials import CertificateCredentials, TokenCredentials
+from .errors import StoreInputError
+from .model import Application, Provider
+
+SCHEMES = ("p8", "p12", "cert", "env", "service-account")
+_APNS_ONLY = ("p8", "p12", "cert")
+
+Credentials = Union[TokenCredentials, CertificateCredentials, ServiceAccountCredentials]
+
+
+def check_credentials_ref(ref: object) -> str | None:
+    """A syntactically valid reference (the files need not exist on this machine)."""
+    if ref is None:
+        return None
+    if isinstance(ref, str) and "BEGIN" in ref and "KEY" in ref:
+        raise StoreInputError(
+            "credentials_ref looks like a key itself: store where the key is, not the key",
+            field="credentials_ref",
+        )
+    if not isinstance(ref, str) or not ref or len(ref) > 1024 or "\n" in ref:
+        raise StoreInputError(
+            "credentials_ref must be a one-line reference such as p8:/keys/AuthKey.p8?"
+            "key_id=...&team_id=...",
+            field="credentials_ref",
+        )
+    scheme, _, rest = ref.partition(":")
+    if scheme not in SCHEMES or (not rest and scheme != "env"):
+        raise StoreInputError(
+            f"credentials_ref {ref!r} must start with one of {', '.join(s + ':' for s in SCHEMES)}",
+            field="credentials_ref",
+        )
+    return ref
+
+
+def _split(rest: str) -> tuple[str, dict[str, str]]:
+    path, _, query = rest.partition("?")
+    return path, dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+
+
+def load_credentials(application: Application) -> Credentials:
+    """The credentials ``application.credentials_ref`` points at."""
+    ref = application.credentials_ref
+    if ref is None:
+        raise CredentialsError(
+            f"application {application.name!r} has no credentials_ref: set one, or pass "
+            "clients={name: client} yourself",
+            field="credentials_ref",
+        )
+    scheme, _, rest = ref.partition(":")
+    path, params = _split(rest)
+    apns = application.provider is Provider.APNS
+    if scheme in _APNS_ONLY and not apns:
+        raise CredentialsError(
+            f"{scheme}: credentials are for APNs, but {application.name!r} is an FCM application",
+            field="credentials_ref",
+        )
+    if scheme == "service-account" and apns:
+        raise CredentialsError(
+            f"service-account: credentials are for FCM, but {application.name!r} is an APNs "
+            "application",
+            field="credentials_ref",
+        )
+    if scheme == "p8":
+        return TokenCredentials(
+            Path(path), key_id=params.get("key_id", ""), team_id=params.get("team_id", "")
+        )
+    if scheme == "p12":
+        variable = params.get("password_env")
+        return CertificateCredentials.from_p12(
+            Path(path), os.environ.get(variable) if variable else None
+        )
+    if scheme == "cert":
+        key = params.get("key")
+        return CertificateCredentials(Path(path), Path(key) if key else None)
+    if scheme == "service-account":
+        return ServiceAccountCredentials.from_file(path)
+    if apns:
+        return TokenCredentials.from_env(path or "PUSHWIRE_APNS_")
+    return ServiceAccountCredentials.from_env(path or "GOOGLE_APPLICATION_CREDENTIALS")
+
+
+def client_for(application: Application, **options: Any) -> APNsClient | FCMClient:
+    """A client for ``application`` from its credential reference. ``options`` go to the
+    client (``base_url``, ``ca_file``, ``request_timeout``...; ``token_uri`` for FCM)."""
+    credentials = load_credentials(application)
+    if isinstance(credentials, ServiceAccountCredentials):
+        if application.project_id is not None:
+            options.setdefault("project_id", application.project_id)
+        return FCMClient(credentials, **options)
+    options.pop("token_uri", None)
+    return APNsClient(credentials, environment=application.environment or "production", **options)

@@ -1,0 +1,353 @@
+"""A provider-neutral message (as Pinpoint's MessageConfiguration), rendered per application
+into a :class:`pushwire.Message` (through :mod:`pushwire.payload`) or a
+:class:`pushwire.FCMMessage`.
+
+=============== ========================================= =========================================
+field           APNs                                      FCM v1
+=============== ========================================= =========================================
+title, body     ``aps.alert``                             ``notification``, ``apns`` alert
+image_url       ``mutable-content: 1`` + ``image_url``     ``notification.image`` (+ APNs options)
+                (for a Notification Service Extension)
+sound, badge    ``aps.sound``, ``aps.badge``              ``android.notification.sound``; APNs
+                                                          block for iOS through FCM
+data            custom keys beside ``aps``                ``data`` (strings)
+action, url     custom keys ``action``, ``url``           ``data`` keys ``action``, ``url``;
+                                                          ``webpush.fcm_options.link`` for URLs
+silent          ``content-available: 1``, priority 5,     data only, Android priority NORMAL,
+                push type background                      APNs background headers
+=============== ========================================= =========================================
+
+``apns=`` and ``fcm=`` overrides change what one provider gets (another title, a collapse
+id, a whole ``android`` block...). Rendering runs the provider's own builders, so the result
+passes their checks (sizes, priorities, reserved keys) before anything is sent.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Union
+
+import msgspec
+
+from .. import payload
+from .._errors import PayloadError
+from .._message import Message
+from ..fcm import (
+    AndroidConfig,
+    AndroidNotification,
+    ApnsConfig,
+    ApnsFcmOptions,
+    FCMMessage,
+    FCMNotification,
+    WebpushConfig,
+    WebpushFcmOptions,
+)
+from .model import Application, Provider
+
+#: Data keys the rendering itself uses.
+RESERVED_DATA_KEYS = frozenset({"aps", "action", "url", "image_url"})
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
+
+
+class ClickAction(str, enum.Enum):
+    """What a tap on the notification does."""
+
+    OPEN_APP = "open_app"
+    #: Open a web page (``url`` is http(s)).
+    URL = "url"
+    #: Open a screen of the app (``url`` is the app's link, e.g. ``myapp://orders/42``).
+    DEEP_LINK = "deep_link"
+
+
+@dataclass(frozen=True)
+class APNsOverride:
+    """What APNs devices get instead (``None`` keeps the message's value)."""
+
+    title: str | None = None
+    subtitle: str | None = None
+    body: str | None = None
+    sound: str | None = None
+    badge: int | None = None
+    #: Merged over the message's data.
+    data: Mapping[str, str] | None = None
+    category: str | None = None
+    thread_id: str | None = None
+    interruption_level: Literal["passive", "active", "time-sensitive", "critical"] | None = None
+    collapse_id: str | None = None
+    expiration: int | None = None
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class FCMOverride:
+    """What FCM devices get instead. ``android``, ``apns`` and ``webpush`` replace the
+    rendered blocks whole."""
+
+    title: str | None = None
+    body: str | None = None
+    image_url: str | None = None
+    sound: str | None = None
+    #: Merged over the message's data.
+    data: Mapping[str, str] | None = None
+    channel_id: str | None = None
+    collapse_key: str | None = None
+    ttl: Union[str, float, int, None] = None
+    analytics_label: str | None = None
+    android: AndroidConfig | None = None
+    apns: ApnsConfig | None = None
+    webpush: WebpushConfig | None = None
+
+
+def _fail(field: str, problem: str) -> PayloadError:
+    return PayloadError(f"message.{field} {problem}", field=f"message.{field}")
+
+
+def _check_data(data: object, field: str) -> dict[str, str]:
+    if not isinstance(data, Mapping):
+        raise _fail(field, "must be a mapping of strings to strings")
+    for key, value in data.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise _fail(
+                field,
+                f"must map strings to strings (FCM data is strings only), got {key!r}: "
+                f"{type(value).__name__}",
+            )
+        if key in RESERVED_DATA_KEYS:
+            raise _fail(field, f"key {key!r} is reserved (the message's own fields are sent there)")
+    return dict(data)
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    """One message for every endpoint, whatever its provider."""
+
+    title: str | None = None
+    body: str | None = None
+    data: Mapping[str, str] = field(default_factory=dict)
+    image_url: str | None = None
+    sound: str | None = None
+    badge: int | None = None
+    #: A background (data-only) message: nothing is shown.
+    silent: bool = False
+    action: ClickAction | str = ClickAction.OPEN_APP
+    url: str | None = None
+    apns: APNsOverride | None = None
+    fcm: FCMOverride | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", _check_data(self.data, "data"))
+        try:
+            object.__setattr__(self, "action", ClickAction(self.action))
+        except ValueError:
+            raise _fail(
+                "action", f"must be open_app, url or deep_link, not {self.action!r}"
+            ) from None
+        for name in ("title", "body", "image_url", "sound", "url"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str):
+                raise _fail(name, f"must be a string, not {type(value).__name__}")
+        if self.badge is not None and (type(self.badge) is not int or self.badge < 0):
+            raise _fail("badge", f"must be a non-negative integer, not {self.badge!r}")
+        if self.silent:
+            visible = ("title", "body", "sound", "badge", "image_url")
+            shown = [name for name in visible if getattr(self, name)]
+            if shown or self.badge is not None:
+                raise _fail(
+                    "silent",
+                    "messages show nothing: leave out "
+                    + ", ".join(shown or ["badge"])
+                    + " (APNs refuses alert, sound and badge in background pushes)",
+                )
+        elif self.title is None and self.body is None and self.badge is None:
+            raise _fail(
+                "body", "is required (or a title or a badge); use silent=True for data only"
+            )
+        if self.action is ClickAction.OPEN_APP:
+            if self.url is not None:
+                raise _fail("url", "needs action='url' or action='deep_link'")
+        elif self.url is None or not _URL.fullmatch(self.url):
+            action = ClickAction(self.action).value
+            raise _fail("url", f"must be a URL (scheme:...) for action {action!r}")
+        if self.image_url is not None and not self.image_url.startswith("https://"):
+            raise _fail("image_url", "must be an https:// URL")
+        for override_name, override in (("apns", self.apns), ("fcm", self.fcm)):
+            expected = APNsOverride if override_name == "apns" else FCMOverride
+            if override is not None and not isinstance(override, expected):
+                raise _fail(override_name, f"must be a {expected.__name__}")
+            if override is not None and override.data is not None:
+                _check_data(override.data, f"{override_name}.data")
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def render(self, application: Application) -> Message | FCMMessage:
+        """The provider message for ``application`` (APNs needs its topic)."""
+        if application.provider is Provider.APNS:
+            return self.render_apns(application.topic or "")
+        return self.render_fcm()
+
+    def _action_data(self) -> dict[str, str]:
+        action = ClickAction(self.action)
+        if action is ClickAction.OPEN_APP or self.url is None:
+            return {}
+        return {"action": action.value, "url": self.url}
+
+    def render_apns(self, topic: str) -> Message:
+        o = self.apns or APNsOverride()
+        custom: dict[str, Any] = {**self.data, **(o.data or {}), **self._action_data()}
+        if self.silent:
+            return payload.background(
+                topic,
+                custom=custom or None,
+                priority=o.priority,
+                expiration=o.expiration,
+                collapse_id=o.collapse_id,
+            )
+        if self.image_url is not None:
+            custom["image_url"] = self.image_url  # for the Notification Service Extension
+        return payload.alert(
+            topic,
+            title=_pick(o.title, self.title),
+            subtitle=o.subtitle,
+            body=_pick(o.body, self.body),
+            badge=_pick(o.badge, self.badge),
+            sound=_pick(o.sound, self.sound),
+            thread_id=o.thread_id,
+            category=o.category,
+            mutable_content=self.image_url is not None,
+            interruption_level=o.interruption_level,
+            custom=custom or None,
+            priority=o.priority,
+            expiration=o.expiration,
+            collapse_id=o.collapse_id,
+        )
+
+    def render_fcm(self) -> FCMMessage:
+        o = self.fcm or FCMOverride()
+        data = {**self.data, **(o.data or {}), **self._action_data()}
+        if self.silent:
+            return FCMMessage(
+                data=data or None,
+                android=o.android
+                or AndroidConfig(priority="NORMAL", collapse_key=o.collapse_key, ttl=o.ttl),
+                apns=o.apns
+                or ApnsConfig(
+                    headers={"apns-priority": "5", "apns-push-type": "background"},
+                    payload={"aps": {"content-available": 1}},
+                ),
+                webpush=o.webpush,
+                analytics_label=o.analytics_label,
+            )
+        title, body = _pick(o.title, self.title), _pick(o.body, self.body)
+        image, sound = _pick(o.image_url, self.image_url), _pick(o.sound, self.sound)
+        android_notification = None
+        if sound is not None or o.channel_id is not None:
+            android_notification = AndroidNotification(sound=sound, channel_id=o.channel_id)
+        android = o.android or AndroidConfig(
+            priority="HIGH",
+            collapse_key=o.collapse_key,
+            ttl=o.ttl,
+            notification=android_notification,
+        )
+        return FCMMessage(
+            notification=FCMNotification(title=title, body=body, image=image),
+            data=data or None,
+            android=android,
+            apns=o.apns or self._apns_through_fcm(title, body, image, sound),
+            webpush=o.webpush or self._webpush(),
+            analytics_label=o.analytics_label,
+        )
+
+    def _apns_through_fcm(
+        self, title: str | None, body: str | None, image: str | None, sound: str | None
+    ) -> ApnsConfig | None:
+        """iOS devices reached through FCM: badge, sound and image need the APNs block."""
+        if self.badge is None and sound is None and image is None:
+            return None
+        alert = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
+        aps: dict[str, Any] = {"alert": alert} if alert else {}
+        if self.badge is not None:
+            aps["badge"] = self.badge
+        if sound is not None:
+            aps["sound"] = sound
+        if image is not None:
+            aps["mutable-content"] = 1
+        options = ApnsFcmOptions(image=image) if image is not None else None
+        return ApnsConfig(payload={"aps": aps}, fcm_options=options)
+
+    def _webpush(self) -> WebpushConfig | None:
+        if self.action is ClickAction.URL and self.url and self.url.startswith("https://"):
+            return WebpushConfig(fcm_options=WebpushFcmOptions(link=self.url))
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON description (what a send run records)."""
+        out: dict[str, Any] = {
+            "title": self.title,
+            "body": self.body,
+            "data": dict(self.data),
+            "image_url": self.image_url,
+            "sound": self.sound,
+            "badge": self.badge,
+            "silent": self.silent,
+            "action": ClickAction(self.action).value,
+            "url": self.url,
+        }
+        if self.apns is not None:
+            out["apns"] = _override_dict(self.apns)
+        if self.fcm is not None:
+            out["fcm"] = _override_dict(self.fcm)
+        return {k: v for k, v in out.items() if v not in (None, {})}
+
+    @classmethod
+    def from_dict(cls, data: object) -> PushMessage:
+        """The message of a JSON object (the CLI's ``--message FILE``), overrides included
+        (``fcm.android`` and friends in FCM's own JSON shape)."""
+        if not isinstance(data, Mapping):
+            raise PayloadError("a message must be a JSON object", field="message")
+        fields = dict(data)
+        try:
+            apns = fields.pop("apns", None)
+            fcm = fields.pop("fcm", None)
+            if fcm is not None:
+                fcm = dict(fcm)
+                for name, struct in _FCM_BLOCKS.items():
+                    if isinstance(fcm.get(name), Mapping):
+                        fcm[name] = struct(**fcm[name])
+            return cls(
+                **fields,
+                apns=APNsOverride(**apns) if apns is not None else None,
+                fcm=FCMOverride(**fcm) if fcm is not None else None,
+            )
+        except TypeError as e:
+            raise PayloadError(f"message: {e}", field="message") from None
+
+
+#: The FCM blocks an override may carry in FCM's own JSON shape. msgspec cannot decode them
+#: by type (their ``ttl`` and ``payload`` unions), so they are built from the keys as given
+#: (nested objects stay dicts, which encode the same); FCM checks the values.
+_FCM_BLOCKS: dict[str, type[msgspec.Struct]] = {
+    "android": AndroidConfig,
+    "apns": ApnsConfig,
+    "webpush": WebpushConfig,
+}
+
+
+def _pick(override: Any, value: Any) -> Any:
+    return value if override is None else override
+
+
+def _override_dict(override: APNsOverride | FCMOverride) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in override.__dataclass_fields__:
+        value = getattr(override, name)
+        if value is None:
+            continue
+        if isinstance(value, msgspec.Struct):
+            value = msgspec.to_builtins(value)
+        elif isinstance(value, Mapping):
+            value = dict(value)
+        out[name] = value
+    return out

@@ -1,0 +1,225 @@
+"""`pushwire endpoints ...` and the send-to-segment command, through typer's CliRunner, on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from pushwire._cli_endpoints import endpoints_app, send_to_segment_command
+from pushwire.store import Store
+from pushwire.testing import MockAPNs
+from test_store_support import BACKENDS, apns_token, database_url, fcm_token
+
+runner = CliRunner()
+
+send_app = typer.Typer()
+send_app.command("send")(send_to_segment_command)
+send_app.command("unused")(lambda: None)  # two commands: "send" stays a subcommand
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request, tmp_path):
+    with database_url(request.param, tmp_path) as url:
+        yield url
+
+
+def run(*args: str, db: str | None = None, app: typer.Typer = endpoints_app, **kwargs):
+    arguments = [*args, "--db", db] if db is not None else list(args)
+    return runner.invoke(app, arguments, **kwargs)
+
+
+def ok(result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def listed(db: str, *args: str) -> list[dict]:
+    out = ok(run("list", "--json", *args, db=db))
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def add_apps(db: str, credentials_ref: str | None = None) -> None:
+    extra = ["--credentials-ref", credentials_ref] if credentials_ref else []
+    ok(run("add-app", "ios", "--provider", "apns", "--topic", "com.example.app", *extra, db=db))
+    ok(run("add-app", "android", "--provider", "fcm", "--project-id", "demo", db=db))
+
+
+def test_import_list_export_and_import_again(db, tmp_path):
+    add_apps(db)
+    csv_file = tmp_path / "devices.csv"
+    csv_file.write_text(
+        "app,token,user_id,attr.plan,attr.langs,data\n"
+        f'ios,{apns_token(1)},u1,pro,en|fr,"{{""v"": ""5.2""}}"\n'
+        f"ios,{apns_token(2)},u2,free,,\n"
+        f"android,{fcm_token(1)},u1,pro,,\n"
+    )
+    jsonl_file = tmp_path / "more.jsonl"
+    jsonl_file.write_text(
+        json.dumps({"token": fcm_token(2), "user_id": "u3", "attributes": {"plan": "team"}})
+        + "\n\n"
+        + json.dumps({"token": fcm_token(3), "registered_at": "2026-05-01T12:00:00Z"})
+        + "\n"
+    )
+    assert "imported 3 rows: 3 created" in ok(run("import", str(csv_file), db=db))
+    assert "imported 2 rows: 2 created" in ok(
+        run("import", str(jsonl_file), "--app", "android", db=db)
+    )
+    # Importing again is harmless.
+    assert "0 created, 0 updated, 0 re-enabled, 3 unchanged" in ok(
+        run("import", str(csv_file), db=db)
+    )
+
+    everything = listed(db)
+    assert len(everything) == 5
+    first = everything[0]
+    assert first["attributes"] == {"plan": "pro", "langs": ["en", "fr"]}
+    assert first["data"] == {"v": "5.2"} and first["user_id"] == "u1"
+    assert [e["token"] for e in listed(db, "--app", "ios")] == [apns_token(1), apns_token(2)]
+    assert {e["token"] for e in listed(db, "--filter", "plan=pro,team")} == {
+        apns_token(1),
+        fcm_token(1),
+        fcm_token(2),
+    }
+    assert [e["token"] for e in listed(db, "--user", "u1", "--filter", "app=android")] == [
+        fcm_token(1)
+    ]
+    assert len(listed(db, "--limit", "2")) == 2
+    table = ok(run("list", db=db))
+    assert "5 endpoint(s)" in table
+
+    exported = tmp_path / "export.jsonl"
+    ok(run("export", str(exported), db=db))
+    other = f"sqlite:///{tmp_path}/other.db"
+    add_apps(other)
+    ok(run("import", str(exported), db=other))
+    assert listed(other) == everything
+    csv_export = ok(run("export", "--format", "csv", "--filter", "app=ios", db=db))
+    assert csv_export.splitlines()[0].startswith("app,token,user_id,enabled")
+    (tmp_path / "back.csv").write_text(csv_export)
+    assert "2 unchanged" in ok(run("import", str(tmp_path / "back.csv"), db=db))
+
+
+def test_a_bad_row_imports_nothing_and_names_its_line(db, tmp_path):
+    add_apps(db)
+    bad = tmp_path / "bad.csv"
+    rows = [f"ios,{apns_token(i)},u{i}" for i in range(6)]
+    rows[3] = "ios,not-a-hex-token,u3"
+    bad.write_text("app,token,user_id\n" + "\n".join(rows) + "\n")
+    result = run("import", str(bad), db=db)
+    assert result.exit_code == 2
+    assert "line 5" in result.stderr and "hexadecimal" in result.stderr
+    assert "Traceback" not in result.output
+    assert listed(db) == []
+    for content, words in [
+        ("app,token,colour\nios,ab,red\n", "unknown column"),
+        ('{"app": "ios", "token": "ab"\n', "not valid JSON"),
+        ('{"app": "watch", "token": "ab"}\n', "no application named 'watch'"),
+        ('{"app": "ios", "token": "ab", "registered_at": "yesterday"}\n', "registered_at"),
+    ]:
+        path = tmp_path / ("f.csv" if content.startswith("app,") else "f.jsonl")
+        path.write_text(content)
+        result = run("import", str(path), db=db)
+        assert result.exit_code == 2 and words in result.stderr, result.output
+    assert listed(db) == []
+
+
+def test_disable_by_token(db):
+    add_apps(db)
+    with Store.open(db) as store:
+        shared = apns_token(7)  # hex is a valid FCM token too
+        store.register("ios", shared)
+        store.register("android", shared)
+        store.register("ios", apns_token(8))
+    result = run("disable", shared, db=db)
+    assert result.exit_code == 2 and "add --app" in result.stderr
+    assert "disabled ios" in ok(run("disable", apns_token(8), "--reason", "support ticket", db=db))
+    ok(run("disable", shared, "--app", "android", db=db))
+    disabled = listed(db, "--status", "disabled")
+    assert {(e["app"], e["disabled_reason"]) for e in disabled} == {
+        ("ios", "support ticket"),
+        ("android", "manual"),
+    }
+    events = [
+        json.loads(line) for line in ok(run("events", "--kind", "disabled", db=db)).splitlines()
+    ]
+    assert [e["cause"] for e in events] == ["cli", "cli"]
+    result = run("disable", apns_token(99), db=db)
+    assert result.exit_code == 2 and "no endpoint" in result.stderr
+
+
+def test_usage_errors_are_one_line(tmp_path):
+    result = run("list")
+    assert result.exit_code == 2 and "give --db" in result.stderr
+    result = run("list", db="postgresql://nobody:secret@127.0.0.1:9/none")
+    assert result.exit_code == 2 and "cannot connect" in result.stderr
+    assert "secret" not in result.output
+    result = run("list", db="mysql://x/y")
+    assert result.exit_code == 2 and "unsupported" in result.stderr
+    url = f"sqlite:///{tmp_path}/env.db"
+    result = runner.invoke(endpoints_app, ["migrate"], env={"PUSHWIRE_DB": url})
+    assert result.exit_code == 0 and "schema up to date" in result.stdout
+    result = runner.invoke(
+        endpoints_app, ["add-app", "x", "--provider", "apns"], env={"PUSHWIRE_DB": url}
+    )
+    assert result.exit_code == 2 and "topic" in result.stderr
+
+
+def test_send_to_a_segment_from_the_command_line(db, tmp_path, credentials, p8_key):
+    key_file = tmp_path / "AuthKey_ABC123DEFG.p8"
+    key_file.write_bytes(p8_key)
+    add_apps(db, credentials_ref=f"p8:{key_file}?key_id=ABC123DEFG&team_id=TEAM123456")
+    with Store.open(db) as store:
+        for i in range(20):
+            store.register("ios", apns_token(i), attributes={"plan": "pro"})
+        for i in range(3):
+            store.register("ios", apns_token(i, "dead"), attributes={"plan": "pro"})
+        store.register("ios", apns_token(1, "5030"), attributes={"plan": "free"})
+        store.register("android", fcm_token(1), attributes={"plan": "free"})
+
+    with MockAPNs(credentials=credentials, rules={"dead": "unregistered", "5030": "503"}) as apns:
+
+        def send(*args: str):
+            return run(
+                "send",
+                *args,
+                "--apns-url",
+                apns.url,
+                "--ca-file",
+                str(apns.ca_file),
+                "--request-timeout",
+                "5",
+                db=db,
+                app=send_app,
+            )
+
+        result = send("--to-segment", "plan=pro", "--title", "Hi", "--body", "there", "--json")
+        report = json.loads(ok(result))
+        assert report["total"] == 23 and report["delivered"] == 20
+        assert report["tokens_disabled"] == 3 and report["by_reason"] == {"Unregistered": 3}
+        assert apns.received(apns_token(1, "5030")) == 0
+
+        text = send("--to-segment", "app=ios", "--body", "again", "--data", "k=v")
+        # The 503 needs a retry: exit 1; the dead tokens were skipped this time.
+        assert text.exit_code == 1, text.output
+        assert "21 notifications, 20 delivered" in text.stdout
+        assert "ServiceUnavailable 1" in text.stdout
+
+        # The android app has no credentials: a clear error before anything is sent.
+        before = apns.total_received
+        result = send("--to-segment", "all", "--body", "x")
+        assert result.exit_code == 2 and "credentials_ref" in result.stderr
+        assert apns.total_received == before
+        result = send("--to-segment", "plan=pro", "--url", "a", "--deep-link", "b", "--body", "x")
+        assert result.exit_code == 2 and "not both" in result.stderr
+        result = send("--to-segment", "plan=pro")
+        assert result.exit_code == 2 and "body" in result.stderr
+
+    assert {e["token"] for e in listed(db, "--status", "disabled")} == {
+        apns_token(i, "dead") for i in range(3)
+    }
+    kpis = ok(run("kpis", db=db))
+    assert "ios" in kpis and "44" in kpis  # two runs: 23 + 21 sent

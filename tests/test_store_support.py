@@ -1,0 +1,145 @@
+"""Helpers shared by the store tests (no tests here): the PostgreSQL test server and a store
+per backend.
+
+PostgreSQL: ``$PUSHWIRE_TEST_POSTGRES_DSN`` if set (scripts/test.sh starts a server with
+scripts/postgres.sh); otherwise a throwaway server is started here with the same script and
+stopped when the test process exits. The PostgreSQL tests are skipped only when
+``PUSHWIRE_NO_POSTGRES=1`` says so; a server that is expected but cannot be reached or started
+fails them.
+
+Each PostgreSQL test gets a schema of its own (``search_path`` in the DSN), dropped after it,
+so tests never see each other's rows and every test exercises the migrations.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import tempfile
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from pushwire.store import Store
+
+DSN_VARIABLE = "PUSHWIRE_TEST_POSTGRES_DSN"
+NO_POSTGRES_VARIABLE = "PUSHWIRE_NO_POSTGRES"
+BACKENDS = ["sqlite", "postgresql"]
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+
+_dsn: str | None = None
+_failure: str | None = None
+
+
+def postgres_dsn() -> str:
+    """The test server's DSN; skips only on PUSHWIRE_NO_POSTGRES=1, fails otherwise."""
+    global _dsn, _failure
+    if os.environ.get(NO_POSTGRES_VARIABLE) == "1":
+        pytest.skip(f"{NO_POSTGRES_VARIABLE}=1: PostgreSQL tests skipped on request")
+    if _failure is not None:
+        pytest.fail(_failure, pytrace=False)
+    if _dsn is not None:
+        return _dsn
+    dsn = os.environ.get(DSN_VARIABLE) or _start_server()
+    try:
+        import psycopg
+
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except Exception as e:
+        _failure = (
+            f"PostgreSQL is expected (set {NO_POSTGRES_VARIABLE}=1 to skip these tests) but "
+            f"{_masked(dsn)} is unreachable: {e}"
+        )
+        pytest.fail(_failure, pytrace=False)
+    _dsn = dsn
+    return dsn
+
+
+def _start_server() -> str:
+    global _failure
+    state = tempfile.mkdtemp(prefix="pushwire-pg-")
+    try:
+        done = subprocess.run(
+            ["bash", str(SCRIPT), "start", state],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        done = None
+        error = str(e)
+    if done is None or done.returncode != 0:
+        details = error if done is None else done.stderr[-2000:]
+        _failure = (
+            f"{DSN_VARIABLE} is not set and scripts/postgres.sh could not start a server "
+            f"(set {NO_POSTGRES_VARIABLE}=1 to skip the PostgreSQL tests):\n{details}"
+        )
+        pytest.fail(_failure, pytrace=False)
+    atexit.register(
+        subprocess.run, ["bash", str(SCRIPT), "stop", state], capture_output=True, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith(DSN_VARIABLE + "="):
+            return line.split("=", 1)[1]
+    _failure = f"scripts/postgres.sh printed no {DSN_VARIABLE}: {done.stdout!r}"
+    pytest.fail(_failure, pytrace=False)
+
+
+def _masked(dsn: str) -> str:
+    return urllib.parse.urlsplit(dsn)._replace(netloc="***").geturl()
+
+
+def with_search_path(dsn: str, schema: str) -> str:
+    """The DSN with ``options=-csearch_path=schema`` added."""
+    parts = urllib.parse.urlsplit(dsn)
+    query = urllib.parse.parse_qsl(parts.query)
+    query.append(("options", f"-csearch_path={schema}"))
+    return parts._replace(query=urllib.parse.urlencode(query)).geturl()
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A DSN whose tables live in a fresh schema, dropped afterwards."""
+    import psycopg
+
+    dsn = postgres_dsn()
+    schema = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield with_search_path(dsn, schema)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@contextmanager
+def database_url(backend: str, directory: Path) -> Iterator[str]:
+    """A fresh, empty database of ``backend``."""
+    if backend == "sqlite":
+        yield f"sqlite:///{directory}/store.db"
+        return
+    with postgres_schema() as url:
+        yield url
+
+
+@contextmanager
+def open_store(backend: str, directory: Path, **options: object) -> Iterator[Store]:
+    with database_url(backend, directory) as url, Store.open(url, **options) as store:
+        yield store
+
+
+def apns_token(i: int, prefix: str = "") -> str:
+    width = 64 - len(prefix)
+    return prefix + format(i, f"0{width}x")
+
+
+def fcm_token(i: int, prefix: str = "tok") -> str:
+    return f"{prefix}{i:06d}:APA91b" + "x" * 140
