@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable
@@ -18,6 +19,7 @@ from ._retry import DEFAULT_RETRY, RetryPolicy
 from .fcm import FCMMessage, as_item
 
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
+_log = logging.getLogger("pushwire.fcm")
 #: Refresh the access token this long before it expires, in the background.
 REFRESH_MARGIN = 300.0
 
@@ -128,6 +130,7 @@ class FCMClient(PushClient):
     def _start_refresh(self) -> asyncio.Task[None]:
         if self._refreshing is None or self._refreshing.done():
             self._refreshing = asyncio.get_running_loop().create_task(self._fetch_token())
+            self._refreshing.add_done_callback(_log_refresh_failure)
         return self._refreshing
 
     async def _refresh(self) -> None:
@@ -159,3 +162,10 @@ class FCMClient(PushClient):
         if isinstance(notification, FCMMessage):
             notification = as_item(notification)
         return await super().send(notification)
+
+
+def _log_refresh_failure(task: asyncio.Task[None]) -> None:
+    """A background refresh that failed: sends go on with the current token while it lasts;
+    the next refresh (or the first send after expiry) retries and raises the error."""
+    if not task.cancelled() and (error := task.exception()) is not None:
+        _log.warning("FCM access-token refresh failed: %s", error)
