@@ -23,7 +23,7 @@ cargo test --workspace --quiet
 step "PostgreSQL for the endpoint-store tests: a throwaway server on 127.0.0.1 (PUSHWIRE_NO_POSTGRES=1 skips them)"
 if [[ "${PUSHWIRE_NO_POSTGRES:-}" != 1 && -z "${PUSHWIRE_TEST_POSTGRES_DSN:-}" ]]; then
     pg_state="$(mktemp -d /tmp/pushwire-postgres.XXXXXX)"
-    trap 'scripts/postgres.sh stop "$pg_state"' EXIT
+    trap 'scripts/postgres.sh stop "$pg_state" >/dev/null 2>&1' EXIT
     export "$(scripts/postgres.sh start "$pg_state")"
 fi
 
