@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import pushwire
 
@@ -32,4 +32,22 @@ def credentials(p8_key: bytes) -> pushwire.TokenCredentials:
 def message() -> pushwire.Message:
     return pushwire.Message(
         {"aps": {"alert": {"title": "Hi", "body": "there"}}}, topic="com.example.app"
+    )
+
+
+@pytest.fixture(scope="session")
+def service_account() -> pushwire.ServiceAccountCredentials:
+    """A throwaway Firebase service account (RSA 2048) for FCM tests."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return pushwire.ServiceAccountCredentials(
+        {
+            "type": "service_account",
+            "project_id": "demo-project",
+            "private_key_id": "k1",
+            "private_key": pem,
+            "client_email": "pusher@demo-project.iam.gserviceaccount.com",
+        }
     )

@@ -16,23 +16,6 @@ from pushwire import Action, FCMMessage, FCMNotification, Notification, Outcome,
 from pushwire.testing import MockFCM
 
 
-@pytest.fixture(scope="module")
-def service_account() -> pushwire.ServiceAccountCredentials:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return pushwire.ServiceAccountCredentials(
-        {
-            "type": "service_account",
-            "project_id": "demo-project",
-            "private_key_id": "k1",
-            "private_key": pem,
-            "client_email": "pusher@demo-project.iam.gserviceaccount.com",
-        }
-    )
-
-
 def fcm_tokens(n: int, prefix: str = "tok") -> list[str]:
     return [f"{prefix}{i:06d}:APA91b" + "x" * 140 for i in range(n)]
 

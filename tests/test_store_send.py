@@ -10,8 +10,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 import pushwire
 from pushwire import PayloadError
@@ -27,23 +25,6 @@ from pushwire.testing import MockAPNs, MockFCM
 from test_store_support import BACKENDS, apns_token, database_url, fcm_token, open_store
 
 MESSAGE = PushMessage(title="Hi", body="there", data={"campaign": "spring"})
-
-
-@pytest.fixture(scope="module")
-def service_account() -> pushwire.ServiceAccountCredentials:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return pushwire.ServiceAccountCredentials(
-        {
-            "type": "service_account",
-            "project_id": "demo-project",
-            "private_key_id": "k1",
-            "private_key": pem,
-            "client_email": "pusher@demo-project.iam.gserviceaccount.com",
-        }
-    )
 
 
 @pytest.fixture(params=BACKENDS)
