@@ -82,6 +82,18 @@ impl WorkQueue {
         removed
     }
 
+    /// Remove and return requests from the front for as long as `expired` is true for them. The
+    /// queue is in submission order apart from retries and interleaved submitters, so this finds
+    /// almost every expired request without looking at the rest; `drain_where` catches stragglers.
+    pub fn drain_front_while(&self, mut expired: impl FnMut(&Request) -> bool) -> Vec<Request> {
+        let mut items = self.lock();
+        let mut removed = Vec::new();
+        while items.front().is_some_and(&mut expired) {
+            removed.extend(items.pop_front());
+        }
+        removed
+    }
+
     /// Remove everything (shutdown, or no connection can be made).
     pub fn take_all(&self) -> Vec<Request> {
         self.lock().drain(..).collect()
@@ -147,5 +159,15 @@ mod tests {
         let gone = q.drain_where(|r| r.id % 2 == 0);
         assert_eq!(gone.len(), 5);
         assert_eq!(q.len(), 5);
+    }
+
+    #[test]
+    fn drain_front_while_stops_at_the_first_survivor() {
+        let q = WorkQueue::new();
+        q.push_back([0, 1, 5, 2, 3].map(req));
+        let gone = q.drain_front_while(|r| r.id < 4);
+        assert_eq!(gone.iter().map(|r| r.id).collect::<Vec<_>>(), vec![0, 1]);
+        assert_eq!(q.len(), 3);
+        assert!(q.drain_front_while(|r| r.id < 4).is_empty());
     }
 }

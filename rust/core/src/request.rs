@@ -210,7 +210,9 @@ pub fn validate_header_value(field: &str, value: &str) -> Result<HeaderValue, Er
 
 /// Check a device token in the template's format. The error names the token (truncated).
 pub fn validate_token(token: &str, format: TokenFormat) -> Result<(), Error> {
-    let shown = shown_token(token);
+    // Only an error needs the token quoted for display: building it eagerly was a visible part
+    // of every send's cost.
+    let shown = || shown_token(token);
     if token.is_empty() {
         return Err(Error::invalid("token", "device token is empty"));
     }
@@ -218,7 +220,8 @@ pub fn validate_token(token: &str, format: TokenFormat) -> Result<(), Error> {
         return Err(Error::invalid(
             "token",
             format!(
-                "device token {shown} is {} characters long (limit {MAX_TOKEN_LEN})",
+                "device token {} is {} characters long (limit {MAX_TOKEN_LEN})",
+                shown(),
                 token.len()
             ),
         ));
@@ -238,7 +241,7 @@ pub fn validate_token(token: &str, format: TokenFormat) -> Result<(), Error> {
         };
         return Err(Error::invalid(
             "token",
-            format!("device token {shown} is malformed: {rule}"),
+            format!("device token {} is malformed: {rule}", shown()),
         ));
     }
     Ok(())

@@ -233,7 +233,13 @@ impl Engine {
         template: &Bound<'_, Template>,
         tokens: &Bound<'_, PyList>,
     ) -> PyResult<()> {
-        token_requests(py, 0, template, tokens).map(|_| ())
+        let format = template.get().inner.token_format();
+        for (i, token) in tokens.iter().enumerate() {
+            let token = str_field(py, &token, "token", i)?;
+            pushwire_core::request::validate_token(token, format)
+                .map_err(|e| to_pyerr(py, &e, Some(i)))?;
+        }
+        Ok(())
     }
 
     /// Submit one template to many tokens (the payload is shared, not copied).

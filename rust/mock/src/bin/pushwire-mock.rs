@@ -43,6 +43,10 @@ struct Args {
     /// Gracefully GOAWAY each connection after this many streams.
     #[arg(long)]
     goaway_after: Option<u64>,
+    /// Answer every request this many milliseconds late (other streams are not blocked): a
+    /// far-away server's round trip, for latency-bound benchmarks.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    response_delay_ms: u64,
     /// Require a TLS client certificate issued by this CA (PEM file); such connections
     /// need no provider token.
     #[arg(long, value_name = "PATH")]
@@ -112,6 +116,7 @@ fn main() -> ExitCode {
     config.jwt_keys = args.jwt_keys;
     config.rules = args.rules;
     config.goaway_after_streams = args.goaway_after;
+    config.response_delay = Duration::from_millis(args.response_delay_ms);
     config.cert_dir = args.cert_dir;
     config.jwt_max_age = Duration::from_secs_f64(args.jwt_max_age);
     config.token_update_window = Duration::from_secs_f64(args.token_update_window);
