@@ -18,8 +18,9 @@ What it measures, per backend:
 
 The mock server (``pushwire.testing.MockAPNs``, ES256 provider tokens checked, the key made as
 tests/conftest.py makes it) runs in a process of its own, so the sender's RSS and CPU are its
-own. The report is a Markdown section printed on stdout (``--write FILE`` saves it too), to be
-merged into benches/RESULTS.md.
+own. The report is a Markdown section printed on stdout (``--write FILE`` saves it too);
+``--results benches/RESULTS.md`` merges it there between ``<!-- begin:store -->`` and
+``<!-- end:store -->`` (benches/results_md.py), leaving the rest of the file as it was.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benches"))
 
 from conftest import make_p8  # noqa: E402  (the test suite's throwaway APNs key)
+from results_md import merge_section  # noqa: E402
 
 KEY_ID = "ABC123DEFG"
 TEAM_ID = "TEAM123456"
@@ -338,6 +341,12 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "all"], default="sqlite")
     parser.add_argument("--write", type=Path, help="Also write the section to this file.")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        help="Merge the section into this Markdown file (e.g. benches/RESULTS.md), between "
+        "<!-- begin:store --> and <!-- end:store -->.",
+    )
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
     p8 = make_p8()
@@ -362,6 +371,8 @@ def main() -> None:
     print(section)
     if args.write is not None:
         args.write.write_text(section + "\n")
+    if args.results is not None:
+        merge_section(args.results, "store", section)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,11 @@ start() {
     local bindir
     bindir=$(find_bindir) || {
         install_postgres
-        bindir=$(find_bindir)
+        # Debian's postgresql package puts the server programs in /usr/lib/postgresql/N/bin.
+        bindir=$(find_bindir) || {
+            say "PostgreSQL was installed but no initdb/pg_ctl found in /usr/lib/postgresql/*/bin"
+            exit 1
+        }
     }
     # A stale state dir (server killed, machine rebooted) is rebuilt from scratch.
     rm -rf "$state"
@@ -128,8 +132,12 @@ CREATE ROLE $role LOGIN PASSWORD '$password';
 CREATE DATABASE $database OWNER $role;
 SQL
     local dsn="postgresql://$role:$password@127.0.0.1:$port/$database"
-    echo "$dsn" >"$state/dsn"
-    echo "PUSHWIRE_TEST_POSTGRES_DSN=$dsn" >"$state/env"
+    # The DSN holds the password: readable by the caller only.
+    (
+        umask 077
+        echo "$dsn" >"$state/dsn"
+        echo "PUSHWIRE_TEST_POSTGRES_DSN=$dsn" >"$state/env"
+    )
     say "running on 127.0.0.1:$port (state $state)"
     echo "PUSHWIRE_TEST_POSTGRES_DSN=$dsn"
 }

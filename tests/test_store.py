@@ -564,6 +564,10 @@ def test_segment_filters_parse_from_text_and_json():
         user_ids=["u1"],
         attributes={"plan": ["pro", "team"], "app": "x"},
     )
+    # `attr:NAME` is the same as `attr.NAME`.
+    assert SegmentFilter.parse("attr:plan=pro attr:user=x") == SegmentFilter(
+        attributes={"plan": "pro", "user": "x"}
+    )
     as_json = SegmentFilter.parse('{"attributes": {"plan": "pro"}, "user_ids": ["u1"]}')
     assert as_json.to_dict() == {"user_ids": ["u1"], "attributes": {"plan": ["pro"]}}
     assert SegmentFilter.parse("all") == SegmentFilter() == SegmentFilter.parse("")

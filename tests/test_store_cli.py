@@ -1,5 +1,5 @@
-"""`pushwire endpoints ...` and the send-to-segment command, through typer's CliRunner, on
-SQLite and PostgreSQL."""
+"""`pushwire endpoints ...` and `pushwire send --to-segment` (and its older spelling
+`pushwire send-segment`), through typer's CliRunner, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import json
 
 import pytest
 import typer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
-from pushwire._cli_endpoints import endpoints_app, send_to_segment_command
+import pushwire
+from pushwire._cli_endpoints import endpoints_app
+from pushwire.cli import app as cli_app
 from pushwire.store import Store
-from pushwire.testing import MockAPNs
+from pushwire.testing import MockAPNs, MockFCM
 from test_store_support import BACKENDS, apns_token, database_url, fcm_token
 
 runner = CliRunner()
-
-send_app = typer.Typer()
-send_app.command("send")(send_to_segment_command)
-send_app.command("unused")(lambda: None)  # two commands: "send" stays a subcommand
 
 
 @pytest.fixture(params=BACKENDS)
@@ -193,7 +193,7 @@ def test_send_to_a_segment_from_the_command_line(db, tmp_path, credentials, p8_k
                 "--request-timeout",
                 "5",
                 db=db,
-                app=send_app,
+                app=cli_app,
             )
 
         result = send("--to-segment", "plan=pro", "--title", "Hi", "--body", "there", "--json")
@@ -218,8 +218,157 @@ def test_send_to_a_segment_from_the_command_line(db, tmp_path, credentials, p8_k
         result = send("--to-segment", "plan=pro")
         assert result.exit_code == 2 and "body" in result.stderr
 
+        # The older spelling is kept: `pushwire send-segment` is the same command.
+        result = run(
+            "send-segment",
+            "--to-segment",
+            "app=ios",
+            "--body",
+            "alias",
+            "--apns-url",
+            apns.url,
+            "--ca-file",
+            str(apns.ca_file),
+            db=db,
+            app=cli_app,
+        )
+        assert result.exit_code == 1 and "21 notifications, 20 delivered" in result.stdout
+
     assert {e["token"] for e in listed(db, "--status", "disabled")} == {
         apns_token(i, "dead") for i in range(3)
     }
     kpis = ok(run("kpis", db=db))
-    assert "ios" in kpis and "44" in kpis  # two runs: 23 + 21 sent
+    assert "ios" in kpis and "65" in kpis  # three runs: 23 + 21 + 21 sent
+
+
+def write_service_account(path) -> pushwire.ServiceAccountCredentials:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": "demo-project",
+        "private_key_id": "k1",
+        "private_key": pem,
+        "client_email": "pusher@demo-project.iam.gserviceaccount.com",
+    }
+    path.write_text(json.dumps(info))
+    return pushwire.ServiceAccountCredentials(info)
+
+
+def test_send_to_segment_reaches_apns_and_fcm_endpoints_of_the_store(db, tmp_path, p8_key):
+    """`pushwire send --to-segment` with an attribute filter, to an APNs and an FCM app of the
+    store. One mock serves both protocols (routed by path; it checks the FCM OAuth2 grant), so
+    --base-url is the server of every application of the segment."""
+    key_file = tmp_path / "AuthKey_ABC123DEFG.p8"
+    key_file.write_bytes(p8_key)
+    account_file = tmp_path / "service-account.json"
+    account = write_service_account(account_file)
+    ok(
+        run(
+            "add-app",
+            "ios",
+            "--provider",
+            "apns",
+            "--topic",
+            "com.example.app",
+            "--credentials-ref",
+            f"p8:{key_file}?key_id=ABC123DEFG&team_id=TEAM123456",
+            db=db,
+        )
+    )
+    ok(run("add-app", "android", "--provider", "fcm", "--project-id", "demo-project",
+           "--credentials-ref", f"service-account:{account_file}", db=db))  # fmt: skip
+    with Store.open(db) as store:
+        for i in range(5):
+            store.register("ios", apns_token(i), attributes={"plan": "pro"})
+            store.register("android", fcm_token(i), attributes={"plan": "pro"})
+        store.register("ios", apns_token(9, "dead"), attributes={"plan": "pro"})
+        store.register("android", fcm_token(1, "dead"), attributes={"plan": "pro"})
+        store.register("ios", apns_token(7), attributes={"plan": "free"})
+        store.register("android", fcm_token(7), attributes={"plan": "free"})
+
+    with MockFCM(credentials=account, rules={"dead": "unregistered"}) as server:
+        result = run(
+            "send",
+            "--to-segment",
+            "attr:plan=pro",
+            "--title",
+            "Hi",
+            "--body",
+            "there",
+            "--data",
+            "order=42",
+            "--base-url",
+            server.url,
+            "--token-uri",
+            server.token_uri,
+            "--ca-file",
+            str(server.ca_file),
+            "--actor",
+            "cli-test",
+            "--json",
+            db=db,
+            app=cli_app,
+        )
+        report = json.loads(ok(result))
+        assert report["total"] == 12 and report["delivered"] == 10
+        assert report["tokens_disabled"] == 2
+        assert report["applications"]["ios"]["delivered"] == 5
+        assert report["applications"]["android"]["delivered"] == 5
+        assert all(server.received(apns_token(i)) == 1 for i in range(5))
+        assert all(server.received(fcm_token(i)) == 1 for i in range(5))
+        # Not in the segment: nothing sent.
+        assert server.received(apns_token(7)) == 0 and server.received(fcm_token(7)) == 0
+        assert server.oauth_tokens_issued == 1
+    assert {e["token"] for e in listed(db, "--status", "disabled")} == {
+        apns_token(9, "dead"),
+        fcm_token(1, "dead"),
+    }
+    with Store.open(db) as store:
+        (latest,) = store.runs(limit=1)
+        assert latest.actor == "cli-test"
+
+
+def test_send_takes_input_or_segment_and_says_which_options_belong_where(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"token": apns_token(1)}) + "\n")
+    url = f"sqlite:///{tmp_path}/store.db"
+
+    def send(*args: str, env: dict[str, str] | None = None):
+        result = runner.invoke(cli_app, ["send", *args], env=env)
+        assert "Traceback" not in result.output
+        return result
+
+    def refused(result, words: str) -> None:
+        assert result.exit_code == 2, result.output
+        assert words in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+    refused(send("-i", str(rows), "--to-segment", "all", "--body", "x"), "not both")
+    refused(send("--body", "x"), "give --input FILE")
+    refused(send("-i", str(rows), "--db", url, "--body", "x"), "--db: only with --to-segment")
+    refused(send("-i", str(rows), "--json", "--actor", "me"), "--actor, --json: only with")
+    refused(send("--to-segment", "all", "--body", "x", env={"PUSHWIRE_DB": ""}), "give --db")
+    for extra, words in [
+        (["--p8", "key.p8"], "credentials_ref"),
+        (["--topic", "com.x"], "the application's"),
+        (["--results", "out.jsonl"], "--results applies to --input sends only"),
+        (["--sandbox"], "--sandbox"),
+    ]:
+        refused(send("--to-segment", "all", "--db", url, "--body", "x", *extra), words)
+    # A store that does not exist is not created (it would send to nobody).
+    refused(send("--to-segment", "all", "--db", url, "--body", "x"), "no store at")
+    assert not (tmp_path / "store.db").exists()
+    # Credentials in the environment belong to --input sends: ignored with --to-segment.
+    env = {"PUSHWIRE_P8": str(tmp_path / "AuthKey_ABC123DEFG.p8"), "PUSHWIRE_TEAM_ID": "T"}
+    refused(send("--to-segment", "all", "--db", url, "--body", "x", env=env), "no store at")
+    # A store without applications.
+    with Store.open(url):
+        pass
+    refused(send("--to-segment", "all", "--db", url, "--body", "x"), "has no applications")
+    # A bad filter.
+    with Store.open(url) as store:
+        store.put_application("ios", provider="apns", topic="com.example.app")
+    refused(send("--to-segment", "plan", "--db", url, "--body", "x"), "not key=value")

@@ -1,9 +1,9 @@
 """``pushwire endpoints ...`` (the endpoint store) and the send-to-segment command.
 
 ``endpoints_app`` is a typer sub-app: ``app.add_typer(endpoints_app, name="endpoints")``.
-``send_to_segment_command`` is a plain command function: register it
-(``app.command("send-segment")(send_to_segment_command)``) or call it from ``send`` when
-``--to-segment`` is given. Every command takes ``--db`` (or ``$PUSHWIRE_DB``):
+``send_to_segment_command`` is a plain command function: ``pushwire send --to-segment`` calls
+it (through :func:`tokens_or_segment`), and it is also registered as the older spelling
+``pushwire send-segment``. Every command takes ``--db`` (or ``$PUSHWIRE_DB``):
 ``sqlite:///path/to/file.db`` (or a plain path) or ``postgresql://user:pw@host/db``.
 
 User mistakes (a bad file, an unknown application, an unreachable database) print one
@@ -40,7 +40,7 @@ from .store import (
     StoreInputError,
     client_for,
 )
-from .store.backend import DATABASE_URL_VARIABLE
+from .store.backend import DATABASE_URL_VARIABLE, sqlite_path
 from .store.sending import Clients
 
 EXIT_USAGE = 2
@@ -96,6 +96,27 @@ def _open(db: str | None) -> Store:
     if not db:
         raise _UsageError(f"give --db URL or set {DATABASE_URL_VARIABLE}")
     return Store.open(db)
+
+
+def _open_existing(db: str | None) -> Store:
+    """The store to send from: a SQLite file that does not exist is a mistake (opening it
+    would create an empty store and send nothing), as is a store without applications."""
+    if not db:
+        raise _UsageError(f"give --db URL or set {DATABASE_URL_VARIABLE}")
+    path = sqlite_path(db)
+    if path is not None and path != ":memory:" and not Path(path).exists():
+        raise _UsageError(
+            f"no store at {path}: create it with `pushwire endpoints add-app` and "
+            "`pushwire endpoints import`"
+        )
+    store = Store.open(db)
+    if not store.applications():
+        display = store.database.display_url
+        store.close()
+        raise _UsageError(
+            f"the store {display} has no applications: add one with `pushwire endpoints add-app`"
+        )
+    return store
 
 
 def _enabled_filter(status: str) -> bool | None:
@@ -665,13 +686,14 @@ def send_to_segment_command(
     db: DbOption = None,
 ) -> None:
     """Send one message to every enabled endpoint of a segment, applying the results to the
-    store (dead tokens disabled) and recording the run.
+    store (dead tokens disabled) and recording the run. The same as `pushwire send
+    --to-segment`.
 
     Clients are built from each application's credentials_ref. Exit code 1 when some
     notifications need attention (to retry, refused payload or configuration) or a
     configuration alert was raised; dead tokens alone are not a failure.
     """
-    with _user_errors(), _open(db) as store:
+    with _user_errors(), _open_existing(db) as store:
         message = _message(
             message_file, title, body, data, image_url, sound, badge, silent, url, deep_link
         )
@@ -707,3 +729,114 @@ def send_to_segment_command(
     )
     if unresolved or report.alerts:
         raise typer.Exit(EXIT_NEEDS_ATTENTION)
+
+
+# -- `pushwire send --to-segment` --------------------------------------------------------------
+
+#: `pushwire send` options that only apply to a send from --input, with what to do instead.
+_INPUT_ONLY = {
+    "format": "",
+    "strict": "",
+    "payload": "; give the message with --title/--body/... or --message",
+    "push_type": "; use --silent for a background message",
+    "priority": "",
+    "topic": "; the topic is the application's (pushwire endpoints add-app --topic)",
+    "collapse_id": "",
+    "expiration": "",
+    "sandbox": "; the environment is the application's",
+    "results": "",
+    "drop_tokens": "; dead tokens are disabled in the store",
+    "resume": "",
+    "overwrite": "",
+    "max_connections": "",
+    "rate_limit": "",
+}
+_CREDENTIALS = ("p8", "key_id", "team_id", "cert", "key", "p12", "password", "service_account")
+_CREDENTIALS_HINT = "; credentials come from each application's credentials_ref in the store"
+for _name in (*_CREDENTIALS, "project_id"):
+    _INPUT_ONLY[_name] = _CREDENTIALS_HINT
+#: `pushwire send` options that only apply with --to-segment.
+_SEGMENT_ONLY = (
+    "db",
+    "data",
+    "image_url",
+    "silent",
+    "url",
+    "deep_link",
+    "message_file",
+    "apns_url",
+    "fcm_url",
+    "page_size",
+    "actor",
+    "as_json",
+)
+
+
+def _flag(ctx: typer.Context, name: str) -> str:
+    for param in ctx.command.params:
+        if param.name == name and param.opts:
+            return max(param.opts, key=len)
+    return "--" + name.replace("_", "-")
+
+
+def _on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was typed (not taken from the environment, a config file or
+    its default). By the enum's name: typer bundles its own click."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
+def tokens_or_segment(ctx: typer.Context) -> Path:
+    """Route ``pushwire send``: with ``--to-segment``, send to the store's endpoints (through
+    :func:`send_to_segment_command`) and exit; otherwise return the ``--input`` file.
+
+    ``--input`` and ``--to-segment`` exclude each other wherever they come from; options of
+    one mode typed on the command line in the other mode are refused (exit 2), while values
+    from ``PUSHWIRE_*`` variables or a config file for the other mode are ignored.
+    """
+    params = ctx.params
+    to_segment: str | None = params.get("to_segment")
+    source: Path | None = params.get("input")
+    with _user_errors():
+        if to_segment is None:
+            typed = [_flag(ctx, n) for n in _SEGMENT_ONLY if _on_command_line(ctx, n)]
+            if typed:
+                raise _UsageError(f"{', '.join(typed)}: only with --to-segment FILTER")
+            if source is None:
+                raise _UsageError(
+                    "give --input FILE (rows with device tokens) or --to-segment FILTER "
+                    "(endpoints of the store, with --db)"
+                )
+            return source
+        if source is not None:
+            raise _UsageError(
+                "give --input FILE or --to-segment FILTER, not both: --input sends to the "
+                "tokens of a file, --to-segment to the endpoints of the store"
+            )
+        for name, hint in _INPUT_ONLY.items():
+            if _on_command_line(ctx, name):
+                raise _UsageError(f"{_flag(ctx, name)} applies to --input sends only{hint}")
+    base_url: str | None = params.get("base_url")
+    send_to_segment_command(
+        to_segment=to_segment,
+        title=params.get("title"),
+        body=params.get("body"),
+        data=params.get("data"),
+        image_url=params.get("image_url"),
+        sound=params.get("sound"),
+        badge=params.get("badge"),
+        silent=bool(params.get("silent")),
+        url=params.get("url"),
+        deep_link=params.get("deep_link"),
+        message_file=params.get("message_file"),
+        apns_url=params.get("apns_url") or base_url,
+        fcm_url=params.get("fcm_url") or base_url,
+        token_uri=params.get("token_uri"),
+        ca_file=params.get("ca_file"),
+        request_timeout=params.get("request_timeout", 10.0),
+        page_size=params.get("page_size", 2000),
+        actor=params.get("actor"),
+        as_json=bool(params.get("as_json")),
+        db=params.get("db"),
+    )
+    raise typer.Exit(0)

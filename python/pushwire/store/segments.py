@@ -96,8 +96,8 @@ class SegmentFilter:
     def parse(cls, text: str) -> SegmentFilter:
         """A filter from text: JSON (``{"applications": [...], "attributes": {...}}``) or
         terms ``key=value[,value...]`` separated by spaces, where key is ``app``,
-        ``provider``, ``user`` or an attribute name (``attr.NAME`` for an attribute named like
-        one of those). ``all`` or an empty string selects everything."""
+        ``provider``, ``user`` or an attribute name (``attr.NAME`` or ``attr:NAME`` for an
+        attribute named like one of those). ``all`` or an empty string selects everything."""
         text = text.strip()
         if text.startswith("{"):
             try:
@@ -130,7 +130,7 @@ class SegmentFilter:
             elif key in _USER_KEYS:
                 users += values
             else:
-                name = key[len("attr.") :] if key.startswith("attr.") else key
+                name = key[len("attr.") :] if key.startswith(("attr.", "attr:")) else key
                 attributes.setdefault(name, []).extend(values)
         return cls(apps, providers, users, attributes)
 
