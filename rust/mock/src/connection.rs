@@ -174,10 +174,14 @@ impl Drop for OpenStreamSlot {
     }
 }
 
-async fn admit(conn: &Arc<ConnectionHandle>, shared: &Shared) -> Option<OpenStreamSlot> {
+async fn admit(
+    conn: &Arc<ConnectionHandle>,
+    shared: &Shared,
+    stream_id: u32,
+) -> Option<OpenStreamSlot> {
+    let limit = u64::from(conn.frames.limit_for_stream(stream_id));
     for attempt in 0..2 {
         let open = conn.open_streams.fetch_add(1, Ordering::AcqRel) + 1;
-        let limit = u64::from(conn.frames.effective_limit());
         if open <= limit {
             shared.counters.observe_open_streams(open);
             return Some(OpenStreamSlot {
@@ -203,7 +207,8 @@ async fn handle_stream(
     conn: Arc<ConnectionHandle>,
     closed: watch::Receiver<()>,
 ) {
-    let Some(mut slot) = admit(&conn, &shared).await else {
+    let stream_id = respond.stream_id().as_u32();
+    let Some(mut slot) = admit(&conn, &shared, stream_id).await else {
         shared.counters.stream_refused();
         respond.send_reset(Reason::REFUSED_STREAM);
         return;

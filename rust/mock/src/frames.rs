@@ -3,10 +3,11 @@
 //! Both directions see arbitrary byte chunks (TLS records, partial writes), so the
 //! parsers keep their position across calls and never assume a frame arrives whole.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 pub(crate) const FRAME_HEADER_LEN: usize = 9;
 pub(crate) const CLIENT_PREFACE_LEN: usize = 24;
+const TYPE_HEADERS: u8 = 0x1;
 const TYPE_SETTINGS: u8 = 0x4;
 const FLAG_ACK: u8 = 0x1;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
@@ -73,7 +74,16 @@ pub(crate) struct SettingsLedger {
     pub initial_rewrite: Option<u32>,
     /// MAX_CONCURRENT_STREAMS the client has acknowledged (or was told at connect).
     pub acknowledged_limit: u32,
+    /// New streams in wire order with the limit in force when their HEADERS arrived: a
+    /// stream opened before the client acknowledged a lower limit is held to the old one
+    /// (RFC 9113 6.5.3), however late its handler runs.
+    opened: BTreeMap<u32, u32>,
+    last_opened: u32,
 }
+
+/// Streams remembered by [`SettingsLedger::note_stream_opened`] before the oldest are forgotten
+/// (h2 refuses streams far beyond the limit itself; their handlers never ask).
+const OPENED_MEMORY: usize = 65_536;
 
 impl SettingsLedger {
     pub fn new(initial_limit: u32, rewrite_initial: bool) -> Self {
@@ -82,7 +92,32 @@ impl SettingsLedger {
             pending_injection: None,
             initial_rewrite: rewrite_initial.then_some(initial_limit),
             acknowledged_limit: initial_limit,
+            opened: BTreeMap::new(),
+            last_opened: 0,
         }
+    }
+
+    /// The client's HEADERS for `stream_id` just went by on the wire.
+    pub fn note_stream_opened(&mut self, stream_id: u32) {
+        // Trailers (a second HEADERS on an open stream) open nothing.
+        if stream_id <= self.last_opened {
+            return;
+        }
+        self.last_opened = stream_id;
+        if self.opened.len() == OPENED_MEMORY {
+            self.opened.pop_first();
+        }
+        let limit = self.effective_limit();
+        self.opened.insert(stream_id, limit);
+    }
+
+    /// The limit `stream_id` must respect: the one in force when it was opened (forgotten
+    /// streams, and streams this ledger never saw, get the current one).
+    pub fn limit_for_stream(&mut self, stream_id: u32) -> u32 {
+        // Handlers run in any order: look the stream up, never drop its neighbours.
+        self.opened
+            .remove(&stream_id)
+            .unwrap_or_else(|| self.effective_limit())
     }
 
     /// The highest limit the client may currently be using: the acknowledged one, or a
@@ -295,6 +330,9 @@ impl ReadFramer {
     fn start_payload(&mut self, ledger: &mut SettingsLedger, out: &mut Vec<u8>) {
         let header = FrameHeader::parse(&self.header);
         let mut drop = false;
+        if header.kind == TYPE_HEADERS && header.stream_id != 0 {
+            ledger.note_stream_opened(header.stream_id);
+        }
         if header.is_settings() && header.is_ack() {
             match ledger.unacked.front().copied() {
                 Some(SettingsOrigin::Injected(value)) => {
@@ -512,5 +550,36 @@ mod tests {
             500,
             "a lowered limit applies once acknowledged"
         );
+    }
+
+    #[test]
+    fn streams_opened_before_the_ack_of_a_lower_limit_keep_the_old_one() {
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        let mut ledger = SettingsLedger::new(1000, false);
+        ledger.unacked.push_back(SettingsOrigin::Injected(1));
+        let mut framer = ReadFramer::new();
+        let mut out = Vec::new();
+        // Streams 1 and 3, then the ACK of the lowered limit, then stream 5; a trailer on 3.
+        let wire = [
+            preface,
+            frame(TYPE_HEADERS, 0x4, 1, b"h"),
+            frame(TYPE_HEADERS, 0x4, 3, b"h"),
+            settings_ack(),
+            frame(TYPE_HEADERS, 0x4, 5, b"h"),
+            frame(TYPE_HEADERS, 0x5, 3, b"t"),
+        ]
+        .concat();
+        // Byte by byte: the ledger must not depend on how TLS records cut the stream.
+        for byte in &wire {
+            framer.process(std::slice::from_ref(byte), &mut ledger, &mut out);
+        }
+        assert_eq!(ledger.acknowledged_limit, 1);
+        // Handlers ask in any order.
+        assert_eq!(ledger.limit_for_stream(5), 1);
+        assert_eq!(ledger.limit_for_stream(3), 1000);
+        assert_eq!(ledger.limit_for_stream(1), 1000);
+        // Asked once; a stream never seen gets the limit in force now.
+        assert_eq!(ledger.limit_for_stream(3), 1);
+        assert_eq!(ledger.limit_for_stream(99), 1);
     }
 }

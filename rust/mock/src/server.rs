@@ -27,6 +27,8 @@ const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
 static TEMP_DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+/// The CA's private key beside `ca.pem` in a caller's cert_dir (owner-only).
+const CA_KEY_FILE: &str = "ca-key.pem";
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Counters and registries stay consistent even if a holder panicked.
@@ -203,7 +205,12 @@ impl MockServer {
     /// Binds, writes the CA, and serves in background threads. Safe to call from
     /// sync code and from inside another tokio runtime.
     pub fn start(config: MockConfig) -> io::Result<MockServer> {
-        let certs = tls::generate_certificates()?;
+        // A caller's cert_dir keeps the CA key: restarting there keeps the same trust anchor.
+        let kept_key = config
+            .cert_dir
+            .as_ref()
+            .and_then(|dir| std::fs::read_to_string(dir.join(CA_KEY_FILE)).ok());
+        let certs = tls::generate_certificates(kept_key.as_deref())?;
         let tls_config = tls::server_config(&certs, config.client_ca_pem.as_deref())?;
         let verifier = TokenVerifier::new(&config.jwt_keys, config.jwt_max_age)?;
         let assertions = AssertionVerifier::new(&config.fcm_service_accounts)?;
@@ -227,7 +234,13 @@ impl MockServer {
         };
         std::fs::create_dir_all(&cert_dir)?;
         let ca_file = cert_dir.join("ca.pem");
-        if let Err(e) = std::fs::write(&ca_file, &certs.ca_pem) {
+        let written = std::fs::write(&ca_file, &certs.ca_pem).and_then(|()| {
+            if owned_cert_dir.is_some() || kept_key.is_some() {
+                return Ok(());
+            }
+            write_private(&cert_dir.join(CA_KEY_FILE), &certs.ca_key_pem)
+        });
+        if let Err(e) = written {
             remove_dir(owned_cert_dir.as_deref());
             return Err(e);
         }
@@ -467,6 +480,19 @@ impl std::fmt::Debug for MockServer {
 
 fn token_uri(port: u16) -> String {
     format!("https://localhost:{port}{TOKEN_PATH}")
+}
+
+/// Writes a secret readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
 }
 
 fn remove_dir(dir: Option<&Path>) {

@@ -50,8 +50,14 @@ impl FrameControl {
     }
 
     /// The stream limit the client may be honouring right now.
+    #[cfg(test)]
     pub fn effective_limit(&self) -> u32 {
         self.ledger().effective_limit()
+    }
+
+    /// The limit `stream_id` was opened under (see [`SettingsLedger::limit_for_stream`]).
+    pub fn limit_for_stream(&self, stream_id: u32) -> u32 {
+        self.ledger().limit_for_stream(stream_id)
     }
 
     fn ledger(&self) -> MutexGuard<'_, SettingsLedger> {

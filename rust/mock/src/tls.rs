@@ -19,6 +19,9 @@ use rustls::RootCertStore;
 /// The generated certificates: the CA PEM for clients, the leaf chain and key for rustls.
 pub(crate) struct MockCertificates {
     pub ca_pem: String,
+    /// The CA's private key (PKCS#8 PEM), kept so a restarted mock can be trusted by the
+    /// same `ca.pem`.
+    pub ca_key_pem: String,
     pub leaf_chain: Vec<CertificateDer<'static>>,
     pub leaf_key: PrivateKeyDer<'static>,
 }
@@ -27,14 +30,20 @@ fn cert_error(e: rcgen::Error) -> io::Error {
     io::Error::other(format!("certificate generation failed: {e}"))
 }
 
-pub(crate) fn generate_certificates() -> io::Result<MockCertificates> {
+/// A fresh CA, or the CA of `ca_key_pem` (a restart): the same subject and key give a CA
+/// certificate that clients holding the earlier `ca.pem` already trust.
+pub(crate) fn generate_certificates(ca_key_pem: Option<&str>) -> io::Result<MockCertificates> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(cert_error)?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     ca_params
         .distinguished_name
         .push(DnType::CommonName, "pushwire mock CA");
-    let ca_key = KeyPair::generate().map_err(cert_error)?;
+    let ca_key = match ca_key_pem {
+        Some(pem) => KeyPair::from_pem(pem).map_err(cert_error)?,
+        None => KeyPair::generate().map_err(cert_error)?,
+    };
+    let ca_key_pem = ca_key.serialize_pem();
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).map_err(cert_error)?;
 
     let mut leaf_params =
@@ -53,6 +62,7 @@ pub(crate) fn generate_certificates() -> io::Result<MockCertificates> {
 
     Ok(MockCertificates {
         ca_pem: ca.pem(),
+        ca_key_pem,
         leaf_chain: vec![leaf.der().clone()],
         leaf_key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
     })
