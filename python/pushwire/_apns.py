@@ -75,6 +75,12 @@ class APNsClient(PushClient):
         )
         self._auth_sent: str | None = None
 
+    PROVIDER = "apns"
+
+    def _auth_refreshes(self) -> int:
+        creds = self._credentials
+        return creds.mints if isinstance(creds, TokenCredentials) else 0
+
     def __repr__(self) -> str:
         return f"APNsClient(base_url={self.base_url!r}, credentials={self._credentials!r})"
 

@@ -82,6 +82,11 @@ class PushClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`aclose` began."""
+        return self._closed
+
     async def aclose(self) -> None:
         """Close: queued notifications fail as not sent, open streams finish (bounded by
         ``request_timeout``); every submitted notification still gets its result."""
@@ -153,6 +158,23 @@ class PushClient:
         async for result in dispatcher.stream(notifications, strict=strict):
             yield result
 
+    #: Label of this client's provider in metrics (subclasses set it).
+    PROVIDER: ClassVar[str] = ""
+
     def stats(self) -> dict[str, int]:
-        """Engine counters: connections, timeouts, retries, GOAWAYs, resets..."""
+        """Engine counters: connections, timeouts, retries, GOAWAYs, resets, streams in flight..."""
         return dict(self._engine.stats(self._pool))
+
+    def metrics(self) -> dict[str, Any]:
+        """What :mod:`pushwire.metrics` exports: :meth:`stats`, the latency histogram
+        (``latency_bounds`` in seconds, cumulative ``latency_buckets`` ending with +Inf,
+        ``latency_sum``, ``latency_count``; submission to outcome), outcome counts and
+        ``auth_refreshes`` (JWTs minted / OAuth2 tokens fetched). Reading it never blocks sends."""
+        snapshot: dict[str, Any] = dict(self._engine.metrics(self._pool))
+        snapshot.update(self._engine.stats(self._pool))
+        snapshot["auth_refreshes"] = self._auth_refreshes()
+        return snapshot
+
+    def _auth_refreshes(self) -> int:
+        """Credentials obtained so far (subclasses with credentials override)."""
+        return 0

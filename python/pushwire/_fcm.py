@@ -101,6 +101,11 @@ class FCMClient(PushClient):
         )
         return pool, parsed.path or "/"
 
+    PROVIDER = "fcm"
+
+    def _auth_refreshes(self) -> int:
+        return self.token_refreshes
+
     def __repr__(self) -> str:
         return f"FCMClient(project_id={self.project_id!r}, credentials={self._credentials!r})"
 

@@ -59,6 +59,9 @@ class _SyncClient(Generic[C]):
     def stats(self) -> dict[str, int]:
         return self._client.stats()
 
+    def metrics(self) -> dict[str, Any]:
+        return self._client.metrics()
+
     def close(self) -> None:
         if self._loop.is_closed():
             return

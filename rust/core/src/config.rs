@@ -64,6 +64,8 @@ pub struct PoolConfig {
     pub max_retries: u32,
     /// Resend requests whose fate is uncertain (may duplicate a notification). Off by default.
     pub retry_uncertain: bool,
+    /// Record the latency histogram and outcome counters (a few atomic adds per outcome).
+    pub metrics: bool,
 }
 
 impl PoolConfig {
@@ -88,6 +90,7 @@ impl PoolConfig {
             max_connect_attempts: 5,
             max_retries: 5,
             retry_uncertain: false,
+            metrics: true,
         }
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::config::{EngineConfig, PoolConfig};
 use crate::error::{Error, ErrorKind};
+use crate::metrics::MetricsSnapshot;
 use crate::outcome::Outcome;
 use crate::pool::{self, PoolShared};
 use crate::request::{validate_header_value, Request};
@@ -51,6 +52,8 @@ pub struct PoolStats {
     pub rotations: u64,
     pub late_answers: u64,
     pub queued: u64,
+    /// Streams open right now (sent, not yet answered or timed out).
+    pub in_flight: u64,
 }
 
 pub struct Engine {
@@ -200,7 +203,13 @@ impl Engine {
             rotations: get(&s.rotations),
             late_answers: get(&s.late_answers),
             queued: p.queue.len() as u64,
+            in_flight: p.streams_in_flight() as u64,
         })
+    }
+
+    /// The pool's latency histogram and outcome counts (zeros when its `metrics` is off).
+    pub fn metrics(&self, pool: PoolId) -> Result<MetricsSnapshot, Error> {
+        Ok(self.pool(pool)?.metrics.snapshot())
     }
 
     /// Stop: queued requests fail as "not sent", open streams finish or reach their deadlines,

@@ -21,6 +21,7 @@ use crate::config::PoolConfig;
 use crate::connection::Driver;
 use crate::engine::Completions;
 use crate::error::Error;
+use crate::metrics::OutcomeMetrics;
 use crate::outcome::{Outcome, OutcomeKind};
 use crate::queue::WorkQueue;
 use crate::request::Request;
@@ -70,6 +71,7 @@ pub(crate) struct PoolShared {
     /// tells which credential its request carried).
     authorization: RwLock<(Option<HeaderValue>, u64)>,
     pub stats: PoolCounters,
+    pub metrics: OutcomeMetrics,
     pub shutdown: CancellationToken,
     /// Cancelled to retire every current connection (e.g. after `UnrelatedKeyIdInToken`);
     /// replaced by a fresh token for the connections opened afterwards.
@@ -103,6 +105,7 @@ impl PoolShared {
             queue: WorkQueue::new(),
             authorization: RwLock::new((None, 0)),
             stats: PoolCounters::default(),
+            metrics: OutcomeMetrics::default(),
             shutdown: CancellationToken::new(),
             retire_all: Mutex::new(CancellationToken::new()),
             conn_changed: Notify::new(),
@@ -161,7 +164,11 @@ impl PoolShared {
         self.conn_changed.notify_one();
     }
 
+    /// Every outcome of this pool leaves through here.
     pub(crate) fn complete(&self, outcomes: Vec<Outcome>) {
+        if self.cfg.metrics {
+            self.metrics.record(&outcomes);
+        }
         self.completions.complete(outcomes);
     }
 
@@ -183,6 +190,14 @@ impl PoolShared {
         self.conns
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Streams open on this pool's connections now.
+    pub(crate) fn streams_in_flight(&self) -> usize {
+        self.conns()
+            .iter()
+            .map(|c| c.in_flight.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Connections still taking requests.

@@ -107,7 +107,7 @@ impl Engine {
         max_connections = 4, max_streams_per_connection = 1000, request_timeout = 10.0,
         queue_timeout = 60.0, connect_timeout = 10.0, ping_interval = 10.0, ping_timeout = 5.0,
         dead_after_timeouts = 10, stream_id_limit = None, backoff_base = 0.1, backoff_max = 30.0,
-        max_connect_attempts = 5, max_retries = 5, retry_uncertain = false,
+        max_connect_attempts = 5, max_retries = 5, retry_uncertain = false, metrics = true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn add_pool(
@@ -133,6 +133,7 @@ impl Engine {
         max_connect_attempts: u32,
         max_retries: u32,
         retry_uncertain: bool,
+        metrics: bool,
     ) -> PyResult<usize> {
         let mut cfg = PoolConfig::new(base_url);
         if !path_prefix.is_empty() && (!path_prefix.starts_with('/') || path_prefix.ends_with('/'))
@@ -169,6 +170,7 @@ impl Engine {
         cfg.max_connect_attempts = max_connect_attempts.max(1);
         cfg.max_retries = max_retries;
         cfg.retry_uncertain = retry_uncertain;
+        cfg.metrics = metrics;
         let engine = self.engine(py)?;
         engine
             .add_pool(cfg)
@@ -319,6 +321,33 @@ impl Engine {
         d.set_item("rotations", s.rotations)?;
         d.set_item("late_answers", s.late_answers)?;
         d.set_item("queued", s.queued)?;
+        d.set_item("in_flight", s.in_flight)?;
+        Ok(d)
+    }
+
+    /// A pool's latency histogram (cumulative bucket counts, the last one +Inf) and outcome
+    /// counts, as a dict; `latency_bounds` are the buckets' upper bounds in seconds.
+    fn metrics<'py>(
+        &self,
+        py: Python<'py>,
+        pool: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyDict>> {
+        let m = self
+            .engine(py)?
+            .metrics(PoolId(pool))
+            .map_err(|e| to_pyerr(py, &e, None))?;
+        let d = pyo3::types::PyDict::new(py);
+        d.set_item(
+            "latency_bounds",
+            pushwire_core::LATENCY_BUCKETS_SECS.to_vec(),
+        )?;
+        d.set_item("latency_buckets", m.latency_buckets)?;
+        d.set_item("latency_sum", m.latency_sum_secs)?;
+        d.set_item("latency_count", m.latency_count)?;
+        d.set_item("delivered", m.delivered)?;
+        d.set_item("rejected", m.rejected)?;
+        d.set_item("timeout", m.timeout)?;
+        d.set_item("failed", m.failed)?;
         Ok(d)
     }
 

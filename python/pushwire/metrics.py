@@ -1,0 +1,174 @@
+"""Prometheus metrics of pushwire clients, for watching a send in production.
+
+    from prometheus_client import start_http_server
+    import pushwire.metrics
+
+    client = pushwire.APNsClient(...)
+    pushwire.metrics.instrument(client, name="orders")   # default registry
+    start_http_server(9100)
+
+Everything is counted in the Rust engine as it happens (a few atomic adds per outcome) and read
+only when Prometheus scrapes, so instrumenting costs the send path nothing measurable
+(benches/bench_metrics.py). Needs ``prometheus-client`` (``pip install 'pushwire[metrics]'``).
+
+Exported per client (labels ``client`` and ``provider``):
+
+- ``pushwire_notification_latency_seconds`` histogram: submission to outcome of every notification
+- ``pushwire_outcomes_total{outcome=delivered|rejected|timeout|failed}``
+- ``pushwire_streams_in_flight`` and ``pushwire_queued`` gauges, ``pushwire_connections_live``
+- counters: connections opened, connect failures, timeouts, GOAWAYs, stream resets, retries,
+  PING failures, connections declared dead, stream-id rotations, late answers, and
+  ``pushwire_auth_refreshes_total`` (APNs JWTs minted / FCM access tokens fetched)
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from prometheus_client.registry import CollectorRegistry
+
+    from ._client import PushClient
+
+__all__ = ["COUNTERS", "GAUGES", "PushwireCollector", "instrument"]
+
+#: stats key -> (metric name without the ``pushwire_`` prefix and ``_total``, help text)
+COUNTERS: dict[str, tuple[str, str]] = {
+    "connections_opened": ("connections_opened", "HTTP/2 connections opened (reconnects included)"),
+    "connect_failures": ("connect_failures", "Connection attempts that failed"),
+    "timeouts": ("timeouts", "Streams that got no answer before their deadline"),
+    "goaways": ("goaways", "GOAWAY frames received"),
+    "resets": ("stream_resets", "Streams reset by the server"),
+    "retries": ("retries", "Requests resent after never reaching the server"),
+    "ping_failures": ("ping_failures", "Liveness PINGs not acknowledged in time"),
+    "dead_by_timeouts": ("dead_connections", "Connections declared dead after repeated timeouts"),
+    "rotations": ("stream_id_rotations", "Connections retired before running out of stream ids"),
+    "late_answers": ("late_answers", "Answers that arrived after their stream timed out"),
+    "auth_refreshes": ("auth_refreshes", "APNs JWTs minted / FCM OAuth2 access tokens fetched"),
+}
+
+#: stats key -> (metric name without the ``pushwire_`` prefix, help text)
+GAUGES: dict[str, tuple[str, str]] = {
+    "in_flight": ("streams_in_flight", "Streams sent and not yet answered or timed out"),
+    "queued": ("queued", "Notifications waiting for a free stream"),
+    "connections_live": ("connections_live", "Connections currently taking requests"),
+}
+
+OUTCOMES = ("delivered", "rejected", "timeout", "failed")
+
+
+class PushwireCollector:
+    """A ``prometheus_client`` collector over any number of clients. Clients are held weakly:
+    a closed and dropped client disappears from the next scrape."""
+
+    def __init__(self) -> None:
+        self._clients: weakref.WeakKeyDictionary[PushClient, str] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def add(self, client: PushClient, name: str = "default") -> None:
+        if not name or not isinstance(name, str):
+            raise ConfigurationError("a metrics client name must be a non-empty str", field="name")
+        with self._lock:
+            taken = {(type(c).PROVIDER, n) for c, n in self._clients.items() if c is not client}
+            if (type(client).PROVIDER, name) in taken:
+                raise ConfigurationError(
+                    f"another {type(client).PROVIDER} client is already exported as {name!r}; "
+                    "give each client its own name",
+                    field="name",
+                )
+            self._clients[client] = name
+
+    def remove(self, client: PushClient) -> None:
+        with self._lock:
+            self._clients.pop(client, None)
+
+    def describe(self) -> list[Any]:
+        # Families are known up front; describing none keeps registration from scraping clients.
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        with self._lock:
+            clients = [(c, n) for c, n in self._clients.items() if not c.closed]
+        labels = ["client", "provider"]
+        latency = HistogramMetricFamily(
+            "pushwire_notification_latency_seconds",
+            "Time from submission to outcome of each notification",
+            labels=labels,
+        )
+        outcomes = CounterMetricFamily(
+            "pushwire_outcomes", "Notifications by outcome", labels=[*labels, "outcome"]
+        )
+        counters = {
+            key: CounterMetricFamily(f"pushwire_{name}", text, labels=labels)
+            for key, (name, text) in COUNTERS.items()
+        }
+        gauges = {
+            key: GaugeMetricFamily(f"pushwire_{name}", text, labels=labels)
+            for key, (name, text) in GAUGES.items()
+        }
+        for client, name in clients:
+            try:
+                m = client.metrics()
+            except Exception:  # closed between the look and the read: nothing to report
+                continue
+            values = [name, type(client).PROVIDER]
+            bounds = [*(repr(float(b)) for b in m["latency_bounds"]), "+Inf"]
+            buckets = list(zip(bounds, m["latency_buckets"], strict=True))
+            latency.add_metric(values, buckets, sum_value=m["latency_sum"])
+            for outcome in OUTCOMES:
+                outcomes.add_metric([*values, outcome], m[outcome])
+            for key, counter in counters.items():
+                counter.add_metric(values, m[key])
+            for key, gauge in gauges.items():
+                gauge.add_metric(values, m[key])
+        yield latency
+        yield outcomes
+        yield from counters.values()
+        yield from gauges.values()
+
+
+_default: PushwireCollector | None = None
+_default_lock = threading.Lock()
+
+
+def instrument(
+    client: PushClient,
+    *,
+    name: str = "default",
+    registry: CollectorRegistry | None = None,
+) -> PushwireCollector:
+    """Export ``client``'s metrics under the label ``client=name``.
+
+    Without ``registry``, one shared collector is registered once in prometheus-client's default
+    registry; with one, a new collector is registered there for this client.
+    """
+    global _default
+    try:
+        from prometheus_client import REGISTRY
+    except ImportError as e:
+        raise ConfigurationError(
+            "pushwire.metrics needs prometheus-client: pip install 'pushwire[metrics]'",
+            field="metrics",
+        ) from e
+    if registry is not None:
+        collector = PushwireCollector()
+        collector.add(client, name)
+        registry.register(collector)
+        return collector
+    with _default_lock:
+        if _default is None:
+            _default = PushwireCollector()
+            REGISTRY.register(_default)
+        _default.add(client, name)
+        return _default
