@@ -20,11 +20,29 @@ python3 -m mypy.stubtest pushwire._core --allowlist .mypy-stubtest-allowlist
 step "Rust tests (engine, mock server)"
 cargo test --workspace --quiet
 
+# Throwaway servers started below are stopped quietly on exit, so pytest's summary stays the
+# last line. One EXIT trap for all of them: each step adds its own cleanup.
+cleanup=()
+stop_servers() {
+    local command
+    for command in "${cleanup[@]}"; do
+        eval "$command" >/dev/null 2>&1 || true
+    done
+}
+trap stop_servers EXIT
+
 step "PostgreSQL for the endpoint-store tests: a throwaway server on 127.0.0.1 (PUSHWIRE_NO_POSTGRES=1 skips them)"
 if [[ "${PUSHWIRE_NO_POSTGRES:-}" != 1 && -z "${PUSHWIRE_TEST_POSTGRES_DSN:-}" ]]; then
     pg_state="$(mktemp -d /tmp/pushwire-postgres.XXXXXX)"
-    trap 'scripts/postgres.sh stop "$pg_state" >/dev/null 2>&1' EXIT
+    cleanup+=('scripts/postgres.sh stop "$pg_state"')
     export "$(scripts/postgres.sh start "$pg_state")"
+fi
+
+step "Redis for the job-queue tests: a throwaway server on 127.0.0.1, installed from Debian if missing (PUSHWIRE_NO_REDIS=1 skips them)"
+if [[ "${PUSHWIRE_NO_REDIS:-}" != 1 && -z "${PUSHWIRE_TEST_REDIS_URL:-}" ]]; then
+    redis_state="$(mktemp -d /tmp/pushwire-redis.XXXXXX)"
+    cleanup+=('scripts/redis.sh stop "$redis_state"')
+    export "$(scripts/redis.sh start "$redis_state")"
 fi
 
 step "Python tests"

@@ -177,6 +177,21 @@ class TokenCredentials:
             assert self._header is not None
             return self._header
 
+    @property
+    def issued_at(self) -> float:
+        """Epoch seconds the current JWT was issued at (0 before the first one)."""
+        return self._issued_at
+
+    def adopt(self, token: str, issued_at: float) -> None:
+        """Use a JWT of this key minted elsewhere (another worker, shared through Redis:
+        :mod:`pushwire.jobs.shared_auth`) instead of minting one; an older one than the
+        current is ignored. It is rotated like our own, ``rotation`` after ``issued_at``."""
+        with self._lock:
+            if issued_at >= self._issued_at:
+                self._token = token
+                self._header = "bearer " + token
+                self._issued_at = issued_at
+
     def __repr__(self) -> str:
         return f"TokenCredentials(key_id={self.key_id!r}, team_id={self.team_id!r}, key=<hidden>)"
 

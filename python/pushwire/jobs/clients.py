@@ -1,0 +1,217 @@
+"""One client per application, built once per worker and reused for every job.
+
+Applications (provider, topic or project, where the credentials are) come from the endpoint
+store the worker is given (``--db``), exactly as for ``pushwire send-segment``. APNs token
+credentials adopt the JWT shared through Redis; FCM clients share their access token; FCM
+applications may share a per-project rate limit.
+
+Messages are rendered once per (job, application), with a collapse id derived from the job id
+unless the message has its own: a notification sent twice (at-least-once delivery after a
+worker died) replaces itself on the device instead of showing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from .._apns import APNsClient
+from .._client import PathLike
+from .._fcm import DEFAULT_BASE_URL as FCM_BASE_URL
+from .._fcm import FCMClient
+from .._message import Message
+from .._oauth import ServiceAccountCredentials
+from ..credentials import TokenCredentials
+from ..fcm import FCMMessage
+from ..store.credentials import load_credentials
+from ..store.message import APNsOverride, FCMOverride, PushMessage
+from ..store.model import Application
+from .rate_limit import SharedRateLimit
+from .shared_auth import SharedAuth, SharedFCMClient
+
+log = logging.getLogger("pushwire.jobs")
+
+#: Rendered messages kept per worker (jobs in progress at once, times applications).
+_RENDERED_CACHE = 256
+
+
+def collapse_id(job_id: str) -> str:
+    """``pw-<job id>``: at most 51 bytes, under APNs' 64."""
+    return f"pw-{job_id}"
+
+
+def with_collapse(message: PushMessage, job_id: str) -> PushMessage:
+    """``message`` with an APNs collapse id and an FCM (Android) collapse key derived from
+    the job, where it has none of its own."""
+    key = collapse_id(job_id)
+    apns = message.apns or APNsOverride()
+    if apns.collapse_id is None:
+        apns = dataclasses.replace(apns, collapse_id=key)
+    fcm = message.fcm or FCMOverride()
+    if fcm.android is not None:
+        if fcm.android.collapse_key is None:
+            fcm = dataclasses.replace(
+                fcm, android=msgspec.structs.replace(fcm.android, collapse_key=key)
+            )
+    elif fcm.collapse_key is None:
+        fcm = dataclasses.replace(fcm, collapse_key=key)
+    return dataclasses.replace(message, apns=apns, fcm=fcm)
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How workers reach the providers (defaults: the real APNs / FCM)."""
+
+    apns_url: str | None = None
+    fcm_url: str | None = None
+    token_uri: str | None = None
+    ca_file: PathLike | None = None
+    request_timeout: float = 10.0
+    max_connections: int = 4
+    #: Streams per HTTP/2 connection (None: the server's limit, at most 1000).
+    max_streams_per_connection: int | None = None
+    #: Per-FCM-project limit, messages per minute, shared by every worker (None: off).
+    fcm_rate_limit: int | None = None
+
+
+@dataclass
+class AppClient:
+    application: Application
+    client: APNsClient | FCMClient
+    limiter: SharedRateLimit | None = None
+    refresher: asyncio.Task[None] | None = None
+
+
+class ClientFactory:
+    """Builds and caches the client of each application."""
+
+    def __init__(
+        self,
+        lookup: Callable[[str], Awaitable[Application]],
+        options: ClientOptions,
+        *,
+        redis: Any,
+        prefix: str,
+        shared: SharedAuth | None,
+    ) -> None:
+        self._lookup = lookup
+        self._options = options
+        self._redis = redis
+        self._prefix = prefix
+        self._shared = shared
+        self._clients: dict[str, asyncio.Task[AppClient]] = {}
+        self._rendered: OrderedDict[tuple[str, str], Message | FCMMessage] = OrderedDict()
+
+    async def get(self, name: str) -> AppClient:
+        """The client of application ``name`` (built on first use; a failed build is tried
+        again next time)."""
+        task = self._clients.get(name)
+        if task is None or (task.done() and task.exception() is not None):
+            task = self._clients[name] = asyncio.ensure_future(self._build(name))
+        return await asyncio.shield(task)
+
+    async def _build(self, name: str) -> AppClient:
+        application = await self._lookup(name)
+        loop = asyncio.get_running_loop()
+        credentials = await loop.run_in_executor(None, load_credentials, application)
+        o = self._options
+        common: dict[str, Any] = {
+            "request_timeout": o.request_timeout,
+            "max_connections": o.max_connections,
+        }
+        if o.ca_file is not None:
+            common["ca_file"] = o.ca_file
+        if o.max_streams_per_connection is not None:
+            common["max_streams_per_connection"] = o.max_streams_per_connection
+        if isinstance(credentials, ServiceAccountCredentials):
+            fcm_options: dict[str, Any] = {**common, "base_url": o.fcm_url or FCM_BASE_URL}
+            if o.token_uri is not None:
+                fcm_options["token_uri"] = o.token_uri
+            if application.project_id is not None:
+                fcm_options["project_id"] = application.project_id
+            client: APNsClient | FCMClient
+            if self._shared is not None:
+                client = SharedFCMClient(credentials, shared=self._shared, **fcm_options)
+            else:
+                client = FCMClient(credentials, **fcm_options)
+            limiter = None
+            if o.fcm_rate_limit is not None:
+                limiter = SharedRateLimit(
+                    self._redis, self._prefix, f"fcm:{client.project_id}", o.fcm_rate_limit
+                )
+            return AppClient(application, client, limiter)
+        apns_options: dict[str, Any] = {**common}
+        if o.apns_url is not None:
+            apns_options["base_url"] = o.apns_url
+        client = APNsClient(
+            credentials, environment=application.environment or "production", **apns_options
+        )
+        refresher = None
+        if isinstance(credentials, TokenCredentials) and self._shared is not None:
+            try:
+                await self._shared.share_jwt(credentials)
+            except BaseException:
+                await client.aclose()
+                raise
+            refresher = asyncio.ensure_future(self._shared.keep_jwt_fresh(credentials))
+        return AppClient(application, client, refresher=refresher)
+
+    def message_for(
+        self, app: AppClient, job_id: str, body: dict[str, Any]
+    ) -> Message | FCMMessage:
+        """The job's message rendered for ``app`` (cached); PayloadError if it cannot be."""
+        key = (job_id, app.application.name)
+        rendered = self._rendered.get(key)
+        if rendered is None:
+            message = with_collapse(PushMessage.from_dict(body), job_id)
+            rendered = message.render(app.application)
+            self._rendered[key] = rendered
+            if len(self._rendered) > _RENDERED_CACHE:
+                self._rendered.popitem(last=False)
+        else:
+            self._rendered.move_to_end(key)
+        return rendered
+
+    def built(self) -> list[AppClient]:
+        return [
+            t.result()
+            for t in self._clients.values()
+            if t.done() and not t.cancelled() and t.exception() is None
+        ]
+
+    def counters(self) -> tuple[int, int, dict[str, int]]:
+        """(JWTs minted here, FCM grants made here, engine counters summed)."""
+        mints = grants = 0
+        engine: dict[str, int] = {}
+        for app in self.built():
+            client = app.client
+            credentials = getattr(client, "_credentials", None)
+            if isinstance(credentials, TokenCredentials):
+                mints += credentials.mints
+            if isinstance(client, SharedFCMClient):
+                grants += client.grants
+            try:
+                stats = client.stats()
+            except Exception:  # closed meanwhile
+                continue
+            for name, value in stats.items():
+                engine[name] = engine.get(name, 0) + value
+        return mints, grants, engine
+
+    async def aclose(self) -> None:
+        for task in self._clients.values():
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*self._clients.values(), return_exceptions=True)
+        for app in self.built():
+            if app.refresher is not None:
+                app.refresher.cancel()
+            await app.client.aclose()
+        self._clients.clear()

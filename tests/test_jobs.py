@@ -1,0 +1,473 @@
+"""The job queue on a real Redis server, with workers in this process: enqueue, send,
+exactly one recorded outcome per notification, idempotent records, reclaiming, dead letters,
+collapse ids, shared credentials and rate limits, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import datetime, timezone
+from typing import Any
+
+import msgspec
+import pytest
+
+import jobs_support
+import pushwire
+from _util import tokens
+from jobs_support import KEY_ID, TEAM_ID, make_store
+from pushwire.jobs import (
+    ClientOptions,
+    JobExistsError,
+    JobInputError,
+    Queue,
+    QueueUnavailableError,
+    UnknownJobError,
+    Worker,
+    WorkerSettings,
+    with_collapse,
+)
+from pushwire.jobs.clients import collapse_id
+from pushwire.jobs.keys import Keys
+from pushwire.jobs.model import OutcomeRecord
+from pushwire.jobs.outcomes import OutcomeRecorder
+from pushwire.jobs.rate_limit import SharedRateLimit
+from pushwire.jobs.shared_auth import SharedAuth, SharedFCMClient
+from pushwire.store import APNsOverride, FCMOverride, PushMessage, Store
+from pushwire.store.model import Application, Provider
+from pushwire.testing import MockAPNs, MockFCM
+
+MESSAGE = PushMessage(title="Hi", body="there")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    return jobs_support.redis_server_url()
+
+
+@pytest.fixture
+def stream() -> str:
+    return jobs_support.unique_stream()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    return jobs_support.unique_prefix()
+
+
+def settings(redis_url: str, stream: str, key_prefix: str, **extra: Any) -> WorkerSettings:
+    extra.setdefault("consumer", "w1")
+    extra.setdefault("metrics_interval", 0.1)
+    return WorkerSettings(redis_url=redis_url, stream=stream, key_prefix=key_prefix, **extra)
+
+
+async def all_outcomes(queue: Queue, job: str) -> dict[int, OutcomeRecord]:
+    return {index: record async for index, record in queue.outcomes(job)}
+
+
+class RunningWorker:
+    """A Worker running in this event loop until the block ends."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.final: dict[str, float] = {}
+
+    async def __aenter__(self) -> Worker:
+        self._task = asyncio.ensure_future(self.worker.run())
+        return self.worker
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.worker.stop()
+        self.final = await asyncio.wait_for(self._task, 60)
+
+
+def test_a_job_through_a_worker_gives_every_notification_one_outcome(
+    redis_url, stream, key_prefix, credentials, p8_key, tmp_path
+):
+    db = make_store(tmp_path, p8_key)
+    live, dead = tokens(5000, "a1"), tokens(50, "dead")
+    all_tokens = live + dead
+    with Store.open(db) as store:
+        store.register_many([{"application": "ios", "token": t} for t in dead])
+    with MockAPNs(credentials=credentials, rules={"dead": "unregistered"}) as server:
+
+        async def main() -> tuple[Any, dict[int, OutcomeRecord], dict[str, Any], RunningWorker]:
+            with Store.open(db) as store:
+                options = ClientOptions(apns_url=server.url, ca_file=server.ca_file)
+                running = RunningWorker(
+                    Worker(settings(redis_url, stream, key_prefix), store=store, options=options)
+                )
+                async with running, Queue(redis_url, stream=stream, chunk_size=700) as q:
+                    job = await q.enqueue("ios", iter(all_tokens), MESSAGE)
+                    status = await q.wait(job, timeout=60, poll=0.05)
+                    outcomes = await all_outcomes(q, job)
+                    stats = await q.stats()
+                return status, outcomes, stats, running
+
+        status, outcomes, stats, running = asyncio.run(main())
+        assert all(server.received(t) == 1 for t in all_tokens)
+        assert server.distinct_tokens == 1
+    n = len(all_tokens)
+    assert status.complete and status.total == status.recorded == n
+    assert status.chunks == status.chunks_done == math.ceil(n / 700)
+    assert status.by_outcome == {"delivered": 5000, "rejected": 50}
+    assert status.by_action == {"delivered": 5000, "drop_token": 50}
+    assert status.resent == status.dead_lettered == 0
+    assert status.applications == ["ios"]
+    assert sorted(outcomes) == list(range(n))
+    assert all(outcomes[i].token == t for i, t in enumerate(all_tokens))
+    assert {outcomes[i].reason for i in range(5000, n)} == {"Unregistered"}
+    assert stats["stream_length"] == 0 and stats["pending"] == 0 and stats["lag"] == 0
+    final = running.final
+    assert final["notifications"] == n and final["chunks_done"] == status.chunks
+    assert final["jwt_mints"] == 1 and final["in_flight"] == 0
+    assert final["outcome_delivered"] == 5000 and final["latency_p99_seconds"] > 0
+    with Store.open(db) as store:  # results applied: the dead tokens are disabled
+        assert all(not store.get("ios", t).enabled for t in dead)
+
+
+def test_outcome_records_are_idempotent_and_counters_never_double_count(redis_url, stream):
+    async def main() -> tuple[Any, Any, Any]:
+        async with Queue(redis_url, stream=stream) as q:
+            job = await q.enqueue("ios", ["aa", "bb", "cc"], MESSAGE)
+            recorder = OutcomeRecorder(q._redis, q.keys)
+            first = [
+                (0, OutcomeRecord("aa", "delivered", "delivered", 200)),
+                (1, OutcomeRecord("bb", "rejected", "drop_token", 410, "Unregistered")),
+            ]
+            again = [
+                (1, OutcomeRecord("bb", "delivered", "delivered", 200)),  # a second send
+                (2, OutcomeRecord("cc", "delivered", "delivered", 200)),
+            ]
+            counts = (await recorder.record(job, first), await recorder.record(job, again))
+            await recorder.record(job, again)
+            return counts, await q.status(job), await all_outcomes(q, job)
+
+    counts, status, outcomes = asyncio.run(main())
+    assert counts == ((2, 0), (1, 1))
+    assert status.recorded == 3 and status.state == "running"  # its chunk is not acknowledged
+    assert status.by_outcome == {"delivered": 2, "rejected": 1}
+    assert outcomes[1].reason == "Unregistered"  # the first record stays
+
+
+def test_collapse_id_from_the_job_unless_the_message_has_one():
+    now = datetime.now(timezone.utc)
+    ios = Application("ios", Provider.APNS, "production", "com.example.app", None, None, now, now)
+    android = Application("android", Provider.FCM, None, None, "demo-project", None, now, now)
+    message = with_collapse(MESSAGE, "j1")
+    assert message.render(ios).collapse_id == collapse_id("j1") == "pw-j1"
+    assert b'"collapse_key":"pw-j1"' in message.render(android).encoded
+    own = PushMessage(
+        title="Hi",
+        apns=APNsOverride(collapse_id="mine"),
+        fcm=FCMOverride(android=pushwire.AndroidConfig(collapse_key="theirs")),
+    )
+    kept = with_collapse(own, "j1")
+    assert kept.render(ios).collapse_id == "mine"
+    assert b'"collapse_key":"theirs"' in kept.render(android).encoded
+    block = with_collapse(
+        PushMessage(title="Hi", fcm=FCMOverride(android=pushwire.AndroidConfig(priority="HIGH"))),
+        "j2",
+    )
+    assert b'"collapse_key":"pw-j2"' in block.render(android).encoded
+
+
+def test_entries_of_a_dead_consumer_are_reclaimed_and_only_unrecorded_ones_resent(
+    redis_url, stream, key_prefix, credentials, p8_key, tmp_path
+):
+    db = make_store(tmp_path, p8_key)
+    toks = tokens(1000, "b2")
+    with MockAPNs(credentials=credentials) as server:
+
+        async def main() -> tuple[Any, Any]:
+            async with Queue(redis_url, stream=stream, chunk_size=500) as q:
+                job = await q.enqueue("ios", toks, MESSAGE)
+                # A consumer reads both chunks, records 300 outcomes of the first, then dies.
+                await q._redis.xreadgroup(q.group, "dead", {stream: ">"}, count=10)
+                recorder = OutcomeRecorder(q._redis, q.keys)
+                done = [
+                    (i, OutcomeRecord(toks[i], "delivered", "delivered", 200)) for i in range(300)
+                ]
+                await recorder.record(job, done)
+                with Store.open(db) as store:
+                    options = ClientOptions(apns_url=server.url, ca_file=server.ca_file)
+                    worker = Worker(
+                        settings(redis_url, stream, key_prefix, reclaim_idle=0.3),
+                        store=store,
+                        options=options,
+                    )
+                    running = RunningWorker(worker)
+                    async with running:
+                        status = await q.wait(job, timeout=30, poll=0.05)
+                return status, running.final
+
+        status, final = asyncio.run(main())
+        sent = [server.received(t) for t in toks]
+    assert sent[:300] == [0] * 300  # recorded before the crash: not sent again
+    assert sent[300:] == [1] * 700
+    assert status.complete and status.recorded == 1000 and status.resent == 700
+    assert status.by_outcome == {"delivered": 1000} and status.chunks_done == 2
+    assert final["reclaimed_entries"] == 2 and final["resent_after_reclaim"] == 700
+
+
+CHUNK = '{"job":"x","app":"ios","first":0,"tokens":%s,"message":{}%s}'
+
+
+def test_malformed_entries_go_to_the_dead_letter_stream_and_never_block_the_group(
+    redis_url, stream, key_prefix, credentials, p8_key, tmp_path
+):
+    db = make_store(tmp_path, p8_key)
+    toks = tokens(100, "c3")
+    bad_entries = [
+        {"hello": "world"},
+        {"job": "x", "chunk": "0", "data": "{not json"},
+        {"job": "x", "chunk": "0", "data": CHUNK % ("[]", "")},
+        {"job": "x", "chunk": "0", "data": CHUNK % ('["aa"]', ',"v":9')},
+    ]
+    with MockAPNs(credentials=credentials) as server:
+
+        async def main() -> tuple[Any, list[dict[str, str]], dict[str, Any]]:
+            async with Queue(redis_url, stream=stream) as q:
+                for fields in bad_entries:
+                    await q._redis.xadd(stream, fields)
+                job = await q.enqueue("ios", toks, MESSAGE)
+                with Store.open(db) as store:
+                    options = ClientOptions(apns_url=server.url, ca_file=server.ca_file)
+                    w = Worker(
+                        settings(redis_url, stream, key_prefix), store=store, options=options
+                    )
+                    async with RunningWorker(w):
+                        status = await q.wait(job, timeout=30, poll=0.05)
+                return status, await q.dead_letters(), await q.stats()
+
+        status, dead, stats = asyncio.run(main())
+        assert all(server.received(t) == 1 for t in toks)
+    assert status.complete and status.by_outcome == {"delivered": 100}
+    reasons = [d["reason"] for d in reversed(dead)]
+    assert len(reasons) == 4
+    assert "no 'data' field" in reasons[0]
+    assert "not a job chunk" in reasons[1]
+    assert "1 to 10000 tokens" in reasons[2]
+    assert "version 9 is not supported" in reasons[3]
+    assert all(d["consumer"] == "w1" and d["entry"] for d in dead)
+    assert stats["stream_length"] == 0 and stats["pending"] == 0 and stats["dead_letters"] == 4
+
+
+def test_unknown_application_dead_letters_the_chunk_and_records_every_notification_failed(
+    redis_url, stream, key_prefix, p8_key, tmp_path
+):
+    db = make_store(tmp_path, p8_key)
+
+    async def main() -> tuple[Any, dict[int, OutcomeRecord], list[dict[str, str]]]:
+        async with Queue(redis_url, stream=stream, chunk_size=10) as q:
+            job = await q.enqueue("nosuchapp", tokens(25, "d4"), MESSAGE)
+            with Store.open(db) as store:
+                w = Worker(settings(redis_url, stream, key_prefix), store=store)
+                async with RunningWorker(w):
+                    status = await q.wait(job, timeout=30, poll=0.05)
+            return status, await all_outcomes(q, job), await q.dead_letters()
+
+    status, outcomes, dead = asyncio.run(main())
+    assert status.complete and status.recorded == 25 and status.dead_lettered == 3
+    assert status.by_outcome == {"failed": 25} and status.by_action == {"fix_config": 25}
+    assert sorted(outcomes) == list(range(25))
+    assert all(not r.maybe_delivered for r in outcomes.values())
+    assert "no application named 'nosuchapp'" in outcomes[0].error
+    assert len(dead) == 3 and all("no application named 'nosuchapp'" in d["reason"] for d in dead)
+    assert {d["job"] for d in dead} == {status.job_id}
+
+
+def test_an_entry_that_keeps_killing_workers_is_dead_lettered(
+    redis_url, stream, key_prefix, p8_key, tmp_path
+):
+    db = make_store(tmp_path, p8_key)
+
+    async def main() -> tuple[Any, list[dict[str, str]]]:
+        async with Queue(redis_url, stream=stream) as q:
+            job = await q.enqueue("ios", tokens(5, "e5"), MESSAGE)
+            await q._redis.xreadgroup(q.group, "dead", {stream: ">"}, count=1)
+            for _ in range(3):  # three more workers claimed it and died
+                await asyncio.sleep(0.02)
+                await q._redis.xautoclaim(stream, q.group, "dead", 1, "0-0")
+            with Store.open(db) as store:
+                w = Worker(
+                    settings(redis_url, stream, key_prefix, reclaim_idle=0.2, max_deliveries=4),
+                    store=store,
+                )
+                async with RunningWorker(w):
+                    status = await q.wait(job, timeout=30, poll=0.05)
+            return status, await q.dead_letters()
+
+    status, dead = asyncio.run(main())
+    assert status.complete and status.by_outcome == {"failed": 5} and status.dead_lettered == 1
+    assert "delivered 5 times without being acknowledged" in dead[0]["reason"]
+
+
+def test_bad_input_gives_clear_errors(redis_url, stream):
+    async def main() -> None:
+        async with Queue(redis_url, stream=stream) as q:
+            with pytest.raises(UnknownJobError, match="no job 'nope'"):
+                await q.status("nope")
+            with pytest.raises(JobInputError, match="token 1 must be"):
+                await q.enqueue("ios", ["aa", ""], MESSAGE)
+            with pytest.raises(JobInputError, match="iterable of token strings"):
+                await q.enqueue("ios", "aabb", MESSAGE)
+            with pytest.raises(JobInputError, match="a job id is"):
+                await q.enqueue("ios", ["aa"], MESSAGE, job_id="bad id")
+            with pytest.raises(pushwire.PayloadError, match="body"):
+                await q.enqueue("ios", ["aa"], {"sound": "default"})
+            await q.enqueue("ios", ["aa"], MESSAGE, job_id="fixed-1")
+            with pytest.raises(JobExistsError, match="exists already"):
+                await q.enqueue("ios", ["aa"], MESSAGE, job_id="fixed-1")
+
+    asyncio.run(main())
+    with pytest.raises(JobInputError, match="chunk_size"):
+        Queue(redis_url, chunk_size=0)
+    with pytest.raises(JobInputError, match="redis://"):
+        Queue("http://localhost")
+    with pytest.raises(JobInputError, match="stream must be"):
+        Queue(redis_url, stream="has space")
+    with pytest.raises(JobInputError, match="slice_size"):
+        WorkerSettings(window=10, slice_size=20).check()
+
+
+def test_redis_unreachable_is_a_clear_error_without_the_password():
+    url = "redis://:sekrit-pw@127.0.0.1:1/0"
+
+    async def main() -> None:
+        with pytest.raises(QueueUnavailableError) as caught:
+            async with Queue(url):
+                pass
+        assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in str(caught.value)
+        assert "sekrit" not in str(caught.value)
+        worker = Worker(WorkerSettings(redis_url=url), store=None)
+        with pytest.raises(QueueUnavailableError, match="while starting the worker"):
+            await worker.run()
+
+    asyncio.run(main())
+    assert isinstance(QueueUnavailableError("x"), pushwire.PushwireError)
+
+
+def test_fcm_workers_share_one_access_token(redis_url, key_prefix, service_account):
+    with MockFCM(credentials=service_account) as server:
+
+        async def main() -> list[int]:
+            import redis.asyncio
+
+            conn = redis.asyncio.Redis.from_url(redis_url)
+            clients = [
+                SharedFCMClient(
+                    service_account,
+                    shared=SharedAuth(conn, key_prefix, f"w{i}"),
+                    base_url=server.url,
+                    token_uri=server.token_uri,
+                    ca_file=server.ca_file,
+                )
+                for i in range(6)
+            ]
+            try:
+                message = pushwire.FCMMessage(data={"k": "v"})
+                results = await asyncio.gather(
+                    *(c.send_to_tokens(message, [f"tok{i}"]) for i, c in enumerate(clients))
+                )
+                assert all(r[0].delivered for r in results)
+                return [c.grants for c in clients]
+            finally:
+                for c in clients:
+                    await c.aclose()
+                await conn.aclose()
+
+        grants = asyncio.run(main())
+        assert server.oauth_tokens_issued == 1
+    assert sorted(grants) == [0, 0, 0, 0, 0, 1]
+
+
+def test_after_a_401_one_new_access_token_is_fetched_and_shared(
+    redis_url, key_prefix, service_account
+):
+    with MockFCM(credentials=service_account) as server:
+
+        async def main() -> None:
+            import redis.asyncio
+
+            conn = redis.asyncio.Redis.from_url(redis_url)
+            clients = [
+                SharedFCMClient(
+                    service_account,
+                    shared=SharedAuth(conn, key_prefix, f"w{i}"),
+                    base_url=server.url,
+                    token_uri=server.token_uri,
+                    ca_file=server.ca_file,
+                )
+                for i in range(3)
+            ]
+            message = pushwire.FCMMessage(data={"k": "v"})
+            try:
+                for c in clients:
+                    assert (await c.send_to_tokens(message, ["t"]))[0].delivered
+                server.expire_oauth_tokens()
+                for c in clients:  # each gets a 401, then resends with the new shared token
+                    assert (await c.send_to_tokens(message, ["t"]))[0].delivered
+            finally:
+                for c in clients:
+                    await c.aclose()
+                await conn.aclose()
+
+        asyncio.run(main())
+        assert server.oauth_tokens_issued == 2
+
+
+def test_shared_rate_limit_is_one_bucket_for_every_worker(redis_url, key_prefix):
+    async def main() -> list[float]:
+        import redis.asyncio
+
+        conn = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            a = SharedRateLimit(conn, key_prefix, "fcm:p1", 600, burst=10)
+            b = SharedRateLimit(conn, key_prefix, "fcm:p1", 600, burst=10)
+            other = SharedRateLimit(conn, key_prefix, "fcm:p2", 600, burst=10)
+            return [
+                await a.reserve(6),
+                await b.reserve(4),  # the burst is used up between them
+                await a.reserve(5),  # 5 more at 10/s: half a second
+                await b.reserve(5),  # queued behind: a second
+                await other.reserve(10),
+            ]
+        finally:
+            await conn.aclose()
+
+    waits = asyncio.run(main())
+    assert waits[0] == waits[1] == 0 == waits[4]
+    assert 0.4 <= waits[2] <= 0.5
+    assert 0.9 <= waits[3] <= 1.0
+    with pytest.raises(JobInputError):
+        SharedRateLimit(None, "p", "x", 0)
+
+
+def test_shared_jwt_is_minted_once_and_adopted(redis_url, key_prefix, p8_key):
+    async def main() -> list[pushwire.TokenCredentials]:
+        import redis.asyncio
+
+        conn = redis.asyncio.Redis.from_url(redis_url)
+        creds = [
+            pushwire.TokenCredentials(p8_key, key_id=KEY_ID, team_id=TEAM_ID) for _ in range(8)
+        ]
+        try:
+            await asyncio.gather(
+                *(SharedAuth(conn, key_prefix, f"w{i}").share_jwt(c) for i, c in enumerate(creds))
+            )
+        finally:
+            await conn.aclose()
+        return creds
+
+    creds = asyncio.run(main())
+    assert sum(c.mints for c in creds) == 1
+    assert len({c.authorization() for c in creds}) == 1
+    assert sum(c.mints for c in creds) == 1  # adopted tokens are not minted again
+    assert "bearer" not in repr(creds[0]) and "hidden" in repr(creds[0])
+
+
+def test_keys_are_derived_from_the_stream():
+    keys = Keys("app:jobs")
+    assert keys.job("j1") == "app:jobs:job:j1" and keys.dead == "app:jobs:dead"
+    assert msgspec.json.decode(msgspec.json.encode(OutcomeRecord("t", "delivered", "delivered")))
