@@ -50,6 +50,7 @@ INPUT = "Input"
 PAYLOAD = "Payload"
 OUTPUT = "Output"
 TUNING = "Sending"
+SEGMENT = "Endpoint store (--to-segment)"
 
 
 def _version(value: bool) -> None:
@@ -224,17 +225,18 @@ def _credentials(
 
 @app.command()
 def send(
+    ctx: typer.Context,
     input: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--input",
             "-i",
             help="Rows to send: JSONL (objects with 'token' and optional title, body, badge, "
             "sound, custom / data, collapse_id, apns_id) or CSV with a header and a 'token' "
-            "column. '-' reads stdin.",
+            "column. '-' reads stdin. Or --to-segment instead.",
             rich_help_panel=INPUT,
         ),
-    ],
+    ] = None,
     format: Annotated[
         Literal["jsonl", "csv"] | None,
         typer.Option(
@@ -365,21 +367,99 @@ def send(
             rich_help_panel=TUNING,
         ),
     ] = None,
+    to_segment: Annotated[
+        str | None,
+        typer.Option(
+            "--to-segment",
+            help="Send to the enabled endpoints of the store (--db) in this segment instead of "
+            "--input: 'app=ios plan=pro,team user=u1' (attribute=value terms), JSON, or 'all'. "
+            "Dead tokens are disabled in the store and the run is recorded.",
+            rich_help_panel=SEGMENT,
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="PUSHWIRE_DB",
+            help="Store URL for --to-segment: sqlite:///path.db (or a path) or "
+            "postgresql://user:pw@host/db.",
+            show_default=False,
+            rich_help_panel=SEGMENT,
+        ),
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option("--data", help="Custom data KEY=VALUE (repeatable).", rich_help_panel=SEGMENT),
+    ] = None,
+    image_url: Annotated[
+        str | None, typer.Option(help="https:// image to show.", rich_help_panel=SEGMENT)
+    ] = None,
+    silent: Annotated[
+        bool,
+        typer.Option("--silent", help="Background (data-only) message.", rich_help_panel=SEGMENT),
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="Open this web page on tap.", rich_help_panel=SEGMENT)
+    ] = None,
+    deep_link: Annotated[
+        str | None, typer.Option(help="Open this app link on tap.", rich_help_panel=SEGMENT)
+    ] = None,
+    message_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--message",
+            dir_okay=False,
+            help="The whole message as JSON (PushMessage fields).",
+            rich_help_panel=SEGMENT,
+        ),
+    ] = None,
+    apns_url: Annotated[
+        str | None,
+        typer.Option(
+            help="APNs server for --to-segment (default --base-url, else the application's "
+            "environment).",
+            rich_help_panel=SEGMENT,
+        ),
+    ] = None,
+    fcm_url: Annotated[
+        str | None,
+        typer.Option(
+            help="FCM server for --to-segment (default --base-url, else Google's).",
+            rich_help_panel=SEGMENT,
+        ),
+    ] = None,
+    page_size: Annotated[
+        int,
+        typer.Option(min=1, help="Endpoints read per query.", rich_help_panel=SEGMENT),
+    ] = 2000,
+    actor: Annotated[
+        str | None,
+        typer.Option(help="Who sends (recorded with the run).", rich_help_panel=SEGMENT),
+    ] = None,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the run's report as JSON.", rich_help_panel=SEGMENT),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send notifications to every token of an input file, through APNs or FCM.
+    """Send notifications to every token of an input file, or with --to-segment to the
+    endpoints of a segment of the store, through APNs or FCM.
 
     Exit code 0 when every row was delivered, 1 when some were rejected or failed, 2 for a
     usage or configuration error (or a bad row with --strict), 130 when interrupted: Ctrl-C
     stops reading, waits for the notifications in flight and records them; run the same
-    command with --resume to send the rest.
+    command with --resume to send the rest. With --to-segment: 1 when some notifications
+    need attention (dead tokens alone are not a failure; they are disabled).
     """
+    from ._cli_endpoints import tokens_or_segment
     from ._cli_payload import PayloadFlags
     from ._cli_send import SendOptions, run_send
 
+    source = tokens_or_segment(ctx)  # with --to-segment: sends from the store and exits
     with user_errors():
         options = SendOptions(
-            input=input,
+            input=source,
             format=format,
             payload=payload,
             flags=PayloadFlags(
@@ -609,6 +689,28 @@ def _add_store_commands() -> None:
 
 
 _add_store_commands()
+
+
+def _add_jobs_commands() -> None:
+    """Scale-out on Redis Streams (`pushwire enqueue`, `pushwire worker`, `pushwire jobs ...`)."""
+    from ._cli_jobs import enqueue_command, jobs_app, worker_command
+
+    app.command("enqueue")(enqueue_command)
+    app.command("worker")(worker_command)
+    app.add_typer(jobs_app, name="jobs")
+
+
+_add_jobs_commands()
+
+
+def _add_bench_command() -> None:
+    """`pushwire bench`: the throughput harness of a source checkout."""
+    from ._cli_bench import BENCH_CONTEXT, bench_command
+
+    app.command("bench", context_settings=BENCH_CONTEXT)(bench_command)
+
+
+_add_bench_command()
 
 
 def main() -> None:

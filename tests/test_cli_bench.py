@@ -1,0 +1,200 @@
+"""`pushwire bench` and the pure parts of the throughput harness (benches/harness): the h2load
+output parser, the expected outcome counts, the nginx configuration, and the sections of
+RESULTS.md that other benchmarks own."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from pushwire import _cli_bench
+from test_cli_support import invoke
+
+BENCHES = Path(__file__).resolve().parents[1] / "benches"
+
+
+def harness(module: str) -> ModuleType:
+    if str(BENCHES) not in sys.path:
+        sys.path.insert(0, str(BENCHES))
+    return importlib.import_module(f"harness.{module}")
+
+
+H2LOAD_OUTPUT = """\
+starting benchmark...
+spawning thread #0: 4 total client(s). 200000 total requests
+TLS Protocol: TLSv1.3
+Application protocol: h2
+progress: 100% done
+
+finished in 850.25ms, 235224.93 req/s, 24.21MB/s
+requests: 200000 total, 200000 started, 200000 done, 190000 succeeded, 10000 failed, \
+0 errored, 0 timeout
+status codes: 190000 2xx, 0 3xx, 10000 4xx, 0 5xx
+traffic: 20.58MB (21584000) total, 16.32MB (17112000) headers (space savings 41.53%), \
+380.00KB (389120) data
+                     min         max         mean         sd        +/- sd
+time for request:      512us     45.87ms     28.51ms      7.91ms    69.58%
+time for connect:     4.04ms      4.04ms      4.04ms         0us   100.00%
+"""
+
+
+def test_h2load_summary_is_parsed_with_its_units() -> None:
+    h2load = harness("tools.h2load_tool")
+    parsed = h2load.parse_output(H2LOAD_OUTPUT)
+    assert parsed["duration_s"] == pytest.approx(0.85025)
+    assert parsed["rps"] == pytest.approx(235224.93)
+    assert (parsed["total"], parsed["done"], parsed["succeeded"], parsed["failed"]) == (
+        200000,
+        200000,
+        190000,
+        10000,
+    )
+    assert (parsed["errored"], parsed["timeout"]) == (0, 0)
+    assert parsed["status_classes"] == {"2xx": 190000, "3xx": 0, "4xx": 10000, "5xx": 0}
+    assert parsed["request_min_ms"] == pytest.approx(0.512)
+    assert parsed["request_max_ms"] == pytest.approx(45.87)
+    seconds = H2LOAD_OUTPUT.replace("finished in 850.25ms", "finished in 2.50s")
+    assert h2load.parse_output(seconds)["duration_s"] == pytest.approx(2.5)
+    with pytest.raises(ValueError):
+        h2load.parse_output("h2load: connection refused\n")
+
+
+def test_h2load_log_gives_outcomes_and_latencies() -> None:
+    h2load = harness("tools.h2load_tool")
+    rows = ["1795453630948042\t200\t5890", "1795453630948046\t410\t1000", "17954\t-1\t20", ""]
+    outcomes, latencies = h2load.parse_log(rows)
+    assert outcomes == {"delivered": 1, "410": 1, "failed": 1}
+    assert latencies == pytest.approx([0.00589, 0.001, 0.00002])
+
+
+def test_h2load_expected_counts_follow_its_uri_cycle() -> None:
+    h2load = harness("tools.h2load_tool")
+    # 4 connections x 200 URIs x 5 cycles: 5% rejected, half 410, half 400.
+    assert h2load.expected("rejected-5pct", 4000, 4) == {"delivered": 3800, "410": 100, "400": 100}
+    assert h2load.expected("bulk", 1000, 4) == {"delivered": 1000}
+    # Uneven: the first connections take the remainder, each from the first URI.
+    assert h2load.per_client(10, 4) == [3, 3, 2, 2]
+    assert h2load.expected("rejected-5pct", 10, 4, uris=2) == {"410": 6, "delivered": 4}
+
+
+def test_rejected_tokens_are_five_percent_and_status_only_merges_reasons() -> None:
+    common = harness("common")
+    tokens = [common.rejected_token(i) for i in range(10_000)]
+    counts = common.expected_outcomes(tokens)
+    assert counts == {
+        common.DELIVERED: 9_500,
+        common.UNREGISTERED: 250,
+        common.BAD_TOKEN: 250,
+    }
+    assert all(len(t) == 64 and int(t, 16) >= 0 for t in tokens)
+    assert common.status_only(counts) == {"delivered": 9_500, "410": 250, "400": 250}
+    # No bulk or warm-up token has a special prefix.
+    for i in (0, 1, 10**6, common.WARMUP_TOKEN_BASE):
+        assert common.expected_outcome(common.device_token(i)) == common.DELIVERED
+
+
+def test_nginx_config_has_the_apns_shape(tmp_path: Path) -> None:
+    servers = harness("servers")
+    text = servers.render_nginx_config(
+        tmp_path, 18443, tmp_path / "c.pem", tmp_path / "k.pem", "user nobody nogroup;\n"
+    )
+    assert "listen 127.0.0.1:18443 ssl http2;" in text
+    assert "http2_max_concurrent_streams 1000;" in text
+    assert "worker_processes 1;" in text
+    assert "access_log off;" in text
+    assert "location ~ ^/3/device/a410" in text and "return 410" in text
+    assert "location ~ ^/3/device/ba40" in text and "return 400" in text
+    assert "add_header apns-id $apns_id always;" in text
+    assert text.count("{") == text.count("}")
+
+
+@pytest.mark.skipif(
+    shutil.which("nginx") is None and not Path("/usr/sbin/nginx").exists(), reason="no nginx"
+)
+def test_nginx_accepts_the_generated_config(tmp_path: Path) -> None:
+    servers = harness("servers")
+    keys = harness("keys")
+    _, cert, key = keys.write_server_certificate(tmp_path)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(servers.render_nginx_config(tmp_path, 18443, cert, key, servers.worker_user()))
+    binary = servers.find_nginx()
+    done = subprocess.run(
+        [binary, "-t", "-p", str(tmp_path), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_marked_sections_survive_a_regenerated_report() -> None:
+    sections = harness("sections")
+    store = "<!-- begin:store -->\n## Endpoint store\n\n| a |\n<!-- end:store -->"
+    soak = "<!-- begin:soak -->\n## Soak\ntext  with  spaces\n<!-- end:soak -->"
+    old = f"# old throughput report\n\nold tables\n\n{store}\n\n{soak}\n"
+    new = "# pushwire throughput benchmark\n\nnew tables\n"
+    merged = sections.preserve(new, old)
+    assert merged.startswith(new.rstrip("\n"))
+    assert "old tables" not in merged
+    assert store in merged and soak in merged
+    assert merged.index(store) < merged.index(soak)
+    # Regenerating again changes nothing; a section the new report has is not doubled.
+    assert sections.preserve(new, merged) == merged
+    own = new + "\n<!-- begin:store -->\nnewer\n<!-- end:store -->\n"
+    assert sections.preserve(own, old).count("<!-- begin:store -->") == 1
+    assert sections.preserve(new, "no sections") == new
+
+
+FAKE_HARNESS = """\
+import json, sys
+from pathlib import Path
+Path(sys.argv[0]).with_suffix(".json").write_text(json.dumps(sys.argv[1:]))
+sys.exit(3)
+"""
+
+
+def test_bench_runs_the_harness_with_the_options(tmp_path: Path) -> None:
+    fake = tmp_path / "throughput.py"
+    fake.write_text(FAKE_HARNESS)
+    result = invoke(
+        [
+            "bench",
+            "--harness",
+            str(fake),
+            "--quick",
+            "--scenario",
+            "bulk",
+            "--scenario",
+            "hang",
+            "--repeats",
+            "2",
+            "--out",
+            str(tmp_path / "r.md"),
+            "--n",
+            "10",
+            "--pin",
+            "split",
+        ]
+    )
+    assert result.exit_code == 3  # the harness's own exit code
+    argv = json.loads(fake.with_suffix(".json").read_text())
+    assert argv[:7] == ["--quick", "--scenario", "bulk", "--scenario", "hang", "--repeats", "2"]
+    assert argv[7:9] == ["--out", str(tmp_path / "r.md")]
+    assert argv[9:] == ["--n", "10", "--pin", "split"]
+
+
+def test_bench_without_the_repository_says_where_the_harness_lives(tmp_path: Path) -> None:
+    result = invoke(["bench", "--harness", str(tmp_path / "missing.py")])
+    assert result.exit_code == 2
+    assert "lives in the pushwire repository" in result.output
+
+
+def test_bench_finds_the_harness_of_this_checkout() -> None:
+    assert _cli_bench.find_harness() == BENCHES / "throughput.py"
