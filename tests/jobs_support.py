@@ -12,12 +12,10 @@ Each test gets streams and key prefixes of its own, so tests never see each othe
 
 from __future__ import annotations
 
-import atexit
 import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from _util import start_throwaway_server
 from pushwire.store import Store
 
 URL_VARIABLE = "PUSHWIRE_TEST_REDIS_URL"
@@ -70,32 +69,13 @@ def redis_server_url() -> str:
 
 def _start_server() -> str:
     global _failure
-    state = tempfile.mkdtemp(prefix="pushwire-redis-")
-    os.rmdir(state)  # the script wants a new or empty directory; it creates it
-    error = ""
+    hint = f"Redis is expected (set {NO_REDIS_VARIABLE}=1 to skip these tests)"
     try:
-        done: subprocess.CompletedProcess[str] | None = subprocess.run(
-            ["bash", str(SCRIPT), "start", state],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        done = None
-        error = str(e)
-    if done is None or done.returncode != 0:
-        details = error if done is None else done.stderr[-2000:]
-        _failure = (
-            f"Redis is expected (set {NO_REDIS_VARIABLE}=1 to skip these tests) but "
-            f"scripts/redis.sh could not start one: {details}"
-        )
-        pytest.fail(_failure, pytrace=False)
-    atexit.register(
-        subprocess.run, ["bash", str(SCRIPT), "stop", state], capture_output=True, check=False
-    )
-    line = done.stdout.strip().splitlines()[-1]
-    return line.split("=", 1)[1]
+        lines = start_throwaway_server(SCRIPT, "pushwire-redis-", hint)
+    except pytest.fail.Exception as e:
+        _failure = str(e)
+        raise
+    return lines[-1].split("=", 1)[1]
 
 
 def unique_stream() -> str:

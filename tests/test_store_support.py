@@ -13,10 +13,7 @@ so tests never see each other's rows and every test exercises the migrations.
 
 from __future__ import annotations
 
-import atexit
 import os
-import subprocess
-import tempfile
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from _util import start_throwaway_server
 from pushwire.store import Store
 
 DSN_VARIABLE = "PUSHWIRE_TEST_POSTGRES_DSN"
@@ -63,32 +61,16 @@ def postgres_dsn() -> str:
 
 def _start_server() -> str:
     global _failure
-    state = tempfile.mkdtemp(prefix="pushwire-pg-")
+    hint = f"{DSN_VARIABLE} is not set (set {NO_POSTGRES_VARIABLE}=1 to skip the PostgreSQL tests)"
     try:
-        done = subprocess.run(
-            ["bash", str(SCRIPT), "start", state],
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        done = None
-        error = str(e)
-    if done is None or done.returncode != 0:
-        details = error if done is None else done.stderr[-2000:]
-        _failure = (
-            f"{DSN_VARIABLE} is not set and scripts/postgres.sh could not start a server "
-            f"(set {NO_POSTGRES_VARIABLE}=1 to skip the PostgreSQL tests):\n{details}"
-        )
-        pytest.fail(_failure, pytrace=False)
-    atexit.register(
-        subprocess.run, ["bash", str(SCRIPT), "stop", state], capture_output=True, check=False
-    )
-    for line in done.stdout.splitlines():
+        lines = start_throwaway_server(SCRIPT, "pushwire-pg-", hint)
+    except pytest.fail.Exception as e:
+        _failure = str(e)
+        raise
+    for line in lines:
         if line.startswith(DSN_VARIABLE + "="):
             return line.split("=", 1)[1]
-    _failure = f"scripts/postgres.sh printed no {DSN_VARIABLE}: {done.stdout!r}"
+    _failure = f"scripts/postgres.sh printed no {DSN_VARIABLE}= line"
     pytest.fail(_failure, pytrace=False)
 
 

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .common import DEFAULT_OUT, MAX_CONNECTIONS, MOCK_RULES
+from .common import DEFAULT_OUT, MAX_CONNECTIONS, MOCK_RULES, SERVER_MAX_STREAMS
 from .keys import provider_token, write_keypair, write_service_account_key
 from .measure import Run, accounted, loadavg, python_child, run_event_loop
 from .report import (
@@ -42,6 +42,9 @@ DEFAULT_PIN = "none"
 #: pipeline bound is above what 2 shared cores can do, so the CPU bound (the bulk rate)
 #: applies; --latency-connections 1 makes the pipeline bound (25,000/s) the lower one.
 LATENCY_CONNECTIONS = MAX_CONNECTIONS
+#: 4 x 100 streams / 40 ms = 10,000/s: well under what client and server can do on 2 shared
+#: cores, so latency-40ms measures how full a client keeps its pipeline.
+LATENCY_STREAMS = 100
 
 
 def child_main(spec_json: str) -> None:
@@ -94,6 +97,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=LATENCY_CONNECTIONS,
         help=f"connections per tool in latency-40ms ({LATENCY_CONNECTIONS})",
     )
+    parser.add_argument(
+        "--latency-streams",
+        type=int,
+        default=LATENCY_STREAMS,
+        help=(
+            "streams per connection every tool may use in latency-40ms, so the pipeline and "
+            f"not the shared CPU is what limits it ({LATENCY_STREAMS})"
+        ),
+    )
     parser.add_argument("--quick", action="store_true", help="smoke sizes, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="(benches/RESULTS.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -115,6 +127,8 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
     )
     if args.latency_connections < 1:
         raise SystemExit("--latency-connections must be at least 1")
+    if not 1 <= args.latency_streams <= SERVER_MAX_STREAMS:
+        raise SystemExit(f"--latency-streams must be between 1 and {SERVER_MAX_STREAMS}")
     return Config(
         scenarios=scenarios,
         tools=args.tool or TOOLS,
@@ -124,6 +138,7 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
         command=shlex.join(["python", *argv]),
         pin=args.pin == "split",
         latency_connections=args.latency_connections,
+        latency_streams=args.latency_streams,
         load_before=loadavg(),
     )
 

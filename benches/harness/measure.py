@@ -130,6 +130,8 @@ class Run:
     budget: int = 0
     #: Notifications the server answered outside the timed window (warm-up).
     warmup: int = 0
+    #: Streams per connection the tool was allowed (httpx: at most 100 whatever this says).
+    streams: int = 0
 
     @property
     def ok(self) -> bool:
@@ -212,6 +214,7 @@ def accounted(
         other,
         spec["connections"],
         warmup,
+        spec["streams"],
     )
 
 

@@ -131,7 +131,9 @@ def times(value: float | None, spec: str = ".2f") -> str:
 
 
 def budget(row: Row) -> str:
-    streams = HTTPX_STREAMS_PER_CONNECTION if row.tool == "httpx" else SERVER_MAX_STREAMS
+    streams = max((r.streams for r in row.runs), default=0) or SERVER_MAX_STREAMS
+    if row.tool == "httpx":
+        streams = min(streams, HTTPX_STREAMS_PER_CONNECTION)
     return f"{row.budget()} x {streams:,}" if row.budget() else "—"
 
 
@@ -219,7 +221,7 @@ def find(rows: list[Row], scenario: str, server: str, tool: str) -> Row | None:
 def latency_bounds(config: Config, rows: list[Row]) -> tuple[float, float | None]:
     """(pipeline bound, CPU bound): connections x streams / RTT, and pushwire's bulk rate
     against the mock in the same run (what it does without latency)."""
-    pipeline = config.latency_connections * SERVER_MAX_STREAMS / (LATENCY_MS / 1000)
+    pipeline = config.latency_connections * config.latency_streams / (LATENCY_MS / 1000)
     bulk = find(rows, "bulk", "mock", "pushwire")
     return pipeline, None if bulk is None else bulk.median("rate")
 
@@ -227,13 +229,15 @@ def latency_bounds(config: Config, rows: list[Row]) -> tuple[float, float | None
 def latency_lines(rows: list[Row], all_rows: list[Row], config: Config) -> list[str]:
     pipeline, cpu = latency_bounds(config, all_rows)
     bound = pipeline if cpu is None else min(pipeline, cpu)
+    httpx_streams = min(config.latency_streams, HTTPX_STREAMS_PER_CONNECTION)
+    httpx_bound = config.latency_connections * httpx_streams / (LATENCY_MS / 1000)
     lines = [
-        f"Pipeline bound = {config.latency_connections} connection(s) x {SERVER_MAX_STREAMS:,} "
-        f"streams / {LATENCY_MS} ms = {pipeline:,.0f}/s; CPU bound = pushwire's `bulk` rate "
-        f"against the mock in this run = {fmt(cpu)}/s; the goal is measured against the lower, "
-        f"{bound:,.0f}/s. httpx opens at most {HTTPX_STREAMS_PER_CONNECTION} streams per "
-        f"connection, so its own pipeline bound is "
-        f"{config.latency_connections * HTTPX_STREAMS_PER_CONNECTION / (LATENCY_MS / 1000):,.0f}/s."
+        f"Pipeline bound = {config.latency_connections} connection(s) x "
+        f"{config.latency_streams:,} streams / {LATENCY_MS} ms = {pipeline:,.0f}/s; CPU bound = "
+        f"pushwire's `bulk` rate against the mock in this run = {fmt(cpu)}/s; the goal is "
+        f"measured against the lower, {bound:,.0f}/s. httpx opens at most "
+        f"{HTTPX_STREAMS_PER_CONNECTION} streams per connection, so its own pipeline bound is "
+        f"{httpx_bound:,.0f}/s."
     ]
     fractions = [
         f"{row.tool} {times(ratio(row.median('rate'), bound))} (of the pipeline bound alone "
@@ -712,9 +716,10 @@ def method_notes(config: Config) -> str:
   team {TEAM_ID}) and verify the server's certificate against its CA file. Topic
   `{TOPIC}`, push type alert, payload `{payload}`, distinct tokens `f"{{i:064x}}"`.
 - Connection budget, the same for every tool: {MAX_CONNECTIONS} connections to a server
-  advertising {SERVER_MAX_STREAMS:,} streams each ({config.latency_connections} for
-  latency-40ms), except that httpx (httpcore) opens at most {HTTPX_STREAMS_PER_CONNECTION}
-  streams per connection whatever the server allows.
+  advertising {SERVER_MAX_STREAMS:,} streams each ({config.latency_connections} x
+  {config.latency_streams:,} for latency-40ms: pushwire `max_streams_per_connection`, h2load
+  `-m`, aioapns and httpx as many concurrent senders), except that httpx (httpcore) opens at
+  most {HTTPX_STREAMS_PER_CONNECTION} streams per connection whatever the server allows.
 - pushwire: `APNsClient(max_connections=..., max_in_flight={PUSHWIRE_MAX_IN_FLIGHT:_})`;
   bulk/latency/rejected = one `send_to_tokens` call; stream = `client.stream()` over a
   generator, outcomes counted, latencies 1-in-k sampled (at most
@@ -745,9 +750,9 @@ def method_notes(config: Config) -> str:
   to the end of the response); outcomes are counted by status from that log.
 - latency-40ms: tokens starting with `{DELAY_PREFIX}`, which the mock answers {LATENCY_MS} ms
   late (`--rule {DELAY_PREFIX}=delay:{LATENCY_MS}`: a sleep in each stream's task before its
-  answer, other streams are not blocked; the pushwire-mock binary has no server-wide
-  `response_delay` flag, the rule is the same thing for these tokens). Connection setup is
-  not delayed. Pipeline bound = connections x streams per connection / RTT.
+  answer, other streams are not blocked; the same as the binary's server-wide
+  `--response-delay-ms` for these tokens). Connection setup is not delayed. Pipeline
+  bound = connections x streams per connection / RTT.
 - rejected-5pct: the mock (rules `{UNREGISTERED_PREFIX}=unregistered`,
   `{BAD_TOKEN_PREFIX}=bad-token`) and nginx answer the same tokens the same way; each tool's
   counts of delivered / 410 Unregistered / 400 BadDeviceToken must match exactly (h2load: by

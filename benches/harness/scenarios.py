@@ -71,6 +71,7 @@ class Config:
     command: str
     pin: bool
     latency_connections: int
+    latency_streams: int = SERVER_MAX_STREAMS
     single_tasks: int = SINGLE_SEND_TASKS
     load_before: str = ""
     notes: list[str] = field(default_factory=list)
@@ -142,11 +143,11 @@ def plan(config: Config, servers_up: set[str]) -> list[Planned]:
         for tool in tools:
             if tool not in config.tools or not tool_available(tool):
                 continue
-            connections = (
-                config.latency_connections if scenario == "latency-40ms" else MAX_CONNECTIONS
-            )
+            latency = scenario == "latency-40ms"
+            connections = config.latency_connections if latency else MAX_CONNECTIONS
+            streams = config.latency_streams if latency else SERVER_MAX_STREAMS
             n = size_for(config, tool, scenario)
             if tool == "h2load":
                 n = round_up(n, connections * H2LOAD_URIS)
-            planned.append(Planned(tool, scenario, server, n, connections))
+            planned.append(Planned(tool, scenario, server, n, connections, streams))
     return planned

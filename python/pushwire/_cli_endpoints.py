@@ -560,6 +560,24 @@ def kpis_command(
 # -- send to a segment ------------------------------------------------------------------------
 
 
+# The provider-neutral message's options, shared by `send-segment` and `enqueue`.
+TitleOption = Annotated[str | None, typer.Option(help="Notification title.")]
+BodyOption = Annotated[str | None, typer.Option(help="Notification text.")]
+DataOption = Annotated[
+    list[str] | None, typer.Option("--data", help="Custom data KEY=VALUE (repeatable).")
+]
+ImageUrlOption = Annotated[str | None, typer.Option(help="https:// image to show.")]
+SoundOption = Annotated[str | None, typer.Option(help="Sound name ('default').")]
+BadgeOption = Annotated[int | None, typer.Option(min=0, help="App icon badge.")]
+SilentOption = Annotated[bool, typer.Option("--silent", help="Background (data-only) message.")]
+UrlOption = Annotated[str | None, typer.Option(help="Open this web page on tap.")]
+DeepLinkOption = Annotated[str | None, typer.Option(help="Open this app link on tap.")]
+MessageFileOption = Annotated[
+    Path | None,
+    typer.Option("--message", help="The whole message as JSON (PushMessage fields)."),
+]
+
+
 def _message(
     message_file: Path | None,
     title: str | None,
@@ -654,23 +672,16 @@ def send_to_segment_command(
             help="Endpoints to send to: 'app=ios plan=pro,team user=u1', JSON, or 'all'.",
         ),
     ],
-    title: Annotated[str | None, typer.Option(help="Notification title.")] = None,
-    body: Annotated[str | None, typer.Option(help="Notification text.")] = None,
-    data: Annotated[
-        list[str] | None, typer.Option("--data", help="Custom data KEY=VALUE (repeatable).")
-    ] = None,
-    image_url: Annotated[str | None, typer.Option(help="https:// image to show.")] = None,
-    sound: Annotated[str | None, typer.Option(help="Sound name ('default').")] = None,
-    badge: Annotated[int | None, typer.Option(min=0, help="App icon badge.")] = None,
-    silent: Annotated[
-        bool, typer.Option("--silent", help="Background (data-only) message.")
-    ] = False,
-    url: Annotated[str | None, typer.Option(help="Open this web page on tap.")] = None,
-    deep_link: Annotated[str | None, typer.Option(help="Open this app link on tap.")] = None,
-    message_file: Annotated[
-        Path | None,
-        typer.Option("--message", help="The whole message as JSON (PushMessage fields)."),
-    ] = None,
+    title: TitleOption = None,
+    body: BodyOption = None,
+    data: DataOption = None,
+    image_url: ImageUrlOption = None,
+    sound: SoundOption = None,
+    badge: BadgeOption = None,
+    silent: SilentOption = False,
+    url: UrlOption = None,
+    deep_link: DeepLinkOption = None,
+    message_file: MessageFileOption = None,
     apns_url: Annotated[
         str | None, typer.Option(help="APNs server (default: the application's environment).")
     ] = None,

@@ -21,7 +21,23 @@ from typing import Annotated, Any
 
 import typer
 
-from ._cli_endpoints import DbOption, _message, _open, _UsageError, _user_errors
+from ._cli_endpoints import (
+    BadgeOption,
+    BodyOption,
+    DataOption,
+    DbOption,
+    DeepLinkOption,
+    ImageUrlOption,
+    MessageFileOption,
+    SilentOption,
+    SoundOption,
+    TitleOption,
+    UrlOption,
+    _message,
+    _open,
+    _UsageError,
+    _user_errors,
+)
 
 REDIS_HELP = (
     "Redis URL: redis://[:password@]host:port/db, rediss:// for TLS (env PUSHWIRE_REDIS_URL)."
@@ -152,23 +168,16 @@ def enqueue_command(
             "(--db), read now: 'app=ios plan=pro', JSON, or 'all'.",
         ),
     ] = None,
-    title: Annotated[str | None, typer.Option(help="Notification title.")] = None,
-    body: Annotated[str | None, typer.Option(help="Notification text.")] = None,
-    data: Annotated[
-        list[str] | None, typer.Option("--data", help="Custom data KEY=VALUE (repeatable).")
-    ] = None,
-    image_url: Annotated[str | None, typer.Option(help="https:// image to show.")] = None,
-    sound: Annotated[str | None, typer.Option(help="Sound name ('default').")] = None,
-    badge: Annotated[int | None, typer.Option(min=0, help="App icon badge.")] = None,
-    silent: Annotated[
-        bool, typer.Option("--silent", help="Background (data-only) message.")
-    ] = False,
-    url: Annotated[str | None, typer.Option(help="Open this web page on tap.")] = None,
-    deep_link: Annotated[str | None, typer.Option(help="Open this app link on tap.")] = None,
-    message_file: Annotated[
-        Path | None,
-        typer.Option("--message", help="The whole message as JSON (PushMessage fields)."),
-    ] = None,
+    title: TitleOption = None,
+    body: BodyOption = None,
+    data: DataOption = None,
+    image_url: ImageUrlOption = None,
+    sound: SoundOption = None,
+    badge: BadgeOption = None,
+    silent: SilentOption = False,
+    url: UrlOption = None,
+    deep_link: DeepLinkOption = None,
+    message_file: MessageFileOption = None,
     job_id: Annotated[
         str | None, typer.Option(help="Job id (default: a new unique one); never reused.")
     ] = None,

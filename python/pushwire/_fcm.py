@@ -141,7 +141,9 @@ class FCMClient(PushClient):
     async def _refresh(self) -> None:
         await asyncio.shield(self._start_refresh())
 
-    async def _fetch_token(self) -> None:
+    async def _grant(self) -> tuple[str, float]:
+        """One JWT-bearer grant at the token endpoint: (access token, seconds it stays valid
+        counted from the moment it was requested, so never overestimated)."""
         template = _core.Template.fixed(
             self._token_path,
             [("content-type", "application/x-www-form-urlencoded")],
@@ -156,8 +158,12 @@ class FCMClient(PushClient):
                 field="service_account",
             )
         token, expires_in = parse_token_response(result.status, result.body)
+        return token, expires_in - (time.monotonic() - requested)
+
+    async def _fetch_token(self) -> None:
+        token, valid_for = await self._grant()
         self._auth_generation = self._engine.set_authorization(self._pool, "Bearer " + token)
-        self._expires_at = requested + expires_in
+        self._expires_at = time.monotonic() + valid_for
         self.token_refreshes += 1
 
     # -- sending ---------------------------------------------------------------------------

@@ -52,7 +52,11 @@ def ssl_context(ca_file: str) -> ssl.SSLContext:
 
 
 async def send_all(
-    client: Any, tokens: list[str], seen: bytearray, latencies: array.array[float]
+    client: Any,
+    tokens: list[str],
+    seen: bytearray,
+    latencies: array.array[float],
+    budget: int = AIOAPNS_CONCURRENCY,
 ) -> Counter[str]:
     """Send with AIOAPNS_CONCURRENCY workers pulling from one iterator."""
     from aioapns import NotificationRequest, PushType
@@ -76,7 +80,9 @@ async def send_all(
                 outcomes[DELIVERED if ok else f"{response.status} {response.description}"] += 1
             seen[i] += 1
 
-    await asyncio.gather(*(worker() for _ in range(min(AIOAPNS_CONCURRENCY, len(tokens)))))
+    # aioapns has no stream cap of its own: its concurrency is the same budget as the others'.
+    workers = min(AIOAPNS_CONCURRENCY, budget, len(tokens))
+    await asyncio.gather(*(worker() for _ in range(workers)))
     return outcomes
 
 
@@ -105,7 +111,8 @@ async def batch(spec: dict[str, Any]) -> dict[str, Any]:
         seen = bytearray(n)
         latencies = zeros(n)
         with Meter() as meter:
-            outcomes = await send_all(client, tokens, seen, latencies)
+            budget = spec["connections"] * spec["streams"]
+            outcomes = await send_all(client, tokens, seen, latencies, budget)
         rss = peak_rss_mb()
         connections = len(client.pool.connections)
     finally:

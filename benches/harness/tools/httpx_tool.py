@@ -18,6 +18,7 @@ from typing import Any
 from ..common import (
     DELIVERED,
     HTTPX_CONCURRENCY,
+    HTTPX_STREAMS_PER_CONNECTION,
     HTTPX_WARMUP,
     PAYLOAD_BYTES,
     TOKENS,
@@ -36,6 +37,7 @@ async def send_all(
     tokens: list[str],
     seen: bytearray,
     latencies: array.array[float],
+    budget: int = HTTPX_CONCURRENCY,
 ) -> tuple[Counter[str], int]:
     """(outcomes, responses not over HTTP/2)."""
     outcomes: Counter[str] = Counter()
@@ -62,7 +64,7 @@ async def send_all(
                     outcomes[f"{response.status_code} {reason}"] += 1
             seen[i] += 1
 
-    workers = min(HTTPX_CONCURRENCY, len(tokens))
+    workers = min(HTTPX_CONCURRENCY, budget, len(tokens))
     await asyncio.gather(*(worker(clients[k % len(clients)]) for k in range(workers)))
     return outcomes, not_h2
 
@@ -100,8 +102,9 @@ async def batch(spec: dict[str, Any]) -> dict[str, Any]:
         seen = bytearray(n)
         latencies = array.array("d", bytes(8 * n))
         with Meter() as meter:
+            budget = spec["connections"] * min(spec["streams"], HTTPX_STREAMS_PER_CONNECTION)
             outcomes, not_h2 = await send_all(
-                clients, spec["url"], headers, tokens, seen, latencies
+                clients, spec["url"], headers, tokens, seen, latencies, budget
             )
         rss = peak_rss_mb()
     finally:

@@ -59,6 +59,7 @@ def client(spec: dict[str, Any], request_timeout: float = 10) -> Any:
         ca_file=spec["ca_file"],
         request_timeout=request_timeout,
         max_connections=spec["connections"],
+        max_streams_per_connection=spec["streams"],
         max_in_flight=PUSHWIRE_MAX_IN_FLIGHT,
     )
 

@@ -26,11 +26,8 @@ from typing import Any
 
 import msgspec
 
-from .. import _core
-from .._errors import CredentialsError
 from .._fcm import REFRESH_MARGIN, FCMClient
-from .._oauth import ServiceAccountCredentials, parse_token_response
-from .._results import Result
+from .._oauth import ServiceAccountCredentials
 from ..credentials import MAX_ROTATION, MIN_ROTATION, TokenCredentials
 from .errors import SharedAuthError
 from .keys import auth_key
@@ -213,7 +210,7 @@ class SharedFCMClient(FCMClient):
             "fcm",
             self._credentials.client_email,
             fresh=fresh,
-            produce=self._grant,
+            produce=self._grant_shared,
             ttl=ttl,
             refused=refused,
         )
@@ -222,21 +219,8 @@ class SharedFCMClient(FCMClient):
         self._fingerprint = fingerprint(token)
         self.token_refreshes += 1
 
-    async def _grant(self) -> tuple[str, float]:
-        """One JWT-bearer grant at the token endpoint: (access token, expires at epoch)."""
-        template = _core.Template.fixed(
-            self._token_path,
-            [("content-type", "application/x-www-form-urlencoded")],
-            self._credentials.token_request_body(),
-            keep_body=True,
-        )
-        requested = time.time()
-        result: Result = await self._dispatch().call(self._token_pool, ("oauth", template, None))
-        if result.status == 0:
-            raise CredentialsError(
-                f"could not reach the OAuth2 token endpoint: {result.error}",
-                field="service_account",
-            )
-        token, expires_in = parse_token_response(result.status, result.body)
+    async def _grant_shared(self) -> tuple[str, float]:
+        """One grant of our own: (access token, expires at epoch) for the other workers."""
+        token, valid_for = await self._grant()
         self.grants += 1
-        return token, requested + expires_in
+        return token, time.time() + valid_for
