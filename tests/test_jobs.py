@@ -126,6 +126,47 @@ def test_a_job_through_a_worker_gives_every_notification_one_outcome(
         assert all(not store.get("ios", t).enabled for t in dead)
 
 
+def test_a_worker_exports_its_own_and_its_clients_metrics_to_prometheus(
+    redis_url, stream, key_prefix, credentials, p8_key, tmp_path
+):
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pushwire.jobs.metrics import WorkerCollector
+
+    db = make_store(tmp_path, p8_key)
+    registry = CollectorRegistry()
+    with MockAPNs(credentials=credentials, rules={"ba": "bad-token"}) as server:
+
+        async def main() -> str:
+            with Store.open(db) as store:
+                options = ClientOptions(
+                    apns_url=server.url, ca_file=server.ca_file, metrics_registry=registry
+                )
+                worker = Worker(
+                    settings(redis_url, stream, key_prefix), store=store, options=options
+                )
+                registry.register(WorkerCollector(worker.metrics, "w1"))
+                async with RunningWorker(worker), Queue(redis_url, stream=stream) as q:
+                    job = await q.enqueue("ios", tokens(900, "a2") + tokens(100, "ba"), MESSAGE)
+                    await q.wait(job, timeout=60, poll=0.05)
+                    # Scraped while the worker runs (a stopped worker's clients are closed).
+                    return generate_latest(registry).decode()
+
+        text = asyncio.run(main())
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    ios = (("client", "ios"), ("provider", "apns"))
+    assert samples[("pushwire_outcomes_total", (*ios[:1], ("outcome", "delivered"), ios[1]))] == 900
+    assert samples[("pushwire_outcomes_total", (*ios[:1], ("outcome", "rejected"), ios[1]))] == 100
+    assert samples[("pushwire_notification_latency_seconds_count", ios)] == 1000
+    assert samples[("pushwire_worker_notifications", (("consumer", "w1"),))] == 1000
+    assert samples[("pushwire_worker_outcome_rejected", (("consumer", "w1"),))] == 100
+
+
 def test_outcome_records_are_idempotent_and_counters_never_double_count(redis_url, stream):
     async def main() -> tuple[Any, Any, Any]:
         async with Queue(redis_url, stream=stream) as q:

@@ -11,6 +11,7 @@ a bad file) print one ``error: ...`` line on stderr and exit with code 2.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
@@ -108,6 +109,19 @@ def _tokens(path: Path, fmt: str | None) -> Iterator[str]:
     if fmt == "lines" or (fmt is None and path.suffix in (".txt", ".tokens")):
         return _token_lines(path)
     return _token_rows(path, fmt)
+
+
+def _serve_metrics(registry: Any, worker: Any, consumer: str, host: str, port: int) -> None:
+    """The worker's own numbers and its clients' engine metrics on http://host:port/metrics."""
+    from prometheus_client import start_http_server
+
+    from .jobs.metrics import WorkerCollector
+
+    registry.register(WorkerCollector(worker.metrics, consumer))
+    try:
+        start_http_server(port, addr=host, registry=registry)
+    except OSError as e:
+        raise _UsageError(f"cannot serve metrics on {host}:{port}: {e}") from None
 
 
 def _status_json(status: Any) -> dict[str, Any]:
@@ -312,6 +326,18 @@ def worker_command(
     metrics_interval: Annotated[
         float, typer.Option(min=0.01, help="Publish this worker's metrics every N s.")
     ] = 1.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve Prometheus metrics (worker and engine) on this port (needs "
+            "pushwire[metrics]).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address for --metrics-port.", show_default=True)
+    ] = "127.0.0.1",
     shutdown_grace: Annotated[
         float | None,
         typer.Option(min=0, help="On SIGTERM, wait this long for chunks in progress."),
@@ -365,9 +391,21 @@ def worker_command(
             max_streams_per_connection=max_streams,
             fcm_rate_limit=fcm_rate_limit,
         )
+        registry = None
+        if metrics_port is not None:
+            try:
+                from prometheus_client import CollectorRegistry
+            except ImportError:
+                raise _UsageError(
+                    "--metrics-port needs prometheus-client: pip install 'pushwire[metrics]'"
+                ) from None
+            registry = CollectorRegistry()
+            options = dataclasses.replace(options, metrics_registry=registry)
         store = _open(db)
         try:
             worker = Worker(settings, store=store, options=options)
+            if registry is not None and metrics_port is not None:
+                _serve_metrics(registry, worker, settings.consumer, metrics_host, metrics_port)
 
             async def main() -> dict[str, float]:
                 loop = asyncio.get_running_loop()

@@ -138,8 +138,9 @@ class PushwireCollector:
         yield from gauges.values()
 
 
-_default: PushwireCollector | None = None
-_default_lock = threading.Lock()
+#: One collector per registry, so each metric family appears once however many clients.
+_collectors: weakref.WeakKeyDictionary[Any, PushwireCollector] = weakref.WeakKeyDictionary()
+_collectors_lock = threading.Lock()
 
 
 def instrument(
@@ -148,12 +149,9 @@ def instrument(
     name: str = "default",
     registry: CollectorRegistry | None = None,
 ) -> PushwireCollector:
-    """Export ``client``'s metrics under the label ``client=name``.
-
-    Without ``registry``, one shared collector is registered once in prometheus-client's default
-    registry; with one, a new collector is registered there for this client.
-    """
-    global _default
+    """Export ``client``'s metrics under the label ``client=name`` in ``registry``
+    (prometheus-client's default registry when None). Returns the registry's pushwire
+    collector, which every client instrumented into that registry shares."""
     try:
         from prometheus_client import REGISTRY
     except ImportError as e:
@@ -161,14 +159,12 @@ def instrument(
             "pushwire.metrics needs prometheus-client: pip install 'pushwire[metrics]'",
             field="metrics",
         ) from e
-    if registry is not None:
-        collector = PushwireCollector()
-        collector.add(client, name)
-        registry.register(collector)
-        return collector
-    with _default_lock:
-        if _default is None:
-            _default = PushwireCollector()
-            REGISTRY.register(_default)
-        _default.add(client, name)
-        return _default
+    target = REGISTRY if registry is None else registry
+    with _collectors_lock:
+        collector = _collectors.get(target)
+        if collector is None:
+            collector = PushwireCollector()
+            target.register(collector)
+            _collectors[target] = collector
+    collector.add(client, name)
+    return collector

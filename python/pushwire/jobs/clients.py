@@ -79,6 +79,9 @@ class ClientOptions:
     max_streams_per_connection: int | None = None
     #: Per-FCM-project limit, messages per minute, shared by every worker (None: off).
     fcm_rate_limit: int | None = None
+    #: A prometheus-client registry to export each application's client into (label
+    #: client=<application name>), or None.
+    metrics_registry: Any = None
 
 
 @dataclass
@@ -141,6 +144,7 @@ class ClientFactory:
                 client = SharedFCMClient(credentials, shared=self._shared, **fcm_options)
             else:
                 client = FCMClient(credentials, **fcm_options)
+            self._export(client, application.name)
             limiter = None
             if o.fcm_rate_limit is not None:
                 limiter = SharedRateLimit(
@@ -153,6 +157,7 @@ class ClientFactory:
         client = APNsClient(
             credentials, environment=application.environment or "production", **apns_options
         )
+        self._export(client, application.name)
         refresher = None
         if isinstance(credentials, TokenCredentials) and self._shared is not None:
             try:
@@ -162,6 +167,12 @@ class ClientFactory:
                 raise
             refresher = asyncio.ensure_future(self._shared.keep_jwt_fresh(credentials))
         return AppClient(application, client, refresher=refresher)
+
+    def _export(self, client: APNsClient | FCMClient, name: str) -> None:
+        if self._options.metrics_registry is not None:
+            from ..metrics import instrument
+
+            instrument(client, name=name, registry=self._options.metrics_registry)
 
     def message_for(
         self, app: AppClient, job_id: str, body: dict[str, Any]

@@ -145,6 +145,31 @@ def _number(value: bytes) -> float:
     return int(number) if number.is_integer() else number
 
 
+class WorkerCollector:
+    """A prometheus-client collector over one worker: every number of
+    :meth:`WorkerMetrics.snapshot` as a gauge ``pushwire_worker_<key>{consumer=NAME}``
+    (the engine metrics of its clients come from :mod:`pushwire.metrics`)."""
+
+    def __init__(self, metrics: WorkerMetrics, consumer: str) -> None:
+        self._metrics = metrics
+        self._consumer = consumer
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        for key, value in self._metrics.snapshot().items():
+            gauge = GaugeMetricFamily(
+                f"pushwire_worker_{key}",
+                f"pushwire worker: {key.replace('_', ' ')}",
+                labels=["consumer"],
+            )
+            gauge.add_metric([self._consumer], float(value))
+            yield gauge
+
+
 async def queue_metrics(redis: Any, keys: Keys, group: str) -> dict[str, Any]:
     """Depth, lag and workers of one stream and consumer group.
 
