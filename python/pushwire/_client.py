@@ -59,6 +59,8 @@ class PushClient:
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._dispatcher: Dispatcher | None = None
         self._closed = False
+        #: The engine's threads exist only in this process (a fork copies none of them).
+        self._pid = os.getpid()
 
     # -- hooks for subclasses ----------------------------------------------------------------
 
@@ -93,6 +95,11 @@ class PushClient:
         if self._closed:
             return
         self._closed = True
+        if os.getpid() != self._pid:
+            # A forked child: the engine and the event loop it was attached to are the
+            # parent's; there is nothing here to finish or detach.
+            self._dispatcher = None
+            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._engine.close, self.request_timeout + 1.0)
         if self._dispatcher is not None:
@@ -100,6 +107,13 @@ class PushClient:
             self._dispatcher = None
 
     def _dispatch(self) -> Dispatcher:
+        if os.getpid() != self._pid:
+            raise ConfigurationError(
+                f"this client was created in process {self._pid} and this is a forked child "
+                f"({os.getpid()}): its engine threads do not exist here. Create clients after "
+                "forking (e.g. in a worker's startup or gunicorn's post_fork)",
+                field="client",
+            )
         if self._closed:
             raise ClientClosedError("the client is closed")
         loop = asyncio.get_running_loop()

@@ -65,6 +65,8 @@ pub struct Engine {
     completions: Arc<Completions>,
     pools: Mutex<Vec<Arc<PoolShared>>>,
     next_conn_id: Arc<AtomicU64>,
+    /// The process whose threads run the runtime; a forked child has none of them.
+    owner_pid: u32,
 }
 
 impl Engine {
@@ -97,10 +99,28 @@ impl Engine {
             }),
             pools: Mutex::new(Vec::new()),
             next_conn_id: Arc::new(AtomicU64::new(1)),
+            owner_pid: std::process::id(),
         })
     }
 
+    fn forked(&self) -> bool {
+        std::process::id() != self.owner_pid
+    }
+
     fn check_open(&self) -> Result<(), Error> {
+        if self.forked() {
+            // Work queued here would wait forever: nothing in this process runs the runtime.
+            return Err(Error::new(
+                ErrorKind::Forked,
+                format!(
+                    "this client was created in process {} and this is a forked child ({}): \
+                     its engine threads do not exist here. Create clients after forking \
+                     (e.g. in a worker's startup or gunicorn's post_fork)",
+                    self.owner_pid,
+                    std::process::id()
+                ),
+            ));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::new(ErrorKind::Closed, "the client is closed"));
         }
@@ -227,6 +247,12 @@ impl Engine {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         let Some(runtime) = runtime else { return };
+        if self.forked() {
+            // Its threads live in the parent: joining them here would wait for nothing, and
+            // nothing submitted here could be outstanding (submit refuses in a child).
+            std::mem::forget(runtime);
+            return;
+        }
         let deadline = std::time::Instant::now() + grace;
         while self.outstanding() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

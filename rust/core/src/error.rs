@@ -13,6 +13,8 @@ pub enum ErrorKind {
     Closed,
     /// The engine runtime could not be created.
     Runtime,
+    /// The engine was created in another process (before a fork): its threads are not here.
+    Forked,
 }
 
 /// An error with the field it concerns and a message that says what to do.

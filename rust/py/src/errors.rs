@@ -15,6 +15,7 @@ pub(crate) fn to_pyerr(py: Python<'_>, err: &Error, index: Option<usize>) -> PyE
         ErrorKind::Tls => "ConfigurationError",
         ErrorKind::Closed => "ClientClosedError",
         ErrorKind::Runtime => "PushwireError",
+        ErrorKind::Forked => "ConfigurationError",
     };
     let message = match index {
         Some(i) => format!("notification #{i}: {err}"),
