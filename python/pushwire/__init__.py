@@ -1,4 +1,4 @@
-"""pushwire: APNs (and soon FCM) push notifications at HTTP/2 speed, from Python.
+"""pushwire: APNs and FCM push notifications at HTTP/2 speed, from Python.
 
 Quick start::
 
@@ -14,7 +14,7 @@ Quick start::
 
 from __future__ import annotations
 
-from . import payload, store
+from . import _allocator, payload, store  # noqa: F401 (_allocator first: it sets up _core)
 from ._apns import APNsClient
 from ._core import __version__
 from ._errors import (
