@@ -51,3 +51,29 @@ def service_account() -> pushwire.ServiceAccountCredentials:
             "client_email": "pusher@demo-project.iam.gserviceaccount.com",
         }
     )
+
+
+# -- Redis (pushwire.jobs tests): a server is started on first use only -----------------------
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import jobs_support
+
+    return jobs_support.redis_server_url()
+
+
+@pytest.fixture
+def stream() -> str:
+    """A Redis stream name of one test's own."""
+    import jobs_support
+
+    return jobs_support.unique_stream()
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """Shared-credential key prefix of one test's own."""
+    import jobs_support
+
+    return jobs_support.unique_prefix()

@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 
-import jobs_support
 import pushwire
 from _util import tokens
 from jobs_support import KEY_ID, TEAM_ID, make_store
@@ -38,21 +37,6 @@ from pushwire.store.model import Application, Provider
 from pushwire.testing import MockAPNs, MockFCM
 
 MESSAGE = PushMessage(title="Hi", body="there")
-
-
-@pytest.fixture
-def redis_url() -> str:
-    return jobs_support.redis_server_url()
-
-
-@pytest.fixture
-def stream() -> str:
-    return jobs_support.unique_stream()
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    return jobs_support.unique_prefix()
 
 
 def settings(redis_url: str, stream: str, key_prefix: str, **extra: Any) -> WorkerSettings:

@@ -29,21 +29,6 @@ from test_cli_support import invoke
 TOTAL = 200_000
 
 
-@pytest.fixture
-def redis_url() -> str:
-    return jobs_support.redis_server_url()
-
-
-@pytest.fixture
-def stream() -> str:
-    return jobs_support.unique_stream()
-
-
-@pytest.fixture
-def key_prefix() -> str:
-    return jobs_support.unique_prefix()
-
-
 class Done:
     def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
