@@ -447,8 +447,10 @@ def check_round(
             # though the mock counts it).
             if kind not in ("500", "503", "refused"):
                 soak.violation(f"{where}: reported not sent")
-        elif what == "failed (refused stream)" and c != r.attempts:
-            soak.violation(f"{where}: refused {r.attempts} times but received {c}")
+        elif what == "failed (refused stream)" and c < 1:
+            # Not every attempt must have reached the mock (one may have gone down with a
+            # connection, or been GOAWAY'd unprocessed); the last one was refused by it.
+            soak.violation(f"{where}: refused, but the server never received it")
         if what not in EXPECTED[kind] and not (exposed and what in COLLATERAL):
             soak.violation(f"{where}: unexpected ({r.error})")
         if what == "timeout" and kind != "hang":
