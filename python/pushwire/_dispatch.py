@@ -127,6 +127,13 @@ def local_failure(item: Any, index: int, error: PayloadError | str) -> Result:
     )
 
 
+#: With at least this many notifications outstanding (a bulk send), outcome wake-ups are
+#: collected for COALESCE_DELAY seconds before draining; below it, every outcome is delivered
+#: as soon as it arrives (single sends stay as fast as they can be).
+COALESCE_OUTSTANDING = 1000
+COALESCE_DELAY = 0.001
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -163,12 +170,31 @@ class Dispatcher:
         self._flush_scheduled = False
         self._capacity_waiters: list[asyncio.Future[None]] = []
         self._detached = False
+        self._coalescing: asyncio.TimerHandle | None = None
         self._fd = engine.fileno()
         loop.add_reader(self._fd, self._on_readable)
 
     # -- outcome delivery -------------------------------------------------------------------
 
     def _on_readable(self) -> None:
+        if self._engine.outstanding() >= COALESCE_OUTSTANDING:
+            # A bulk send: the engine completes a few streams per connection turn, and waking
+            # for each handful cost a wake-up, a drain and a socket read per ~8 outcomes.
+            # Collecting for a moment first makes the batches large (the answers keep coming
+            # meanwhile, so throughput does not drop; latency grows by at most the delay).
+            self.loop.remove_reader(self._fd)
+            self._coalescing = self.loop.call_later(COALESCE_DELAY, self._coalesced)
+            return
+        self._drain()
+
+    def _coalesced(self) -> None:
+        self._coalescing = None
+        if self._detached:
+            return
+        self.loop.add_reader(self._fd, self._on_readable)
+        self._drain()
+
+    def _drain(self) -> None:
         self.deliver(self._engine.drain())
         if self._pending_singles:
             self._flush_singles()
@@ -491,13 +517,16 @@ class Dispatcher:
     def detach(self) -> None:
         """Deliver what is left and stop listening; unanswered waiters learn the client closed."""
         self._detached = True
+        if self._coalescing is not None:
+            self._coalescing.cancel()
+            self._coalescing = None
         self.deliver(self._engine.drain())
         # Closed before their resend: their last answer is their result.
         for timer, raw in list(self._waiting_resend.values()):
             timer.cancel()
             self._route(self._count_attempts(raw))
         self._waiting_resend.clear()
-        self.loop.remove_reader(self._fd)
+        self.loop.remove_reader(self._fd)  # harmless when already removed (coalescing)
         closed = ClientClosedError("the client was closed before this notification had an outcome")
         for fut, _ in self._singles.values():
             if not fut.done():
