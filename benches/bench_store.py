@@ -47,10 +47,13 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benches"))
 
 from conftest import make_p8  # noqa: E402  (the test suite's throwaway APNs key)
+from mock_child import mock_in_child  # noqa: E402
 from results_md import merge_section  # noqa: E402
 
 KEY_ID = "ABC123DEFG"
 TEAM_ID = "TEAM123456"
+#: Tokens the mock answers 410 / 400 (the store marks them dead).
+MOCK_RULES = {"dead": "unregistered", "bad0": "bad-token"}
 TOPIC = "com.example.bench"
 DEAD_EVERY = 50  # 2%: answered 410 Unregistered
 BAD_EVERY = 200  # 0.5%: answered 400 BadDeviceToken (scattered: no environment burst)
@@ -87,19 +90,6 @@ def peak_rss_mb() -> float:
 
 
 # -- processes --------------------------------------------------------------------------------
-
-
-def serve_mock(p8: bytes, connection: Any) -> None:
-    """The mock APNs server, until told to stop."""
-    import pushwire
-    from pushwire.testing import MockAPNs
-
-    credentials = pushwire.TokenCredentials(p8, key_id=KEY_ID, team_id=TEAM_ID)
-    rules = {"dead": "unregistered", "bad0": "bad-token"}
-    with MockAPNs(credentials=credentials, rules=rules) as server:
-        connection.send((server.url, str(server.ca_file)))
-        connection.recv()  # stop
-        connection.send(server.total_received)
 
 
 def send_through_store(url: str, p8: bytes, server: tuple[str, str], connection: Any) -> None:
@@ -175,23 +165,6 @@ def in_child(target: Any, *args: Any) -> Any:
     answer = receive.recv()
     child.join(60)
     return answer
-
-
-@contextmanager
-def mock_server(p8: bytes):
-    context = multiprocessing.get_context("spawn")
-    parent, child_end = context.Pipe()
-    child = context.Process(target=serve_mock, args=(p8, child_end))
-    child.start()
-    if not parent.poll(60):
-        child.kill()
-        raise SystemExit("the mock server did not start")
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        parent.poll(30)
-        child.join(30)
 
 
 # -- databases --------------------------------------------------------------------------------
@@ -360,9 +333,9 @@ def main() -> None:
                 import_rate = populate(url, args.endpoints)
                 print(f"{backend}: {import_rate:,.0f} endpoints/s; sending", file=sys.stderr)
                 # A fresh server for each measurement: its per-token counters start empty.
-                with mock_server(p8) as server:
+                with mock_in_child(p8, rules=MOCK_RULES) as server:
                     raw = in_child(send_raw, args.endpoints, p8, server)
-                with mock_server(p8) as server:
+                with mock_in_child(p8, rules=MOCK_RULES) as server:
                     send = in_child(send_through_store, url, p8, server)
                 print(f"{backend}: {send}", file=sys.stderr)
                 rows.append(Row(backend, args.endpoints, import_rate, send, raw, 0))

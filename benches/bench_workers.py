@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import multiprocessing
 import os
 import platform
 import signal
@@ -47,6 +46,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from conftest import make_p8  # noqa: E402  (the test suite's throwaway APNs key)
 
 sys.path.insert(0, str(REPO / "benches"))
+from mock_child import mock_in_child  # noqa: E402
 from results_md import merge_section  # noqa: E402
 
 KEY_ID = "ABC123DEFG"
@@ -60,34 +60,6 @@ CHUNK = 250
 RESULTS = REPO / "benches" / "RESULTS.md"
 SECTION = "## Scale-out: workers on Redis Streams"
 CLI = [sys.executable, "-m", "pushwire.cli"]
-
-
-def serve_mock(p8: bytes, connection: Any) -> None:
-    import pushwire
-    from pushwire.testing import MockAPNs
-
-    credentials = pushwire.TokenCredentials(p8, key_id=KEY_ID, team_id=TEAM_ID)
-    with MockAPNs(credentials=credentials, response_delay=RTT) as server:
-        connection.send((server.url, str(server.ca_file)))
-        connection.recv()  # "stop"
-        connection.send(server.total_received)
-
-
-@contextmanager
-def mock_server(p8: bytes):
-    context = multiprocessing.get_context("spawn")
-    parent, child_end = context.Pipe()
-    child = context.Process(target=serve_mock, args=(p8, child_end))
-    child.start()
-    if not parent.poll(60):
-        child.kill()
-        raise SystemExit("the mock server did not start")
-    try:
-        yield parent.recv()
-    finally:
-        parent.send("stop")
-        parent.poll(30)
-        child.join(30)
 
 
 @contextmanager
@@ -262,7 +234,7 @@ def main() -> None:
     rows: dict[int, list[dict[str, Any]]] = {1: [], 3: []}
     with tempfile.TemporaryDirectory() as directory, redis_server() as redis_url:
         db = make_store(Path(directory), p8)
-        with mock_server(p8) as server:
+        with mock_in_child(p8, response_delay=RTT) as server:
             for repeat in range(args.repeats):
                 for workers in (1, 3):
                     row = run_once(workers, args.count, redis_url, db, server, Path(directory))

@@ -12,7 +12,6 @@ Each test gets streams and key prefixes of its own, so tests never see each othe
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -22,9 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from _util import start_throwaway_server
+from _util import ThrowawayServer
 from pushwire.store import Store
 
 URL_VARIABLE = "PUSHWIRE_TEST_REDIS_URL"
@@ -35,47 +32,23 @@ KEY_ID = "ABC123DEFG"
 TEAM_ID = "TEAM123456"
 TOPIC = "com.example.app"
 
-_url: str | None = None
-_failure: str | None = None
+
+def _ping(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+_REDIS = ThrowawayServer("Redis", URL_VARIABLE, NO_REDIS_VARIABLE, SCRIPT, _ping)
 
 
 def redis_server_url() -> str:
     """The test server's URL; skips only on PUSHWIRE_NO_REDIS=1, fails otherwise."""
-    global _url, _failure
-    if os.environ.get(NO_REDIS_VARIABLE) == "1":
-        pytest.skip(f"{NO_REDIS_VARIABLE}=1: Redis tests skipped on request")
-    if _failure is not None:
-        pytest.fail(_failure, pytrace=False)
-    if _url is not None:
-        return _url
-    url = os.environ.get(URL_VARIABLE) or _start_server()
-    try:
-        import redis
-
-        client = redis.Redis.from_url(url, socket_connect_timeout=5)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as e:
-        _failure = (
-            f"Redis is expected (set {NO_REDIS_VARIABLE}=1 to skip these tests) but {url} is "
-            f"unreachable: {e}"
-        )
-        pytest.fail(_failure, pytrace=False)
-    _url = url
-    return url
-
-
-def _start_server() -> str:
-    global _failure
-    hint = f"Redis is expected (set {NO_REDIS_VARIABLE}=1 to skip these tests)"
-    try:
-        lines = start_throwaway_server(SCRIPT, "pushwire-redis-", hint)
-    except pytest.fail.Exception as e:
-        _failure = str(e)
-        raise
-    return lines[-1].split("=", 1)[1]
+    return _REDIS.url()
 
 
 def unique_stream() -> str:

@@ -13,16 +13,13 @@ so tests never see each other's rows and every test exercises the migrations.
 
 from __future__ import annotations
 
-import os
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from _util import start_throwaway_server
+from _util import ThrowawayServer
 from pushwire.store import Store
 
 DSN_VARIABLE = "PUSHWIRE_TEST_POSTGRES_DSN"
@@ -30,52 +27,26 @@ NO_POSTGRES_VARIABLE = "PUSHWIRE_NO_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
 
-_dsn: str | None = None
-_failure: str | None = None
+
+def _masked(dsn: str) -> str:
+    return urllib.parse.urlsplit(dsn)._replace(netloc="***").geturl()
+
+
+def _select_one(dsn: str) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, connect_timeout=10) as conn:
+        conn.execute("SELECT 1")
+
+
+_POSTGRES = ThrowawayServer(
+    "PostgreSQL", DSN_VARIABLE, NO_POSTGRES_VARIABLE, SCRIPT, _select_one, shown=_masked
+)
 
 
 def postgres_dsn() -> str:
     """The test server's DSN; skips only on PUSHWIRE_NO_POSTGRES=1, fails otherwise."""
-    global _dsn, _failure
-    if os.environ.get(NO_POSTGRES_VARIABLE) == "1":
-        pytest.skip(f"{NO_POSTGRES_VARIABLE}=1: PostgreSQL tests skipped on request")
-    if _failure is not None:
-        pytest.fail(_failure, pytrace=False)
-    if _dsn is not None:
-        return _dsn
-    dsn = os.environ.get(DSN_VARIABLE) or _start_server()
-    try:
-        import psycopg
-
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
-            conn.execute("SELECT 1")
-    except Exception as e:
-        _failure = (
-            f"PostgreSQL is expected (set {NO_POSTGRES_VARIABLE}=1 to skip these tests) but "
-            f"{_masked(dsn)} is unreachable: {e}"
-        )
-        pytest.fail(_failure, pytrace=False)
-    _dsn = dsn
-    return dsn
-
-
-def _start_server() -> str:
-    global _failure
-    hint = f"{DSN_VARIABLE} is not set (set {NO_POSTGRES_VARIABLE}=1 to skip the PostgreSQL tests)"
-    try:
-        lines = start_throwaway_server(SCRIPT, "pushwire-pg-", hint)
-    except pytest.fail.Exception as e:
-        _failure = str(e)
-        raise
-    for line in lines:
-        if line.startswith(DSN_VARIABLE + "="):
-            return line.split("=", 1)[1]
-    _failure = f"scripts/postgres.sh printed no {DSN_VARIABLE}= line"
-    pytest.fail(_failure, pytrace=False)
-
-
-def _masked(dsn: str) -> str:
-    return urllib.parse.urlsplit(dsn)._replace(netloc="***").geturl()
+    return _POSTGRES.url()
 
 
 def with_search_path(dsn: str, schema: str) -> str:
