@@ -390,6 +390,10 @@ impl Driver {
 
     fn flush(&mut self) {
         if !self.done.is_empty() {
+            // The gauge first: a caller who has seen every outcome must not read it stale.
+            self.state
+                .in_flight
+                .store(self.tracker.len(), Ordering::Relaxed);
             self.pool.complete(std::mem::take(&mut self.done));
         }
     }
