@@ -5,6 +5,7 @@ collapse ids, shared credentials and rate limits, bad input."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from datetime import datetime, timezone
 from typing import Any
@@ -195,6 +196,21 @@ def test_collapse_id_from_the_job_unless_the_message_has_one():
         "j2",
     )
     assert b'"collapse_key":"pw-j2"' in block.render(android).encoded
+    # iOS devices behind FCM collapse by the APNs header, in a rendered block or the caller's.
+    assert json.loads(message.render(android).encoded)["apns"]["headers"] == {
+        "apns-collapse-id": "pw-j1"
+    }
+    theirs = with_collapse(
+        PushMessage(
+            title="Hi",
+            fcm=FCMOverride(apns=pushwire.ApnsConfig(headers={"apns-priority": "5"})),
+        ),
+        "j3",
+    )
+    assert json.loads(theirs.render(android).encoded)["apns"]["headers"] == {
+        "apns-priority": "5",
+        "apns-collapse-id": "pw-j3",
+    }
 
 
 def test_entries_of_a_dead_consumer_are_reclaimed_and_only_unrecorded_ones_resent(

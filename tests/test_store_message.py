@@ -87,6 +87,36 @@ def test_silent_is_a_background_push_on_apns_and_data_only_normal_priority_on_fc
     assert fcm["apns"]["headers"] == {"apns-priority": "5", "apns-push-type": "background"}
 
 
+def test_the_fcm_collapse_key_also_collapses_ios_devices_reached_through_fcm():
+    plain = fcm_json(PushMessage(body="Score 2-1", fcm=FCMOverride(collapse_key="match-7")))
+    assert plain["android"]["collapse_key"] == "match-7"
+    assert plain["apns"] == {"headers": {"apns-collapse-id": "match-7"}}
+    with_badge = fcm_json(
+        PushMessage(body="Score 2-1", badge=1, fcm=FCMOverride(collapse_key="match-7"))
+    )
+    assert with_badge["apns"]["headers"] == {"apns-collapse-id": "match-7"}
+    assert with_badge["apns"]["payload"]["aps"]["badge"] == 1
+    silent = fcm_json(PushMessage(silent=True, fcm=FCMOverride(collapse_key="sync")))
+    assert silent["apns"]["headers"]["apns-collapse-id"] == "sync"
+    assert silent["apns"]["headers"]["apns-push-type"] == "background"
+    # Without a collapse key nothing is added (no empty APNs block either).
+    assert "apns" not in fcm_json(PushMessage(body="Score 2-1"))
+
+
+def test_a_collapse_key_apns_would_refuse_is_caught_when_the_message_is_built():
+    with pytest.raises(PayloadError) as e:
+        PushMessage(body="x", fcm=FCMOverride(collapse_key="k" * 65))
+    assert e.value.field == "message.fcm.collapse_key" and "64" in str(e.value)
+    PushMessage(body="x", fcm=FCMOverride(collapse_key="k" * 64))
+    # The same limit on a caller's own APNs block for FCM.
+    with pytest.raises(PayloadError) as e:
+        pushwire.FCMMessage(
+            notification=pushwire.FCMNotification(body="x"),
+            apns=pushwire.ApnsConfig(headers={"Apns-Collapse-Id": "é" * 33}),
+        )
+    assert e.value.field == "apns.headers.apns-collapse-id" and "66 bytes" in str(e.value)
+
+
 def test_per_provider_overrides():
     message = PushMessage(
         title="Sale",

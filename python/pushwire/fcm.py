@@ -171,6 +171,15 @@ def _apns(apns: ApnsConfig) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if apns.headers is not None:
         _check_headers(apns.headers, "apns.headers")
+        collapse_id = next(
+            (v for k, v in apns.headers.items() if k.lower() == "apns-collapse-id"), None
+        )
+        if collapse_id is not None and len(collapse_id.encode("utf-8", "replace")) > 64:
+            # FCM passes it on to APNs, which refuses the message (BadCollapseId).
+            raise _fail(
+                f"is {len(collapse_id.encode('utf-8', 'replace'))} bytes; APNs allows 64",
+                "apns.headers.apns-collapse-id",
+            )
         out["headers"] = dict(apns.headers)
     if isinstance(apns.payload, Message):
         out["payload"] = msgspec.Raw(apns.payload.payload)

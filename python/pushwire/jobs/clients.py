@@ -48,8 +48,9 @@ def collapse_id(job_id: str) -> str:
 
 
 def with_collapse(message: PushMessage, job_id: str) -> PushMessage:
-    """``message`` with an APNs collapse id and an FCM (Android) collapse key derived from
-    the job, where it has none of its own."""
+    """``message`` with an APNs collapse id, an FCM (Android) collapse key and an
+    apns-collapse-id for iOS devices behind FCM, derived from the job where the message has
+    none of its own."""
     key = collapse_id(job_id)
     apns = message.apns or APNsOverride()
     if apns.collapse_id is None:
@@ -62,6 +63,12 @@ def with_collapse(message: PushMessage, job_id: str) -> PushMessage:
             )
     elif fcm.collapse_key is None:
         fcm = dataclasses.replace(fcm, collapse_key=key)
+    if fcm.apns is not None:
+        # A whole APNs block of the caller's: iOS devices behind FCM collapse by its header.
+        headers = fcm.apns.headers or {}
+        if not any(name.lower() == "apns-collapse-id" for name in headers):
+            headers = {**headers, "apns-collapse-id": key}
+            fcm = dataclasses.replace(fcm, apns=msgspec.structs.replace(fcm.apns, headers=headers))
     return dataclasses.replace(message, apns=apns, fcm=fcm)
 
 

@@ -173,6 +173,13 @@ class PushMessage:
             raise _fail("url", f"must be a URL (scheme:...) for action {action!r}")
         if self.image_url is not None and not self.image_url.startswith("https://"):
             raise _fail("image_url", "must be an https:// URL")
+        collapse_key = self.fcm.collapse_key if isinstance(self.fcm, FCMOverride) else None
+        if collapse_key is not None and len(collapse_key.encode("utf-8", "replace")) > 64:
+            raise _fail(
+                "fcm.collapse_key",
+                "must be at most 64 bytes (it is also the apns-collapse-id of iOS devices "
+                "reached through FCM, which APNs limits to 64)",
+            )
         for override_name, override in (("apns", self.apns), ("fcm", self.fcm)):
             expected = APNsOverride if override_name == "apns" else FCMOverride
             if override is not None and not isinstance(override, expected):
@@ -234,7 +241,11 @@ class PushMessage:
                 or AndroidConfig(priority="NORMAL", collapse_key=o.collapse_key, ttl=o.ttl),
                 apns=o.apns
                 or ApnsConfig(
-                    headers={"apns-priority": "5", "apns-push-type": "background"},
+                    headers={
+                        "apns-priority": "5",
+                        "apns-push-type": "background",
+                        **self._apns_collapse_header(o),
+                    },
                     payload={"aps": {"content-available": 1}},
                 ),
                 webpush=o.webpush,
@@ -255,17 +266,30 @@ class PushMessage:
             notification=FCMNotification(title=title, body=body, image=image),
             data=data or None,
             android=android,
-            apns=o.apns or self._apns_through_fcm(title, body, image, sound),
+            apns=o.apns or self._apns_through_fcm(o, title, body, image, sound),
             webpush=o.webpush or self._webpush(),
             analytics_label=o.analytics_label,
         )
 
+    @staticmethod
+    def _apns_collapse_header(o: FCMOverride) -> dict[str, str]:
+        """FCM's collapse key reaches Android only; iOS devices behind FCM need the APNs
+        header for the same effect."""
+        return {"apns-collapse-id": o.collapse_key} if o.collapse_key is not None else {}
+
     def _apns_through_fcm(
-        self, title: str | None, body: str | None, image: str | None, sound: str | None
+        self,
+        o: FCMOverride,
+        title: str | None,
+        body: str | None,
+        image: str | None,
+        sound: str | None,
     ) -> ApnsConfig | None:
-        """iOS devices reached through FCM: badge, sound and image need the APNs block."""
+        """iOS devices reached through FCM: badge, sound, image and collapsing need the
+        APNs block."""
+        headers = self._apns_collapse_header(o) or None
         if self.badge is None and sound is None and image is None:
-            return None
+            return ApnsConfig(headers=headers) if headers else None
         alert = {k: v for k, v in (("title", title), ("body", body)) if v is not None}
         aps: dict[str, Any] = {"alert": alert} if alert else {}
         if self.badge is not None:
@@ -275,7 +299,7 @@ class PushMessage:
         if image is not None:
             aps["mutable-content"] = 1
         options = ApnsFcmOptions(image=image) if image is not None else None
-        return ApnsConfig(payload={"aps": aps}, fcm_options=options)
+        return ApnsConfig(headers=headers, payload={"aps": aps}, fcm_options=options)
 
     def _webpush(self) -> WebpushConfig | None:
         if self.action is ClickAction.URL and self.url and self.url.startswith("https://"):
