@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -32,7 +33,7 @@ from pushwire.jobs.keys import Keys
 from pushwire.jobs.model import OutcomeRecord
 from pushwire.jobs.outcomes import OutcomeRecorder
 from pushwire.jobs.rate_limit import SharedRateLimit
-from pushwire.jobs.shared_auth import SharedAuth, SharedFCMClient
+from pushwire.jobs.shared_auth import SharedAPNsClient, SharedAuth, SharedFCMClient
 from pushwire.store import APNsOverride, FCMOverride, PushMessage, Store
 from pushwire.store.model import Application, Provider
 from pushwire.testing import MockAPNs, MockFCM
@@ -506,6 +507,89 @@ def test_shared_jwt_is_minted_once_and_adopted(redis_url, key_prefix, p8_key):
     assert len({c.authorization() for c in creds}) == 1
     assert sum(c.mints for c in creds) == 1  # adopted tokens are not minted again
     assert "bearer" not in repr(creds[0]) and "hidden" in repr(creds[0])
+
+
+class _Clock:
+    """Epoch seconds moved by hand: the JWTs' ``iat``."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_expired_shared_jwt_is_replaced_once_for_every_worker(
+    redis_url, key_prefix, p8_key, message
+):
+    """APNs calls the shared JWT expired on every worker at once: one worker mints the
+    replacement under the lease, the others adopt it (fifty local mints would be
+    TooManyProviderTokenUpdates), and every notification is resent once and delivered."""
+    clock = _Clock(time.time() - 25 * 60)  # iat 25 minutes ago: past the mock's 20
+    creds = [
+        pushwire.TokenCredentials(p8_key, key_id=KEY_ID, team_id=TEAM_ID, clock=clock)
+        for _ in range(4)
+    ]
+    toks = tokens(400, "e1")
+
+    async def main() -> tuple[list[pushwire.Results], list[SharedAPNsClient]]:
+        import redis.asyncio
+
+        conn = redis.asyncio.Redis.from_url(redis_url)
+        auths = [SharedAuth(conn, key_prefix, f"w{i}") for i in range(4)]
+        await asyncio.gather(*(a.share_jwt(c) for a, c in zip(auths, creds, strict=True)))
+        clock.now = time.time()  # 25 minutes later: a new JWT may be minted
+        clients = [
+            SharedAPNsClient(c, shared=a, base_url=server.url, ca_file=server.ca_file)
+            for a, c in zip(auths, creds, strict=True)
+        ]
+        try:
+            results = await asyncio.gather(
+                *(cl.send_to_tokens(message, toks[i::4]) for i, cl in enumerate(clients))
+            )
+        finally:
+            for cl in clients:
+                await cl.aclose()
+            await conn.aclose()
+        return list(results), clients
+
+    with MockAPNs(credentials=creds[0], jwt_max_age=20 * 60) as server:
+        results, clients = asyncio.run(main())
+        assert all(r.delivered for batch in results for r in batch)
+        # Each was refused once with the expired JWT and then sent once with the new one.
+        assert all(server.received(t) == 2 for t in toks)
+        assert server.distinct_tokens == 1 and server.token_update_rejections == 0
+    assert sum(c.mints for c in creds) == 2  # the first JWT and its one replacement
+    assert len({c.authorization() for c in creds}) == 1
+    assert all(cl.expired_renewals == 1 for cl in clients)
+
+
+def test_an_expired_jwt_is_renewed_locally_when_redis_is_away(p8_key, message):
+    clock = _Clock(time.time() - 25 * 60)
+    creds = pushwire.TokenCredentials(p8_key, key_id=KEY_ID, team_id=TEAM_ID, clock=clock)
+    creds.authorization()  # minted 25 minutes ago
+
+    async def main() -> pushwire.Results:
+        import redis.asyncio
+
+        conn = redis.asyncio.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+        clock.now = time.time()
+        client = SharedAPNsClient(
+            creds,
+            shared=SharedAuth(conn, "unreachable", "w1"),
+            base_url=server.url,
+            ca_file=server.ca_file,
+        )
+        try:
+            return await client.send_to_tokens(message, tokens(50, "e2"))
+        finally:
+            await client.aclose()
+            await conn.aclose()
+
+    with MockAPNs(credentials=creds, jwt_max_age=20 * 60) as server:
+        results = asyncio.run(main())
+        assert all(r.delivered for r in results) and server.total_received == 2 * 50
+    assert creds.mints == 2
 
 
 def test_keys_are_derived_from_the_stream():

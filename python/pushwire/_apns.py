@@ -74,6 +74,8 @@ class APNsClient(PushClient):
             **pool_options,
         )
         self._auth_sent: str | None = None
+        #: What the engine numbered the current header (outcomes carry the one they used).
+        self._auth_generation = 0
 
     PROVIDER = "apns"
 
@@ -92,7 +94,7 @@ class APNsClient(PushClient):
 
     def _set_authorization(self, value: str) -> None:
         if value is not self._auth_sent:
-            self._engine.set_authorization(self._pool, value)
+            self._auth_generation = self._engine.set_authorization(self._pool, value)
             self._auth_sent = value
 
     def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:

@@ -34,7 +34,7 @@ from ..store.credentials import load_credentials
 from ..store.message import APNsOverride, FCMOverride, PushMessage
 from ..store.model import Application
 from .rate_limit import SharedRateLimit
-from .shared_auth import SharedAuth, SharedFCMClient
+from .shared_auth import SharedAPNsClient, SharedAuth, SharedFCMClient
 
 log = logging.getLogger("pushwire.jobs")
 
@@ -161,18 +161,19 @@ class ClientFactory:
         apns_options: dict[str, Any] = {**common}
         if o.apns_url is not None:
             apns_options["base_url"] = o.apns_url
-        client = APNsClient(
-            credentials, environment=application.environment or "production", **apns_options
-        )
+        apns_options["environment"] = application.environment or "production"
+        if not isinstance(credentials, TokenCredentials) or self._shared is None:
+            client = APNsClient(credentials, **apns_options)
+            self._export(client, application.name)
+            return AppClient(application, client)
+        client = SharedAPNsClient(credentials, shared=self._shared, **apns_options)
         self._export(client, application.name)
-        refresher = None
-        if isinstance(credentials, TokenCredentials) and self._shared is not None:
-            try:
-                await self._shared.share_jwt(credentials)
-            except BaseException:
-                await client.aclose()
-                raise
-            refresher = asyncio.ensure_future(self._shared.keep_jwt_fresh(credentials))
+        try:
+            await self._shared.share_jwt(credentials)
+        except BaseException:
+            await client.aclose()
+            raise
+        refresher = asyncio.ensure_future(self._shared.keep_jwt_fresh(credentials))
         return AppClient(application, client, refresher=refresher)
 
     def _export(self, client: APNsClient | FCMClient, name: str) -> None:

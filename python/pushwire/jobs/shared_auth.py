@@ -26,6 +26,8 @@ from typing import Any
 
 import msgspec
 
+from .._apns import APNsClient
+from .._dispatch import AUTH_GENERATION
 from .._fcm import REFRESH_MARGIN, FCMClient
 from .._oauth import ServiceAccountCredentials
 from ..credentials import MAX_ROTATION, MIN_ROTATION, TokenCredentials
@@ -143,8 +145,9 @@ class SharedAuth:
 
     # -- APNs ------------------------------------------------------------------------------
 
-    async def share_jwt(self, credentials: TokenCredentials) -> None:
-        """Make ``credentials`` use the JWT shared by every worker for its (team, key)."""
+    async def share_jwt(self, credentials: TokenCredentials, *, refused: str | None = None) -> None:
+        """Make ``credentials`` use the JWT shared by every worker for its (team, key).
+        ``refused``: the fingerprint of a JWT APNs called expired, replaced by one worker."""
 
         def fresh(issued_at: float) -> bool:
             age = time.time() - issued_at
@@ -167,6 +170,7 @@ class SharedAuth:
             fresh=fresh,
             produce=mint,
             ttl=ttl,
+            refused=refused,
         )
         credentials.adopt(token, issued_at)
 
@@ -181,6 +185,47 @@ class SharedAuth:
                 await self.share_jwt(credentials)
             except Exception as e:
                 log.warning("could not refresh the shared APNs JWT: %s", e)
+
+
+class SharedAPNsClient(APNsClient):
+    """An :class:`pushwire.APNsClient` whose JWT is the one every worker shares for its
+    (team, key). After ``ExpiredProviderToken`` one worker mints the replacement under the
+    lease and the others adopt it: fifty workers told at once make one new JWT, not fifty
+    (which APNs would answer with ``TooManyProviderTokenUpdates``)."""
+
+    def __init__(
+        self, credentials: TokenCredentials, *, shared: SharedAuth, **options: Any
+    ) -> None:
+        super().__init__(credentials, **options)
+        self._shared = shared
+        self._token_credentials = credentials
+        self._renewing: asyncio.Task[None] | None = None
+        #: JWT renewals this client asked for after ExpiredProviderToken.
+        self.expired_renewals = 0
+
+    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
+        if "ExpiredProviderToken" not in {raw[4] for raw in rejected}:
+            return super()._fix_auth(rejected)
+        if "UnrelatedKeyIdInToken" in {raw[4] for raw in rejected}:
+            self._engine.retire_connections(self._pool)
+        if self._renewing is not None and not self._renewing.done():
+            return self._renewing
+        if all(raw[AUTH_GENERATION] < self._auth_generation for raw in rejected):
+            return None  # they carried a JWT replaced since: resend with the current one
+        refused = fingerprint((self._auth_sent or "").removeprefix("bearer "))
+        self._renewing = asyncio.get_running_loop().create_task(self._renew(refused))
+        return self._renewing
+
+    async def _renew(self, refused: str) -> None:
+        self.expired_renewals += 1
+        credentials = self._token_credentials
+        try:
+            await self._shared.share_jwt(credentials, refused=refused)
+        except Exception as e:
+            # Redis is away: do what an unshared client does (never within 20 minutes).
+            log.warning("could not renew the shared APNs JWT (%s): renewing it here", e)
+            credentials.authorization(force=True)
+        self._set_authorization(credentials.authorization())
 
 
 class SharedFCMClient(FCMClient):
