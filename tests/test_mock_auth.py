@@ -93,6 +93,32 @@ def test_long_run_rotates_one_shared_jwt_without_too_many_updates(p8_key, messag
         assert server.connections_accepted == 2
 
 
+def test_a_credential_fix_that_breaks_still_gives_each_notification_its_outcome(p8_key, message):
+    """Whatever the fix raises (here not a PushwireError), the rejections are reported."""
+    creds = token_credentials(p8_key, FakeClock(time.time() - 2 * 3600))
+
+    class BrokenFix(pushwire.APNsClient):
+        def _fix_auth(self, rejected):  # type: ignore[no-untyped-def]
+            async def fail() -> None:
+                raise OSError("the key store is gone")
+
+            return fail()
+
+    async def main() -> list[pushwire.Result]:
+        client = BrokenFix(creds, base_url=server.url, ca_file=server.ca_file)
+        async with client:
+            return await asyncio.wait_for(
+                client.send_many([Notification(t, message) for t in tokens(20)]), 10
+            )
+
+    with MockAPNs(credentials=creds) as server:
+        results = asyncio.run(main())
+        assert len(results) == 20
+        assert {(r.outcome, r.status, r.reason) for r in results} == {
+            (Outcome.REJECTED, 403, "ExpiredProviderToken")
+        }
+
+
 def test_changing_the_jwt_within_the_window_is_refused(p8_key, message):
     clock = FakeClock(time.time() - ROTATION - 60)
     creds = token_credentials(p8_key, clock)

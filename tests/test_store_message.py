@@ -108,6 +108,8 @@ def test_a_collapse_key_apns_would_refuse_is_caught_when_the_message_is_built():
         PushMessage(body="x", fcm=FCMOverride(collapse_key="k" * 65))
     assert e.value.field == "message.fcm.collapse_key" and "64" in str(e.value)
     PushMessage(body="x", fcm=FCMOverride(collapse_key="k" * 64))
+    with pytest.raises(PayloadError, match="must be a string, not int"):
+        PushMessage(body="x", fcm=FCMOverride(collapse_key=7))  # type: ignore[arg-type]
     # The same limit on a caller's own APNs block for FCM.
     with pytest.raises(PayloadError) as e:
         pushwire.FCMMessage(

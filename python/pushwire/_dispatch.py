@@ -283,7 +283,7 @@ class Dispatcher:
     ) -> None:
         try:
             await fixing
-        except PushwireError:
+        except Exception:  # whatever broke the fix, each notification keeps its one outcome
             for raw in raws:  # the credential could not be fixed: report the rejections
                 self._route(raw)
             return

@@ -174,6 +174,8 @@ class PushMessage:
         if self.image_url is not None and not self.image_url.startswith("https://"):
             raise _fail("image_url", "must be an https:// URL")
         collapse_key = self.fcm.collapse_key if isinstance(self.fcm, FCMOverride) else None
+        if collapse_key is not None and not isinstance(collapse_key, str):
+            raise _fail("fcm.collapse_key", f"must be a string, not {type(collapse_key).__name__}")
         if collapse_key is not None and len(collapse_key.encode("utf-8", "replace")) > 64:
             raise _fail(
                 "fcm.collapse_key",
