@@ -93,8 +93,12 @@ def test_long_run_rotates_one_shared_jwt_without_too_many_updates(p8_key, messag
         assert server.connections_accepted == 2
 
 
-def test_a_credential_fix_that_breaks_still_gives_each_notification_its_outcome(p8_key, message):
-    """Whatever the fix raises (here not a PushwireError), the rejections are reported."""
+@pytest.mark.parametrize("breaks", ["raises", "cancelled"])
+def test_a_credential_fix_that_breaks_still_gives_each_notification_its_outcome(
+    p8_key, message, breaks
+):
+    """Whatever ends the fix (an error that is not a PushwireError, a cancelled task), the
+    rejections are reported: no notification is left waiting."""
     creds = token_credentials(p8_key, FakeClock(time.time() - 2 * 3600))
 
     class BrokenFix(pushwire.APNsClient):
@@ -102,7 +106,11 @@ def test_a_credential_fix_that_breaks_still_gives_each_notification_its_outcome(
             async def fail() -> None:
                 raise OSError("the key store is gone")
 
-            return fail()
+            if breaks == "raises":
+                return fail()
+            task = asyncio.get_running_loop().create_task(asyncio.sleep(60))
+            task.get_loop().call_soon(task.cancel)
+            return task
 
     async def main() -> list[pushwire.Result]:
         client = BrokenFix(creds, base_url=server.url, ca_file=server.ca_file)

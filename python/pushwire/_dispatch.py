@@ -283,9 +283,13 @@ class Dispatcher:
     ) -> None:
         try:
             await fixing
-        except Exception:  # whatever broke the fix, each notification keeps its one outcome
-            for raw in raws:  # the credential could not be fixed: report the rejections
+        except BaseException as e:
+            # Whatever broke the fix (an error, a cancellation), each notification keeps its
+            # one outcome: the rejection it got.
+            for raw in raws:
                 self._route(raw)
+            if not isinstance(e, Exception):
+                raise
             return
         self._auth_retried.update(self._resend(raws))
 
