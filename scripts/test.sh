@@ -45,5 +45,16 @@ if [[ "${PUSHWIRE_NO_REDIS:-}" != 1 && -z "${PUSHWIRE_TEST_REDIS_URL:-}" ]]; the
     export "$(scripts/redis.sh start "$redis_state")"
 fi
 
+step "nginx for the benchmark harness's config check (tests/test_cli_bench.py), installed from Debian if missing"
+if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "nginx is not installed; as root run: apt-get install -y nginx-light" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends nginx-light >&2
+fi
+
 step "Python tests"
 python3 -m pytest -q
