@@ -3,12 +3,14 @@ PUSHWIRE_* environment variables and a TOML file, exit code 2 for usage errors."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import typing
 
 import pytest
 
 from pushwire import PUSH_TYPES, __version__
-from pushwire.cli import PushType
+from pushwire.cli.options import PushType
 from test_cli_support import KEY_ID, TEAM_ID, invoke, write_p8
 
 
@@ -136,3 +138,37 @@ def test_missing_config_file_is_a_usage_error(tmp_path):
     result = invoke(["check-credentials", "--config", str(tmp_path / "nope.toml")])
     assert result.exit_code == 2
     assert "nope.toml" in result.output and "Traceback" not in result.output
+
+
+# -- the package: the library does not import the command line --------------------------------
+
+
+def test_importing_pushwire_does_not_import_the_command_line():
+    code = (
+        "import sys, pushwire, pushwire.store, pushwire.testing\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in ('typer', 'rich', 'click')\n"
+        "          or m == 'pushwire.cli' or m.startswith('pushwire.cli.')]\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_without_the_cli_extra_the_command_prints_a_one_line_hint():
+    # As if typer were not installed: the entry point says what to install, no traceback.
+    code = "import sys; sys.modules['typer'] = None\nfrom pushwire.cli import main\nmain()\n"
+    done = subprocess.run([sys.executable, "-c", code, "demo"], capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "error: the pushwire command needs its extra dependencies (typer, rich): "
+        "pip install 'pushwire[cli]'"
+    ]
+
+
+def test_python_dash_m_runs_the_command_line():
+    done = subprocess.run(
+        [sys.executable, "-m", "pushwire.cli", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"pushwire {__version__}"

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from pushwire import _cli_bench
+from pushwire.cli import bench as cli_bench
 from test_cli_support import invoke
 
 BENCHES = Path(__file__).resolve().parents[1] / "benches"
@@ -197,4 +197,4 @@ def test_bench_without_the_repository_says_where_the_harness_lives(tmp_path: Pat
 
 
 def test_bench_finds_the_harness_of_this_checkout() -> None:
-    assert _cli_bench.find_harness() == BENCHES / "throughput.py"
+    assert cli_bench.find_harness() == BENCHES / "throughput.py"

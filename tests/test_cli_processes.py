@@ -19,7 +19,7 @@ import pytest
 
 import pushwire
 from _util import tokens
-from pushwire._cli_mock import collect_rules
+from pushwire.cli.mock import collect_rules
 from pushwire.testing import MockAPNs
 from test_cli_support import (
     CLI,

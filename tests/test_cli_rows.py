@@ -11,11 +11,11 @@ import random
 import pytest
 
 from pushwire import Message
-from pushwire._cli_errors import CLIError
-from pushwire._cli_input import BadRow, Row, RowSource, detect_format
-from pushwire._cli_payload import PayloadFlags, RowError, RowMessages
-from pushwire._cli_report import LatencyHistogram
-from pushwire._cli_resume import load_done_rows
+from pushwire.cli.errors import CLIError
+from pushwire.cli.input import BadRow, Row, RowSource, detect_format
+from pushwire.cli.report import LatencyHistogram
+from pushwire.cli.resume import load_done_rows
+from pushwire.cli.rows import PayloadFlags, RowError, RowMessages
 from pushwire.fcm import FCMMessage
 
 TOKEN = "ab" * 32

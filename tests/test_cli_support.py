@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from typer.testing import CliRunner
 
-from pushwire.cli import app
+from pushwire.cli.app import app
 
 KEY_ID, TEAM_ID, TOPIC = "ABC123DEFG", "TEAM123456", "com.example.app"
 #: Run the CLI the way a user does, for what needs real signals or a terminal.

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 import pushwire
-from pushwire._cli_endpoints import endpoints_app
-from pushwire.cli import app as cli_app
+from pushwire.cli.app import app as cli_app
+from pushwire.cli.endpoints import endpoints_app
 from pushwire.store import Store
 from pushwire.testing import MockAPNs, MockFCM
 from test_store_support import BACKENDS, apns_token, database_url, fcm_token

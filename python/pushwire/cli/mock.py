@@ -13,13 +13,14 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Union
+from typing import Annotated, Union
 
 import typer
 
-from ._cli_config import load_mapping
-from ._cli_errors import CLIError
-from .testing import MockAPNs, MockFCM
+from ..testing import MockAPNs, MockFCM
+from .config import load_mapping
+from .errors import CLIError, user_errors
+from .options import ConfigOption
 
 
 @dataclass(frozen=True)
@@ -109,3 +110,70 @@ def run_mock(opts: MockOptions) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def mock_command(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 0,
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="PREFIX=BEHAVIOR",
+            help="Token prefix and behaviour, e.g. dead=unregistered, eeee=hang (repeatable).",
+        ),
+    ] = None,
+    rules_file: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="JSON or TOML file mapping token prefix -> behaviour.",
+        ),
+    ] = None,
+    max_streams: Annotated[
+        int, typer.Option(min=1, help="SETTINGS_MAX_CONCURRENT_STREAMS.")
+    ] = 1000,
+    start_at_one: Annotated[
+        bool, typer.Option(help="Start connections at 1 stream, like APNs token auth.")
+    ] = False,
+    cert_dir: Annotated[
+        Path | None,
+        typer.Option(file_okay=False, help="Where to write ca.pem (default: a temp dir)."),
+    ] = None,
+    fcm: Annotated[
+        bool, typer.Option("--fcm", help="Simulate FCM HTTP v1 (and its OAuth2 endpoint).")
+    ] = False,
+    service_account_public_key: Annotated[
+        Path | None,
+        typer.Option(
+            dir_okay=False,
+            help="FCM: check OAuth2 assertions against this public key (PEM).",
+        ),
+    ] = None,
+    service_account_email: Annotated[
+        str | None, typer.Option(help="FCM: the service account those assertions come from.")
+    ] = None,
+    project_id: Annotated[
+        str, typer.Option(help="FCM: the project printed for clients.")
+    ] = "demo-project",
+    config: ConfigOption = None,
+) -> None:
+    """Run the mock APNs (or, with --fcm, FCM) server in the foreground for your own tests.
+
+    Prints url= and ca_file= (FCM: also token_uri= and project_id=), then serves until
+    Ctrl-C or SIGTERM.
+    """
+    with user_errors():
+        code = run_mock(
+            MockOptions(
+                port=port,
+                rules=tuple(rule or ()),
+                rules_file=rules_file,
+                max_streams=max_streams,
+                start_at_one=start_at_one,
+                cert_dir=cert_dir,
+                fcm=fcm,
+                service_account_public_key=service_account_public_key,
+                service_account_email=service_account_email,
+                project_id=project_id,
+            )
+        )
+    raise typer.Exit(code)

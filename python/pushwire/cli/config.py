@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import typer
 
-from ._cli_errors import CLIError
+from .errors import CLIError
 
 if sys.version_info >= (3, 11):
     import tomllib

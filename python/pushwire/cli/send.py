@@ -18,14 +18,21 @@ import signal
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Annotated, Callable, Literal
 
 import typer
 from rich.console import Console
 
-from ._apns import APNsClient
-from ._cli_credentials import CredentialOptions, apns_credentials, provider, service_account
-from ._cli_errors import (
+from .._apns import APNsClient
+from .._client import PushClient
+from .._errors import ClientClosedError
+from .._fcm import DEFAULT_BASE_URL, FCMClient
+from .._oauth import ServiceAccountCredentials
+from .._results import Outcome, Result
+from ..classify import classify
+from ..credentials import CertificateCredentials, Credentials
+from .credentials import CredentialOptions, apns_credentials, provider, service_account
+from .errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_SOME_FAILED,
@@ -33,19 +40,53 @@ from ._cli_errors import (
     CLIError,
     echo_error,
     echo_warning,
+    user_errors,
 )
-from ._cli_input import BadRow, RowSource, open_rows
-from ._cli_output import DropTokens, ResultsWriter
-from ._cli_payload import PayloadFlags, RowError, RowMessages, read_payload_file
-from ._cli_report import LiveProgress, Tally, summary_table
-from ._cli_resume import DoneRows, load_done_rows
-from ._client import PushClient
-from ._errors import ClientClosedError
-from ._fcm import DEFAULT_BASE_URL, FCMClient
-from ._oauth import ServiceAccountCredentials
-from ._results import Outcome, Result
-from .classify import classify
-from .credentials import CertificateCredentials, Credentials
+from .input import BadRow, RowSource, open_rows
+from .options import (
+    ENDPOINT,
+    INPUT,
+    OUTPUT,
+    P8,
+    P12,
+    PAYLOAD,
+    TUNING,
+    BaseUrl,
+    CaFile,
+    Cert,
+    ConfigOption,
+    Key,
+    KeyId,
+    Password,
+    ProjectId,
+    PushType,
+    RequestTimeout,
+    ServiceAccount,
+    TeamId,
+    TokenUri,
+    Topic,
+    credential_options,
+)
+from .output import DropTokens, ResultsWriter
+from .report import LiveProgress, Tally, summary_table
+from .resume import DoneRows, load_done_rows
+from .rows import PayloadFlags, RowError, RowMessages, read_payload_file
+from .segment import (
+    SegmentActor,
+    SegmentApnsUrl,
+    SegmentData,
+    SegmentDb,
+    SegmentDeepLink,
+    SegmentFcmUrl,
+    SegmentFilterOption,
+    SegmentImageUrl,
+    SegmentJson,
+    SegmentMessageFile,
+    SegmentPageSize,
+    SegmentSilent,
+    SegmentUrl,
+    tokens_or_segment,
+)
 
 #: Bad rows reported one by one on stderr; the rest only in the results file and the summary.
 MAX_BAD_ROWS_SHOWN = 20
@@ -398,3 +439,240 @@ def _not_sent_text(given_up: int, unread: int | None) -> str:
     if unread is None:
         return f"the rest of the input{f' + {detail}' if detail else ''}"
     return f"{given_up + unread:,}" + (f" ({detail})" if detail else "")
+
+
+# -- the command: its options, by group ---------------------------------------------------------
+
+# Input
+InputFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--input",
+        "-i",
+        help="Rows to send: JSONL (objects with 'token' and optional title, body, badge, "
+        "sound, custom / data, collapse_id, apns_id) or CSV with a header and a 'token' "
+        "column. '-' reads stdin. Or --to-segment instead.",
+        rich_help_panel=INPUT,
+    ),
+]
+InputFormat = Annotated[
+    Literal["jsonl", "csv"] | None,
+    typer.Option(
+        "--format",
+        help="Input format (default: from the extension, else from the first character).",
+        rich_help_panel=INPUT,
+    ),
+]
+Strict = Annotated[
+    bool,
+    typer.Option(
+        help="Stop at the first bad row (exit 2), sending nothing after it.",
+        rich_help_panel=INPUT,
+    ),
+]
+# Payload
+PayloadFile = Annotated[
+    Path | None,
+    typer.Option(
+        dir_okay=False,
+        help="JSON file: the full APNs payload, or FCM message fields (notification, data, "
+        "android, apns, webpush).",
+        rich_help_panel=PAYLOAD,
+    ),
+]
+Title = Annotated[str | None, typer.Option(rich_help_panel=PAYLOAD)]
+Body = Annotated[str | None, typer.Option(rich_help_panel=PAYLOAD)]
+Badge = Annotated[int | None, typer.Option(min=0, rich_help_panel=PAYLOAD)]
+Sound = Annotated[str | None, typer.Option(rich_help_panel=PAYLOAD)]
+PushTypeOption = Annotated[
+    PushType | None, typer.Option(help="APNs push type (default alert).", rich_help_panel=PAYLOAD)
+]
+Priority = Annotated[
+    int | None,
+    typer.Option(
+        help="APNs priority 10, 5 or 1 (FCM: 10 = HIGH, else NORMAL).", rich_help_panel=PAYLOAD
+    ),
+]
+CollapseId = Annotated[
+    str | None,
+    typer.Option(help="APNs collapse id (FCM: Android collapse key).", rich_help_panel=PAYLOAD),
+]
+Expiration = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="UNIX time after which the provider may drop it (0: try once).",
+        rich_help_panel=PAYLOAD,
+    ),
+]
+# Endpoint
+Sandbox = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox/--production",
+        envvar="PUSHWIRE_SANDBOX",
+        help="APNs environment.",
+        rich_help_panel=ENDPOINT,
+    ),
+]
+# Output
+Results = Annotated[
+    Path | None,
+    typer.Option(
+        dir_okay=False,
+        help="Write one JSON line per input row (outcome, status, reason, action...), mode 0600.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+DropTokensFile = Annotated[
+    Path | None,
+    typer.Option(
+        dir_okay=False,
+        help="Write the tokens to remove (JSONL, or CSV for a .csv name) with reason and "
+        "410 timestamp.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+Resume = Annotated[
+    bool,
+    typer.Option(
+        help="Continue an interrupted run: skip the rows already in --results, append.",
+        rich_help_panel=OUTPUT,
+    ),
+]
+Overwrite = Annotated[
+    bool, typer.Option(help="Replace an existing --results file.", rich_help_panel=OUTPUT)
+]
+Progress = Annotated[
+    bool,
+    typer.Option(
+        help="Live progress bar (only when stdout is a terminal).", rich_help_panel=OUTPUT
+    ),
+]
+# Sending
+MaxConnections = Annotated[
+    int,
+    typer.Option(
+        envvar="PUSHWIRE_MAX_CONNECTIONS",
+        min=1,
+        help="HTTP/2 connections to open.",
+        rich_help_panel=TUNING,
+    ),
+]
+RateLimit = Annotated[
+    int | None,
+    typer.Option(
+        envvar="PUSHWIRE_RATE_LIMIT",
+        min=1,
+        help="At most this many notifications per minute.",
+        rich_help_panel=TUNING,
+    ),
+]
+
+
+def send_command(
+    ctx: typer.Context,
+    # input
+    input: InputFile = None,
+    format: InputFormat = None,
+    strict: Strict = False,
+    # payload
+    payload: PayloadFile = None,
+    title: Title = None,
+    body: Body = None,
+    badge: Badge = None,
+    sound: Sound = None,
+    push_type: PushTypeOption = None,
+    priority: Priority = None,
+    topic: Topic = None,
+    collapse_id: CollapseId = None,
+    expiration: Expiration = None,
+    # APNs credentials
+    p8: P8 = None,
+    key_id: KeyId = None,
+    team_id: TeamId = None,
+    cert: Cert = None,
+    key: Key = None,
+    p12: P12 = None,
+    password: Password = None,
+    # endpoint
+    sandbox: Sandbox = False,
+    # FCM credentials
+    service_account: ServiceAccount = None,
+    project_id: ProjectId = None,
+    token_uri: TokenUri = None,
+    # endpoint
+    base_url: BaseUrl = None,
+    ca_file: CaFile = None,
+    # output
+    results: Results = None,
+    drop_tokens: DropTokensFile = None,
+    resume: Resume = False,
+    overwrite: Overwrite = False,
+    progress: Progress = True,
+    # sending
+    request_timeout: RequestTimeout = 10.0,
+    max_connections: MaxConnections = 4,
+    rate_limit: RateLimit = None,
+    # the endpoint store (--to-segment), read by tokens_or_segment() from ctx.params
+    to_segment: SegmentFilterOption = None,
+    db: SegmentDb = None,
+    data: SegmentData = None,
+    image_url: SegmentImageUrl = None,
+    silent: SegmentSilent = False,
+    url: SegmentUrl = None,
+    deep_link: SegmentDeepLink = None,
+    message_file: SegmentMessageFile = None,
+    apns_url: SegmentApnsUrl = None,
+    fcm_url: SegmentFcmUrl = None,
+    page_size: SegmentPageSize = 2000,
+    actor: SegmentActor = None,
+    as_json: SegmentJson = False,
+    config: ConfigOption = None,
+) -> None:
+    """Send notifications to every token of an input file, or with --to-segment to the
+    endpoints of a segment of the store, through APNs or FCM.
+
+    Exit code 0 when every row was delivered, 1 when some were rejected or failed, 2 for a
+    usage or configuration error (or a bad row with --strict), 130 when interrupted: Ctrl-C
+    stops reading, waits for the notifications in flight and records them; run the same
+    command with --resume to send the rest. With --to-segment: 1 when some notifications
+    need attention (dead tokens alone are not a failure; they are disabled).
+    """
+    source = tokens_or_segment(ctx)  # with --to-segment: sends from the store and exits
+    with user_errors():
+        options = SendOptions(
+            input=source,
+            format=format,
+            payload=payload,
+            flags=PayloadFlags(
+                title=title,
+                body=body,
+                badge=badge,
+                sound=sound,
+                push_type=push_type,
+                priority=priority,
+                topic=topic,
+                collapse_id=collapse_id,
+                expiration=expiration,
+            ),
+            credentials=credential_options(
+                p8, key_id, team_id, cert, key, p12, password, service_account
+            ),
+            sandbox=sandbox,
+            base_url=base_url,
+            ca_file=ca_file,
+            token_uri=token_uri,
+            project_id=project_id,
+            results=results,
+            drop_tokens=drop_tokens,
+            resume=resume,
+            overwrite=overwrite,
+            strict=strict,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            rate_limit=rate_limit,
+            progress=progress,
+        )
+        code = run_send(options, Console())
+    raise typer.Exit(code)

@@ -2,7 +2,7 @@
 fleet of workers on Redis Streams (:mod:`pushwire.jobs`).
 
 ``enqueue_command`` and ``worker_command`` are plain command functions and ``jobs_app`` a
-typer sub-app; ``cli.py`` registers them. Redis is reached through ``--redis`` (or
+typer sub-app; ``cli/app.py`` registers them. Redis is reached through ``--redis`` (or
 ``$PUSHWIRE_REDIS_URL``); the stream and group default to ``pushwire:jobs`` and
 ``pushwire-workers``. Errors a user can fix (Redis unreachable, an unknown application or job,
 a bad file) print one ``error: ...`` line on stderr and exit with code 2.
@@ -22,7 +22,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ._cli_endpoints import (
+from .errors import EXIT_USAGE, CLIError, echo_error, user_errors
+from .options import (
     BadgeOption,
     BodyOption,
     DataOption,
@@ -34,10 +35,8 @@ from ._cli_endpoints import (
     SoundOption,
     TitleOption,
     UrlOption,
-    _message,
-    _open,
-    _UsageError,
-    _user_errors,
+    open_store,
+    push_message,
 )
 
 REDIS_HELP = (
@@ -88,7 +87,7 @@ def _token_lines(path: Path) -> Iterator[str]:
 def _token_rows(path: Path, fmt: str | None) -> Iterator[str]:
     """Tokens of a JSONL / CSV file in ``pushwire send``'s format; bad rows are reported
     and skipped; per-row fields are ignored (a job has one message)."""
-    from ._cli_input import BadRow, open_rows
+    from .input import BadRow, open_rows
 
     warned = False
     with open_rows(path, fmt) as source:
@@ -115,13 +114,13 @@ def _serve_metrics(registry: Any, worker: Any, consumer: str, host: str, port: i
     """The worker's own numbers and its clients' engine metrics on http://host:port/metrics."""
     from prometheus_client import start_http_server
 
-    from .jobs.metrics import WorkerCollector
+    from ..jobs.metrics import WorkerCollector
 
     registry.register(WorkerCollector(worker.metrics, consumer))
     try:
         start_http_server(port, addr=host, registry=registry)
     except OSError as e:
-        raise _UsageError(f"cannot serve metrics on {host}:{port}: {e}") from None
+        raise CLIError(f"cannot serve metrics on {host}:{port}: {e}") from None
 
 
 def _status_json(status: Any) -> dict[str, Any]:
@@ -212,21 +211,21 @@ def enqueue_command(
     With --db, the application is checked against the store first (the workers read it from
     their own --db). Exit 0 once enqueued (with --wait: once complete).
     """
-    from .jobs import Queue
+    from ..jobs import Queue
 
-    with _user_errors():
-        message = _message(
+    with user_errors():
+        message = push_message(
             message_file, title, body, data, image_url, sound, badge, silent, url, deep_link
         )
         if (input is None) == (to_segment is None):
-            raise _UsageError("give --input FILE (with --app) or --to-segment FILTER (with --db)")
+            raise CLIError("give --input FILE (with --app) or --to-segment FILTER (with --db)")
         if input is not None and not app:
-            raise _UsageError("--input needs --app: the application the tokens belong to")
+            raise CLIError("--input needs --app: the application the tokens belong to")
         if fmt not in (None, "lines", "jsonl", "csv"):
-            raise _UsageError(f"--format must be lines, jsonl or csv, not {fmt!r}")
+            raise CLIError(f"--format must be lines, jsonl or csv, not {fmt!r}")
         store = None
         if db is not None or to_segment is not None:
-            store = _open(db)
+            store = open_store(db)
         try:
             if store is not None and app:
                 store.application(app)  # UnknownApplicationError: a clear message, exit 2
@@ -351,19 +350,17 @@ def worker_command(
     chunks in progress are finished, recorded and acknowledged, then the worker exits 0; a
     second signal abandons them (another worker reclaims them).
     """
-    from .jobs import ClientOptions, Worker, WorkerSettings
-    from .jobs.model import default_consumer
+    from ..jobs import ClientOptions, Worker, WorkerSettings
+    from ..jobs.model import default_consumer
 
     level = getattr(logging, log_level.upper(), None)
     if not isinstance(level, int):
-        typer.echo(
-            f"error: --log-level must be debug, info, warning or error, not {log_level!r}", err=True
-        )
-        raise typer.Exit(2)
+        echo_error(f"--log-level must be debug, info, warning or error, not {log_level!r}")
+        raise typer.Exit(EXIT_USAGE)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    with _user_errors():
+    with user_errors():
         settings = WorkerSettings(
             redis_url=redis_url,
             stream=stream,
@@ -396,12 +393,12 @@ def worker_command(
             try:
                 from prometheus_client import CollectorRegistry
             except ImportError:
-                raise _UsageError(
+                raise CLIError(
                     "--metrics-port needs prometheus-client: pip install 'pushwire[metrics]'"
                 ) from None
             registry = CollectorRegistry()
             options = dataclasses.replace(options, metrics_registry=registry)
-        store = _open(db)
+        store = open_store(db)
         try:
             worker = Worker(settings, store=store, options=options)
             if registry is not None and metrics_port is not None:
@@ -448,9 +445,9 @@ def status_command(
     group: GroupOption = DEFAULT_GROUP,
 ) -> None:
     """A job's progress (outcomes so far), or the queue: depth, lag, pending, workers."""
-    from .jobs import Queue
+    from ..jobs import Queue
 
-    with _user_errors():
+    with user_errors():
 
         async def main() -> Any:
             async with Queue(redis_url, stream=stream, group=group) as q:
@@ -499,9 +496,9 @@ def results_command(
     reason, action...), in no particular order."""
     import msgspec
 
-    from .jobs import Queue
+    from ..jobs import Queue
 
-    with _user_errors():
+    with user_errors():
         out = output.open("w", encoding="utf-8") if output is not None else sys.stdout
         if output is not None:
             output.chmod(0o600)
@@ -533,9 +530,9 @@ def dead_letters_command(
     stream: StreamOption = DEFAULT_STREAM,
 ) -> None:
     """Entries the workers could not process (malformed, unknown application...), and why."""
-    from .jobs import Queue
+    from ..jobs import Queue
 
-    with _user_errors():
+    with user_errors():
 
         async def main() -> list[dict[str, str]]:
             async with Queue(redis_url, stream=stream) as q:

@@ -18,12 +18,9 @@ from typing import Any, Callable, Union
 
 import msgspec
 
-from ._cli_config import load_mapping
-from ._cli_errors import CLIError
-from ._cli_input import Row
-from ._errors import PayloadError
-from ._message import Message, Notification
-from .fcm import (
+from .._errors import PayloadError
+from .._message import Message, Notification
+from ..fcm import (
     AndroidConfig,
     AndroidNotification,
     ApnsConfig,
@@ -34,6 +31,9 @@ from .fcm import (
     WebpushConfig,
     WebpushFcmOptions,
 )
+from .config import load_mapping
+from .errors import CLIError
+from .input import Row
 
 #: Row fields that change the payload; ``apns_id`` changes only the notification.
 APNS_ROW_FIELDS = frozenset({"title", "body", "badge", "sound", "custom", "collapse_id"})

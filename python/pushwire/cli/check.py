@@ -15,20 +15,40 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from ._apns import ENVIRONMENTS, APNsClient
-from ._cli_credentials import CredentialOptions, key_id_from_file_name
-from ._cli_errors import EXIT_OK, EXIT_USAGE
-from ._errors import PushwireError
-from ._fcm import DEFAULT_BASE_URL, FCMClient
-from ._message import Message, Notification
-from ._oauth import ServiceAccountCredentials
-from ._results import Outcome, Result
-from .classify import classify
-from .credentials import CertificateCredentials, Credentials, TokenCredentials, load_p8
-from .fcm import FCMMessage
+from .._apns import ENVIRONMENTS, APNsClient
+from .._errors import PushwireError
+from .._fcm import DEFAULT_BASE_URL, FCMClient
+from .._message import Message, Notification
+from .._oauth import ServiceAccountCredentials
+from .._results import Outcome, Result
+from ..classify import classify
+from ..credentials import CertificateCredentials, Credentials, TokenCredentials, load_p8
+from ..fcm import FCMMessage
+from .credentials import CredentialOptions, key_id_from_file_name
+from .errors import EXIT_OK, EXIT_USAGE, user_errors
+from .options import (
+    ENDPOINT,
+    P8,
+    P12,
+    BaseUrl,
+    CaFile,
+    Cert,
+    ConfigOption,
+    Key,
+    KeyId,
+    Password,
+    ProjectId,
+    RequestTimeout,
+    ServiceAccount,
+    TeamId,
+    TokenUri,
+    Topic,
+    credential_options,
+)
 
 #: A certificate expiring sooner than this is worth a warning.
 EXPIRY_WARNING_DAYS = 30
@@ -266,3 +286,61 @@ def _check_fcm_online(
     result, project = asyncio.run(ask())
     report.ok(f"obtained an OAuth2 access token from {account.token_uri}")
     _fcm_answer(result, project, report)
+
+
+# -- the command ------------------------------------------------------------------------------
+
+
+def check_credentials_command(
+    p8: P8 = None,
+    key_id: KeyId = None,
+    team_id: TeamId = None,
+    cert: Cert = None,
+    key: Key = None,
+    p12: P12 = None,
+    password: Password = None,
+    service_account: ServiceAccount = None,
+    project_id: ProjectId = None,
+    token_uri: TokenUri = None,
+    online: Annotated[
+        bool,
+        typer.Option(
+            help="Also make one harmless request: an APNs push to a made-up token, or an FCM "
+            "validate-only message.",
+            rich_help_panel=ENDPOINT,
+        ),
+    ] = False,
+    sandbox: Annotated[
+        bool,
+        typer.Option(
+            "--sandbox/--production",
+            envvar="PUSHWIRE_SANDBOX",
+            help="APNs environment for --online.",
+            rich_help_panel=ENDPOINT,
+        ),
+    ] = True,
+    topic: Topic = None,
+    base_url: BaseUrl = None,
+    ca_file: CaFile = None,
+    request_timeout: RequestTimeout = 10.0,
+    config: ConfigOption = None,
+) -> None:
+    """Check a .p8 key, a .p12 / PEM push certificate or a service-account key, locally
+    (and with --online against the service). Exit code 0 when usable, 2 otherwise."""
+    with user_errors():
+        code = run_check(
+            CheckOptions(
+                credentials=credential_options(
+                    p8, key_id, team_id, cert, key, p12, password, service_account
+                ),
+                online=online,
+                sandbox=sandbox,
+                topic=topic,
+                base_url=base_url,
+                ca_file=ca_file,
+                token_uri=token_uri,
+                project_id=project_id,
+                request_timeout=request_timeout,
+            )
+        )
+    raise typer.Exit(code)

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 
 import typer
 
-from ._errors import PushwireError
+from .._errors import PushwireError
 
 #: Exit codes shared by every command.
 EXIT_OK = 0

@@ -1,10 +1,8 @@
-"""``pushwire endpoints ...`` (the endpoint store) and the send-to-segment command.
+"""``pushwire endpoints ...``: the endpoint store's applications and endpoints.
 
-``endpoints_app`` is a typer sub-app: ``app.add_typer(endpoints_app, name="endpoints")``.
-``send_to_segment_command`` is a plain command function: ``pushwire send --to-segment`` calls
-it (through :func:`tokens_or_segment`), and it is also registered as the older spelling
-``pushwire send-segment``. Every command takes ``--db`` (or ``$PUSHWIRE_DB``):
-``sqlite:///path/to/file.db`` (or a plain path) or ``postgresql://user:pw@host/db``.
+``endpoints_app`` is a typer sub-app (``app.add_typer(endpoints_app, name="endpoints")``).
+Every command takes ``--db`` (or ``$PUSHWIRE_DB``): ``sqlite:///path/to/file.db`` (or a plain
+path) or ``postgresql://user:pw@host/db``; sending to a segment is in :mod:`.segment`.
 
 User mistakes (a bad file, an unknown application, an unreachable database) print one
 ``error: ...`` line on stderr and exit with code 2; nothing is half-imported: a file is
@@ -13,13 +11,12 @@ checked whole before its first row is written.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Annotated, Any
@@ -28,23 +25,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ._errors import PushwireError
-from .store import (
-    Endpoint,
-    EventKind,
-    PushMessage,
-    Registration,
-    SegmentFilter,
-    SendReport,
-    Store,
-    StoreInputError,
-    client_for,
-)
-from .store.backend import DATABASE_URL_VARIABLE, sqlite_path
-from .store.sending import Clients
+from ..store import Endpoint, EventKind, Registration, SegmentFilter, StoreInputError
+from .errors import CLIError, user_errors
+from .options import DbOption, open_store
 
-EXIT_USAGE = 2
-EXIT_NEEDS_ATTENTION = 1
 #: Rows checked, then written, per transaction during an import.
 IMPORT_BATCH = 5000
 
@@ -55,16 +39,6 @@ endpoints_app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar=DATABASE_URL_VARIABLE,
-        help="Store URL: sqlite:///path.db (or a path) or postgresql://user:pw@host/db "
-        f"(env {DATABASE_URL_VARIABLE}).",
-        show_default=False,
-    ),
-]
 SegmentOption = Annotated[
     str | None,
     typer.Option(
@@ -75,54 +49,10 @@ SegmentOption = Annotated[
 StatusOption = Annotated[str, typer.Option(help="enabled, disabled or all.", show_default=True)]
 
 
-class _UsageError(Exception):
-    """A mistake in the command line or an input file."""
-
-
-@contextmanager
-def _user_errors() -> Iterator[None]:
-    try:
-        yield
-    except (_UsageError, PushwireError) as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except OSError as e:
-        where = f"{e.filename}: " if e.filename else ""
-        typer.echo(f"error: {where}{e.strerror or e}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-
-
-def _open(db: str | None) -> Store:
-    if not db:
-        raise _UsageError(f"give --db URL or set {DATABASE_URL_VARIABLE}")
-    return Store.open(db)
-
-
-def _open_existing(db: str | None) -> Store:
-    """The store to send from: a SQLite file that does not exist is a mistake (opening it
-    would create an empty store and send nothing), as is a store without applications."""
-    if not db:
-        raise _UsageError(f"give --db URL or set {DATABASE_URL_VARIABLE}")
-    path = sqlite_path(db)
-    if path is not None and path != ":memory:" and not Path(path).exists():
-        raise _UsageError(
-            f"no store at {path}: create it with `pushwire endpoints add-app` and "
-            "`pushwire endpoints import`"
-        )
-    store = Store.open(db)
-    if not store.applications():
-        display = store.database.display_url
-        store.close()
-        raise _UsageError(
-            f"the store {display} has no applications: add one with `pushwire endpoints add-app`"
-        )
-    return store
-
-
 def _enabled_filter(status: str) -> bool | None:
     choices = {"enabled": True, "disabled": False, "all": None}
     if status not in choices:
-        raise _UsageError(f"--status must be enabled, disabled or all, not {status!r}")
+        raise CLIError(f"--status must be enabled, disabled or all, not {status!r}")
     return choices[status]
 
 
@@ -132,7 +62,7 @@ def _enabled_filter(status: str) -> bool | None:
 @endpoints_app.command("migrate")
 def migrate_command(db: DbOption = None) -> None:
     """Create or upgrade the store's tables (also done on first use)."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         # Opening migrates; a second call reports what is left (nothing).
         store.migrate()
         typer.echo(f"schema up to date: {store.database.display_url}")
@@ -157,7 +87,7 @@ def add_app_command(
     db: DbOption = None,
 ) -> None:
     """Add an application, or change its settings."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         app = store.put_application(
             name,
             provider=provider,
@@ -172,7 +102,7 @@ def add_app_command(
 @endpoints_app.command("apps")
 def apps_command(db: DbOption = None) -> None:
     """List the applications."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         table = Table("name", "provider", "environment", "topic / project", "credentials")
         for app in store.applications():
             table.add_row(
@@ -214,7 +144,7 @@ def _moment(value: Any, where: str) -> datetime | None:
             pass
         else:
             return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    raise _UsageError(f"{where}: registered_at {value!r} is not ISO 8601 or epoch milliseconds")
+    raise CLIError(f"{where}: registered_at {value!r} is not ISO 8601 or epoch milliseconds")
 
 
 def _json_object(value: Any, column: str, where: str) -> Any:
@@ -224,9 +154,9 @@ def _json_object(value: Any, column: str, where: str) -> Any:
         try:
             value = json.loads(value)
         except ValueError as e:
-            raise _UsageError(f"{where}: {column} is not valid JSON ({e})") from None
+            raise CLIError(f"{where}: {column} is not valid JSON ({e})") from None
     if not isinstance(value, dict):
-        raise _UsageError(f"{where}: {column} must be a JSON object")
+        raise CLIError(f"{where}: {column} must be a JSON object")
     return value
 
 
@@ -241,10 +171,10 @@ def _registration(row: dict[str, Any], default_app: str | None, where: str) -> R
     unknown = set(row) - _COLUMNS - _INFORMATIVE
     if unknown:
         known = ", ".join(sorted(_COLUMNS)) + ", attr.NAME"
-        raise _UsageError(f"{where}: unknown column(s) {', '.join(sorted(unknown))} ({known})")
+        raise CLIError(f"{where}: unknown column(s) {', '.join(sorted(unknown))} ({known})")
     app = row.get("app") or row.get("application") or default_app
     if not app:
-        raise _UsageError(f"{where}: no application (an app column, or --app)")
+        raise CLIError(f"{where}: no application (an app column, or --app)")
     return Registration(
         application=app,
         token=row.get("token") or "",
@@ -263,7 +193,7 @@ def _rows(path: Path, fmt: str, default_app: str | None) -> Iterator[tuple[str, 
             for row in reader:
                 where = f"{path} line {reader.line_num}"
                 if None in row:
-                    raise _UsageError(f"{where}: more cells than columns")
+                    raise CLIError(f"{where}: more cells than columns")
                 yield where, _registration(dict(row), default_app, where)
             return
         for number, line in enumerate(f, start=1):
@@ -273,9 +203,9 @@ def _rows(path: Path, fmt: str, default_app: str | None) -> Iterator[tuple[str, 
             try:
                 row = json.loads(line)
             except ValueError as e:
-                raise _UsageError(f"{where}: not valid JSON ({e})") from None
+                raise CLIError(f"{where}: not valid JSON ({e})") from None
             if not isinstance(row, dict):
-                raise _UsageError(f"{where}: each line must be a JSON object")
+                raise CLIError(f"{where}: each line must be a JSON object")
             yield where, _registration(row, default_app, where)
 
 
@@ -297,7 +227,7 @@ def _batches(
 def _format_of(path: Path, fmt: str) -> str:
     if fmt != "auto":
         if fmt not in ("csv", "jsonl"):
-            raise _UsageError(f"--format must be auto, csv or jsonl, not {fmt!r}")
+            raise CLIError(f"--format must be auto, csv or jsonl, not {fmt!r}")
         return fmt
     return "csv" if path.suffix.lower() == ".csv" else "jsonl"
 
@@ -332,7 +262,7 @@ def import_command(
     then written in transactions of 5,000; importing again is harmless (registrations are
     idempotent).
     """
-    with _user_errors(), _open(db) as store, _readable_twice(file) as path:
+    with user_errors(), open_store(db) as store, _readable_twice(file) as path:
         fmt = _format_of(path, fmt)
         checked = 0
         for wheres, rows in _batches(path, fmt, app):
@@ -341,7 +271,7 @@ def import_command(
             except StoreInputError as e:
                 if e.index is None:
                     raise
-                raise _UsageError(f"{wheres[e.index]}: {e}") from None
+                raise CLIError(f"{wheres[e.index]}: {e}") from None
         totals = {"created": 0, "updated": 0, "re_enabled": 0, "unchanged": 0}
         for _, rows in _batches(path, fmt, app):
             counts = store.register_many(rows, cause="import")
@@ -395,7 +325,7 @@ def list_command(
     db: DbOption = None,
 ) -> None:
     """List endpoints (in the order they were created)."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         selected = store.endpoints(_segment(segment, app, user), enabled=_enabled_filter(status))
         table = Table("app", "token", "user", "enabled", "disabled for", "registered", "attributes")
         shown = 0
@@ -429,9 +359,9 @@ def export_command(
     db: DbOption = None,
 ) -> None:
     """Write endpoints as JSONL or CSV, in the format `endpoints import` reads."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         if fmt not in ("jsonl", "csv"):
-            raise _UsageError(f"--format must be jsonl or csv, not {fmt!r}")
+            raise CLIError(f"--format must be jsonl or csv, not {fmt!r}")
         selected = store.endpoints(_segment(segment, None, None), enabled=_enabled_filter(status))
         if output == "-":
             count = _write(sys.stdout, fmt, selected)
@@ -469,7 +399,7 @@ def disable_command(
     db: DbOption = None,
 ) -> None:
     """Disable an endpoint until its app registers the token again."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         if app is None:
             owners = [
                 a.name
@@ -477,9 +407,9 @@ def disable_command(
                 if _quietly(lambda a=a: store.find(a.name, token)) is not None
             ]
             if not owners:
-                raise _UsageError(f"no endpoint has token {token[:80]!r}")
+                raise CLIError(f"no endpoint has token {token[:80]!r}")
             if len(owners) > 1:
-                raise _UsageError(
+                raise CLIError(
                     f"token {token[:80]!r} is in applications {', '.join(owners)}: add --app"
                 )
             app = owners[0]
@@ -512,7 +442,7 @@ def events_command(
     db: DbOption = None,
 ) -> None:
     """Print recorded changes as JSON lines, oldest first."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         for event in store.events(
             application=app, token=token, user_id=user, kinds=kind, after_id=after_id, limit=limit
         ):
@@ -537,12 +467,12 @@ def kpis_command(
     db: DbOption = None,
 ) -> None:
     """Delivery rate and invalid-token rate per application and day, from recorded sends."""
-    with _user_errors(), _open(db) as store:
+    with user_errors(), open_store(db) as store:
         try:
             first = date.fromisoformat(since) if since else None
             last = date.fromisoformat(until) if until else None
         except ValueError as e:
-            raise _UsageError(f"--since/--until: {e}") from None
+            raise CLIError(f"--since/--until: {e}") from None
         table = Table("day", "app", "runs", "sent", "delivery rate", "invalid tokens", "disabled")
         for kpi in store.kpis(application=app, since=first, until=last):
             table.add_row(
@@ -555,299 +485,3 @@ def kpis_command(
                 str(kpi.tokens_disabled),
             )
         Console().print(table)
-
-
-# -- send to a segment ------------------------------------------------------------------------
-
-
-# The provider-neutral message's options, shared by `send-segment` and `enqueue`.
-TitleOption = Annotated[str | None, typer.Option(help="Notification title.")]
-BodyOption = Annotated[str | None, typer.Option(help="Notification text.")]
-DataOption = Annotated[
-    list[str] | None, typer.Option("--data", help="Custom data KEY=VALUE (repeatable).")
-]
-ImageUrlOption = Annotated[str | None, typer.Option(help="https:// image to show.")]
-SoundOption = Annotated[str | None, typer.Option(help="Sound name ('default').")]
-BadgeOption = Annotated[int | None, typer.Option(min=0, help="App icon badge.")]
-SilentOption = Annotated[bool, typer.Option("--silent", help="Background (data-only) message.")]
-UrlOption = Annotated[str | None, typer.Option(help="Open this web page on tap.")]
-DeepLinkOption = Annotated[str | None, typer.Option(help="Open this app link on tap.")]
-MessageFileOption = Annotated[
-    Path | None,
-    typer.Option("--message", help="The whole message as JSON (PushMessage fields)."),
-]
-
-
-def _message(
-    message_file: Path | None,
-    title: str | None,
-    body: str | None,
-    data: list[str] | None,
-    image_url: str | None,
-    sound: str | None,
-    badge: int | None,
-    silent: bool,
-    url: str | None,
-    deep_link: str | None,
-) -> PushMessage:
-    if message_file is not None:
-        try:
-            loaded = json.loads(message_file.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise _UsageError(f"{message_file} is not valid JSON: {e}") from None
-        return PushMessage.from_dict(loaded)
-    pairs: dict[str, str] = {}
-    for item in data or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise _UsageError(f"--data {item!r} is not KEY=VALUE")
-        pairs[key] = value
-    if url and deep_link:
-        raise _UsageError("give --url or --deep-link, not both")
-    action = "url" if url else "deep_link" if deep_link else "open_app"
-    return PushMessage(
-        title=title,
-        body=body,
-        data=pairs,
-        image_url=image_url,
-        sound=sound,
-        badge=badge,
-        silent=silent,
-        action=action,
-        url=url or deep_link,
-    )
-
-
-def _print_report(report: SendReport) -> None:
-    rate = f" ({report.delivery_rate:.1%})" if report.total else ""
-    typer.echo(
-        f"run {report.run_id}: {report.total} notifications, {report.delivered} delivered"
-        f"{rate}, {report.tokens_disabled} tokens disabled"
-    )
-    for name, tally in report.applications.items():
-        typer.echo(
-            f"  {name}: {tally.sent} sent, {tally.delivered} delivered, "
-            f"{tally.invalid_tokens} invalid tokens ({tally.tokens_disabled} disabled, "
-            f"{tally.kept_reregistered} registered again since, {tally.withheld} withheld), "
-            f"{tally.retryable} to retry"
-        )
-    if report.by_reason:
-        reasons = sorted(report.by_reason.items(), key=lambda item: -item[1])
-        typer.echo("reasons: " + ", ".join(f"{r} {n}" for r, n in reasons))
-    for alert in report.alerts:
-        typer.echo(f"alert: {alert}", err=True)
-    for warning in report.warnings:
-        typer.echo(f"warning: {warning}", err=True)
-
-
-def _report_json(report: SendReport) -> dict[str, Any]:
-    return {
-        "run_id": report.run_id,
-        "total": report.total,
-        "delivered": report.delivered,
-        "tokens_disabled": report.tokens_disabled,
-        "by_outcome": report.by_outcome,
-        "by_reason": report.by_reason,
-        "alerts": report.alerts,
-        "applications": {
-            name: {
-                "sent": t.sent,
-                "delivered": t.delivered,
-                "invalid_tokens": t.invalid_tokens,
-                "tokens_disabled": t.tokens_disabled,
-                "kept_reregistered": t.kept_reregistered,
-                "withheld": t.withheld,
-                "retryable": t.retryable,
-            }
-            for name, t in report.applications.items()
-        },
-    }
-
-
-def send_to_segment_command(
-    to_segment: Annotated[
-        str,
-        typer.Option(
-            "--to-segment",
-            help="Endpoints to send to: 'app=ios plan=pro,team user=u1', JSON, or 'all'.",
-        ),
-    ],
-    title: TitleOption = None,
-    body: BodyOption = None,
-    data: DataOption = None,
-    image_url: ImageUrlOption = None,
-    sound: SoundOption = None,
-    badge: BadgeOption = None,
-    silent: SilentOption = False,
-    url: UrlOption = None,
-    deep_link: DeepLinkOption = None,
-    message_file: MessageFileOption = None,
-    apns_url: Annotated[
-        str | None, typer.Option(help="APNs server (default: the application's environment).")
-    ] = None,
-    fcm_url: Annotated[str | None, typer.Option(help="FCM server (tests, proxies).")] = None,
-    token_uri: Annotated[str | None, typer.Option(help="OAuth2 token URI for FCM.")] = None,
-    ca_file: Annotated[
-        Path | None, typer.Option(help="Extra CA to trust (a mock server's).")
-    ] = None,
-    request_timeout: Annotated[float, typer.Option(min=0.1, help="Per-notification s.")] = 10.0,
-    page_size: Annotated[int, typer.Option(min=1, help="Endpoints read per query.")] = 2000,
-    actor: Annotated[str | None, typer.Option(help="Who sends (recorded with the run).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    db: DbOption = None,
-) -> None:
-    """Send one message to every enabled endpoint of a segment, applying the results to the
-    store (dead tokens disabled) and recording the run. The same as `pushwire send
-    --to-segment`.
-
-    Clients are built from each application's credentials_ref. Exit code 1 when some
-    notifications need attention (to retry, refused payload or configuration) or a
-    configuration alert was raised; dead tokens alone are not a failure.
-    """
-    with _user_errors(), _open_existing(db) as store:
-        message = _message(
-            message_file, title, body, data, image_url, sound, badge, silent, url, deep_link
-        )
-        segment = SegmentFilter.parse(to_segment)
-        options: dict[str, Any] = {"request_timeout": request_timeout}
-        if ca_file is not None:
-            options["ca_file"] = ca_file
-
-        async def main() -> SendReport:
-            async with AsyncExitStack() as stack:
-                clients: dict[str, Any] = {}
-                for app in store.segment_applications(segment):
-                    base_url = apns_url if app.provider.value == "apns" else fcm_url
-                    extra = {"base_url": base_url} if base_url else {}
-                    if token_uri and app.provider.value == "fcm":
-                        extra["token_uri"] = token_uri
-                    client = client_for(app, **options, **extra)
-                    clients[app.name] = await stack.enter_async_context(client)
-                typed: Clients = clients
-                return await store.send_to_segment(
-                    segment, message, clients=typed, actor=actor, page_size=page_size
-                )
-
-        report = asyncio.run(main())
-    if as_json:
-        typer.echo(json.dumps(_report_json(report)))
-    else:
-        _print_report(report)
-    unresolved = (
-        report.total
-        - report.delivered
-        - sum(t.invalid_tokens for t in report.applications.values())
-    )
-    if unresolved or report.alerts:
-        raise typer.Exit(EXIT_NEEDS_ATTENTION)
-
-
-# -- `pushwire send --to-segment` --------------------------------------------------------------
-
-#: `pushwire send` options that only apply to a send from --input, with what to do instead.
-_INPUT_ONLY = {
-    "format": "",
-    "strict": "",
-    "payload": "; give the message with --title/--body/... or --message",
-    "push_type": "; use --silent for a background message",
-    "priority": "",
-    "topic": "; the topic is the application's (pushwire endpoints add-app --topic)",
-    "collapse_id": "",
-    "expiration": "",
-    "sandbox": "; the environment is the application's",
-    "results": "",
-    "drop_tokens": "; dead tokens are disabled in the store",
-    "resume": "",
-    "overwrite": "",
-    "max_connections": "",
-    "rate_limit": "",
-}
-_CREDENTIALS = ("p8", "key_id", "team_id", "cert", "key", "p12", "password", "service_account")
-_CREDENTIALS_HINT = "; credentials come from each application's credentials_ref in the store"
-for _name in (*_CREDENTIALS, "project_id"):
-    _INPUT_ONLY[_name] = _CREDENTIALS_HINT
-#: `pushwire send` options that only apply with --to-segment.
-_SEGMENT_ONLY = (
-    "db",
-    "data",
-    "image_url",
-    "silent",
-    "url",
-    "deep_link",
-    "message_file",
-    "apns_url",
-    "fcm_url",
-    "page_size",
-    "actor",
-    "as_json",
-)
-
-
-def _flag(ctx: typer.Context, name: str) -> str:
-    for param in ctx.command.params:
-        if param.name == name and param.opts:
-            return max(param.opts, key=len)
-    return "--" + name.replace("_", "-")
-
-
-def _on_command_line(ctx: typer.Context, name: str) -> bool:
-    """Whether option ``name`` was typed (not taken from the environment, a config file or
-    its default). By the enum's name: typer bundles its own click."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name == "COMMANDLINE"
-
-
-def tokens_or_segment(ctx: typer.Context) -> Path:
-    """Route ``pushwire send``: with ``--to-segment``, send to the store's endpoints (through
-    :func:`send_to_segment_command`) and exit; otherwise return the ``--input`` file.
-
-    ``--input`` and ``--to-segment`` exclude each other wherever they come from; options of
-    one mode typed on the command line in the other mode are refused (exit 2), while values
-    from ``PUSHWIRE_*`` variables or a config file for the other mode are ignored.
-    """
-    params = ctx.params
-    to_segment: str | None = params.get("to_segment")
-    source: Path | None = params.get("input")
-    with _user_errors():
-        if to_segment is None:
-            typed = [_flag(ctx, n) for n in _SEGMENT_ONLY if _on_command_line(ctx, n)]
-            if typed:
-                raise _UsageError(f"{', '.join(typed)}: only with --to-segment FILTER")
-            if source is None:
-                raise _UsageError(
-                    "give --input FILE (rows with device tokens) or --to-segment FILTER "
-                    "(endpoints of the store, with --db)"
-                )
-            return source
-        if source is not None:
-            raise _UsageError(
-                "give --input FILE or --to-segment FILTER, not both: --input sends to the "
-                "tokens of a file, --to-segment to the endpoints of the store"
-            )
-        for name, hint in _INPUT_ONLY.items():
-            if _on_command_line(ctx, name):
-                raise _UsageError(f"{_flag(ctx, name)} applies to --input sends only{hint}")
-    base_url: str | None = params.get("base_url")
-    send_to_segment_command(
-        to_segment=to_segment,
-        title=params.get("title"),
-        body=params.get("body"),
-        data=params.get("data"),
-        image_url=params.get("image_url"),
-        sound=params.get("sound"),
-        badge=params.get("badge"),
-        silent=bool(params.get("silent")),
-        url=params.get("url"),
-        deep_link=params.get("deep_link"),
-        message_file=params.get("message_file"),
-        apns_url=params.get("apns_url") or base_url,
-        fcm_url=params.get("fcm_url") or base_url,
-        token_uri=params.get("token_uri"),
-        ca_file=params.get("ca_file"),
-        request_timeout=params.get("request_timeout", 10.0),
-        page_size=params.get("page_size", 2000),
-        actor=params.get("actor"),
-        as_json=bool(params.get("as_json")),
-        db=params.get("db"),
-    )
-    raise typer.Exit(0)

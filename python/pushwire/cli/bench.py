@@ -15,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from .errors import EXIT_USAGE, echo_error
+
 HARNESS = Path("benches") / "throughput.py"
 NOT_FOUND = (
     "the throughput harness lives in the pushwire repository (benches/throughput.py), "
@@ -24,10 +26,10 @@ NOT_FOUND = (
 
 def find_harness(explicit: Path | None = None) -> Path | None:
     """``explicit`` if it exists, else benches/throughput.py of the source tree this package
-    was imported from (python/pushwire/ -> repository root), else of the current directory."""
+    was imported from (python/pushwire/cli/ -> repository root), else of the current directory."""
     if explicit is not None:
         return explicit if explicit.is_file() else None
-    candidates = [Path(__file__).resolve().parents[2] / HARNESS, Path.cwd() / HARNESS]
+    candidates = [Path(__file__).resolve().parents[3] / HARNESS, Path.cwd() / HARNESS]
     return next((c for c in candidates if c.is_file()), None)
 
 
@@ -81,8 +83,8 @@ def bench_command(
     """
     found = find_harness(harness)
     if found is None:
-        typer.echo(f"error: {NOT_FOUND}", err=True)
-        raise typer.Exit(2)
+        echo_error(NOT_FOUND)
+        raise typer.Exit(EXIT_USAGE)
     argv = harness_argv(
         found,
         quick=quick,

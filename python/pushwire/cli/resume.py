@@ -13,7 +13,7 @@ from pathlib import Path
 
 import msgspec
 
-from ._cli_errors import CLIError, echo_warning
+from .errors import CLIError, echo_warning
 
 
 class _RecordedRow(msgspec.Struct):

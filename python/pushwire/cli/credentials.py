@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._cli_errors import CLIError
-from ._errors import CredentialsError
-from ._oauth import ServiceAccountCredentials
-from .credentials import CertificateCredentials, Credentials, TokenCredentials
+from .._errors import CredentialsError
+from .._oauth import ServiceAccountCredentials
+from ..credentials import CertificateCredentials, Credentials, TokenCredentials
+from .errors import CLIError
 
 #: Apple names key files AuthKey_<KEY ID>.p8.
 _KEY_FILE_NAME = re.compile(r"AuthKey_([A-Z0-9]{10})\.p8", re.IGNORECASE)

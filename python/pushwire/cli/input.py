@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, cast
 
 import msgspec
 
-from ._cli_errors import CLIError
+from .errors import CLIError
 
 FORMATS = ("jsonl", "csv")
 _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv"}

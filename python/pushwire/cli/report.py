@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ._results import Outcome, Result
+from .._results import Outcome, Result
 
 #: Histogram bucket growth: percentiles are exact to within 2 %.
 _GROWTH = 1.02

@@ -17,22 +17,25 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
+from typing import Annotated, Union
 
+import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rich.console import Console
 from rich.table import Table
 
-from ._cli_output import DropTokens, ResultsWriter
-from ._cli_report import LiveProgress, Tally, summary_table
-from ._client import PushClient
-from ._message import Message, Notification
-from ._oauth import ServiceAccountCredentials
-from .classify import classify
-from .credentials import TokenCredentials
-from .fcm import AndroidConfig, FCMMessage, FCMNotification
-from .testing import MockAPNs, MockFCM
+from .._client import PushClient
+from .._message import Message, Notification
+from .._oauth import ServiceAccountCredentials
+from ..classify import classify
+from ..credentials import TokenCredentials
+from ..fcm import AndroidConfig, FCMMessage, FCMNotification
+from ..testing import MockAPNs, MockFCM
+from .errors import EXIT_SOME_FAILED, echo_error, user_errors
+from .options import ConfigOption
+from .output import DropTokens, ResultsWriter
+from .report import LiveProgress, Tally, summary_table
 
 #: Token prefixes the mock answers specially (hex, so they are valid APNs tokens too).
 DEAD, BAD, HANG = "dead", "bad0", "eeee"
@@ -245,3 +248,48 @@ def _summary_table(s: DemoSummary) -> Table:
         ],
         after=[("tokens to drop", f"{s.tokens_to_drop:,}")],
     )
+
+
+def demo_command(
+    count: Annotated[int, typer.Option(min=1, help="Notifications to send.")] = 200_000,
+    fcm: Annotated[
+        bool, typer.Option("--fcm", help="Send FCM messages to a mock FCM instead of APNs.")
+    ] = False,
+    dead_percent: Annotated[
+        float, typer.Option(min=0, max=100, help="% of dead tokens (APNs 410, FCM 404).")
+    ] = 2.0,
+    bad_percent: Annotated[
+        float, typer.Option(min=0, max=100, help="% of malformed tokens (400).")
+    ] = 1.0,
+    hang_percent: Annotated[
+        float, typer.Option(min=0, max=100, help="% of tokens the server never answers.")
+    ] = 0.5,
+    request_timeout: Annotated[float, typer.Option(min=0.1, help="Per-stream deadline, s.")] = 2.0,
+    results: Annotated[
+        Path | None,
+        typer.Option(dir_okay=False, help="Results JSONL (default ./pushwire-demo-results.jsonl)."),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option(help="Live progress bar (only when stdout is a terminal).")
+    ] = True,
+    config: ConfigOption = None,
+) -> None:
+    """Send a realistic mixed batch through the embedded mock server and summarise it."""
+    console = Console()
+    with user_errors():
+        summary = run_demo(
+            DemoOptions(
+                count=count,
+                dead_percent=dead_percent,
+                bad_percent=bad_percent,
+                hang_percent=hang_percent,
+                request_timeout=request_timeout,
+                results_path=results,
+                progress=progress and console.is_terminal,
+                fcm=fcm,
+            ),
+            console,
+        )
+    if summary.unique_indexes != count or summary.tally.results != count:
+        echo_error(f"expected {count} results, got {summary.tally.results}")
+        raise typer.Exit(EXIT_SOME_FAILED)

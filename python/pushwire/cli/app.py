@@ -1,0 +1,69 @@
+"""The ``pushwire`` typer application: the root options and every command, registered from the
+module that implements it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .. import __version__
+from .bench import BENCH_CONTEXT, bench_command
+from .check import check_credentials_command
+from .demo import demo_command
+from .endpoints import endpoints_app
+from .jobs import enqueue_command, jobs_app, worker_command
+from .mock import mock_command
+from .segment import send_to_segment_command
+from .send import send_command
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    # An unexpected crash must not print local variables: they may hold keys or passwords.
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pushwire {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+) -> None:
+    """Fast, reliable push notifications (APNs and FCM) from the command line.
+
+    Options can also be set with PUSHWIRE_* environment variables (shown in each command's
+    help) or a TOML file given with --config (keys are option names). Exit codes: 0 ok,
+    1 some notifications failed, 2 usage or configuration error, 130 interrupted.
+    """
+
+
+# Sending from a file, and the tools around it.
+app.command("send")(send_command)
+app.command("check-credentials")(check_credentials_command)
+app.command("mock")(mock_command)
+app.command("demo")(demo_command)
+# The endpoint store.
+app.add_typer(endpoints_app, name="endpoints")
+app.command("send-segment")(send_to_segment_command)
+# Scale-out on Redis Streams.
+app.command("enqueue")(enqueue_command)
+app.command("worker")(worker_command)
+app.add_typer(jobs_app, name="jobs")
+# The throughput harness of a source checkout.
+app.command("bench", context_settings=BENCH_CONTEXT)(bench_command)
+
+
+def run() -> None:
+    """Run the command line (``sys.argv``)."""
+    app()
