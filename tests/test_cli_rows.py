@@ -11,6 +11,7 @@ import random
 import pytest
 
 from pushwire import Message
+from pushwire.cli import input as cli_input
 from pushwire.cli.errors import CLIError
 from pushwire.cli.input import BadRow, Row, RowSource, detect_format
 from pushwire.cli.report import LatencyHistogram
@@ -48,6 +49,16 @@ def test_unreadable_jsonl_rows_say_why(line, problem):
     (row,) = rows_of(line + b"\n", "jsonl")
     assert isinstance(row, BadRow) and row.line == 1
     assert problem in row.problem
+
+
+def test_bad_utf8_is_named_whatever_exception_msgspec_raises(monkeypatch):
+    # msgspec < 0.23 raised UnicodeDecodeError for bad UTF-8; 0.23 raises DecodeError.
+    def old_msgspec(raw: bytes) -> object:
+        return raw.decode("utf-8")
+
+    monkeypatch.setattr(cli_input, "_decode_json", old_msgspec)
+    (row,) = rows_of(b'{"token": "a\xff"}\n', "jsonl")
+    assert isinstance(row, BadRow) and row.problem == "not valid UTF-8 text"
 
 
 def test_csv_rows_types_and_line_numbers_with_a_quoted_newline():

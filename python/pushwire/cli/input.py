@@ -116,12 +116,11 @@ class RowSource:
             line = self.last_line
             try:
                 obj = _decode_json(raw)
-            except UnicodeDecodeError:
-                yield BadRow(index, line, None, "not valid UTF-8 text")
-                index += 1
-                continue
-            except msgspec.DecodeError as e:
-                yield BadRow(index, line, None, f"not valid JSON ({e})")
+            except (msgspec.DecodeError, UnicodeDecodeError) as e:
+                # msgspec < 0.23 raises UnicodeDecodeError for bad UTF-8, 0.23 a DecodeError:
+                # ask the bytes, not the exception.
+                problem = "not valid UTF-8 text" if not _is_utf8(raw) else f"not valid JSON ({e})"
+                yield BadRow(index, line, None, problem)
                 index += 1
                 continue
             if not isinstance(obj, dict):
@@ -182,6 +181,14 @@ class RowSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _kind(value: object) -> str:

@@ -62,7 +62,7 @@ def load_done_rows(path: Path) -> DoneRows:
                 continue
             try:
                 done.add(_decode_recorded(raw).line)
-            except msgspec.DecodeError as e:
+            except (msgspec.DecodeError, UnicodeDecodeError) as e:  # by msgspec version
                 raise CLIError(
                     f"{path} line {number} is not a pushwire results line ({e}); is this the "
                     "results file of an earlier `pushwire send` with this input?"
