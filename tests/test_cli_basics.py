@@ -3,15 +3,19 @@ PUSHWIRE_* environment variables and a TOML file, exit code 2 for usage errors."
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 import typing
 
 import pytest
+import typer
 
 from pushwire import PUSH_TYPES, __version__
+from pushwire.cli.app import app
 from pushwire.cli.options import PushType
-from test_cli_support import KEY_ID, TEAM_ID, invoke, write_p8
+from test_cli_support import CLI, KEY_ID, TEAM_ID, invoke, plain_environment, write_p8
 
 
 def test_version():
@@ -172,3 +176,101 @@ def test_python_dash_m_runs_the_command_line():
     )
     assert done.returncode == 0
     assert done.stdout.strip() == f"pushwire {__version__}"
+
+
+# -- usage errors are one line; help is readable at 80 columns ---------------------------------
+
+
+def usage_mistakes(tmp_path) -> list[list[str]]:
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("p8 = \n")
+    return [
+        ["send", "--p8", str(tmp_path), "-i", "x.jsonl"],  # a directory for a file
+        ["send", "--no-such-option"],
+        ["send", "--badge", "many"],
+        ["check-credentials", "--config", str(bad_toml)],
+        ["endpoints", "list", "--limit", "0"],
+        ["jobs", "status", "--nope"],
+        ["endpoints", "add-app", "ios"],  # --provider missing
+    ]
+
+
+def test_usage_errors_are_one_error_line_without_a_terminal(tmp_path):
+    for args in usage_mistakes(tmp_path):
+        result = invoke(args, env={"COLUMNS": "80"})
+        assert result.exit_code == 2, (args, result.output)
+        assert result.stdout == "", args
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.stderr)
+        assert "─" not in lines[0] and "╭" not in lines[0]
+
+
+def test_usage_errors_are_one_error_line_in_a_terminal(tmp_path):
+    for args in usage_mistakes(tmp_path)[:4]:
+        controller, terminal = pty.openpty()
+        done = subprocess.run(
+            [*CLI, *args],
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
+            env=plain_environment(COLUMNS="80"),
+            timeout=60,
+        )
+        os.close(terminal)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the terminal is closed and drained
+                break
+            if not chunk:
+                break
+            output += chunk
+        os.close(controller)
+        lines = output.decode().splitlines()
+        assert done.returncode == 2, (args, lines)
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, lines)
+
+
+def all_command_paths() -> list[list[str]]:
+    root = typer.main.get_command(app)
+    paths: list[list[str]] = [[]]
+
+    def walk(group, prefix):
+        for name, command in group.commands.items():
+            paths.append([*prefix, name])
+            if hasattr(command, "commands"):
+                walk(command, [*prefix, name])
+
+    walk(root, [])
+    return paths
+
+
+def test_every_help_is_readable_at_80_columns():
+    paths = all_command_paths()
+    assert ["endpoints", "import"] in paths and ["jobs", "status"] in paths
+    for path in paths:
+        result = invoke([*path, "--help"], env={"COLUMNS": "80"})
+        assert result.exit_code == 0, path
+        for line in result.stdout.splitlines():
+            assert len(line) <= 80, (path, line)
+            assert "…" not in line and "<bool>" not in line, (path, line)
+    mock_help = invoke(["mock", "--help"], env={"COLUMNS": "80"}).stdout
+    assert "--service-account-public-key" in mock_help
+    assert "--service-account-email" in mock_help
+
+
+def test_send_help_shows_its_option_groups():
+    out = invoke(["send", "--help"], env={"COLUMNS": "80"}).stdout
+    sections = [line[:-1] for line in out.splitlines() if line and not line[0].isspace()]
+    assert sections[1:] == [
+        "Input",
+        "Payload",
+        "APNs credentials",
+        "FCM credentials",
+        "Endpoint",
+        "Output",
+        "Sending",
+        "Endpoint store (--to-segment)",
+        "Options",
+    ]

@@ -314,3 +314,27 @@ def test_send_progress_bar_follows_the_terminal_and_the_flag(
     shown = all(marker in out for marker in PROGRESS_MARKERS)
     assert shown is progress, out
     assert "pushwire send" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("listing", [["--json"], []], ids=["json", "table"])
+def test_a_closed_pipe_ends_a_listing_quietly(tmp_path, listing):
+    # `pushwire endpoints list | head -3`: more output than a pipe holds, a reader that goes.
+    from pushwire.store import Registration, Store
+
+    url = f"sqlite:///{tmp_path}/store.db"
+    with Store.open(url) as store:
+        store.put_application("ios", provider="apns", topic="com.example.app")
+        store.register_many(
+            [Registration("ios", format(i, "064x"), user_id=f"u{i}") for i in range(2000)]
+        )
+    command = " ".join([*CLI, "endpoints", "list", "--db", url, *listing])
+    script = f'{command} 2>"$1" | head -3 >/dev/null; echo "${{PIPESTATUS[0]}}"'
+    done = subprocess.run(
+        ["bash", "-c", script, "-", str(tmp_path / "stderr")],
+        capture_output=True,
+        text=True,
+        env=plain_environment(),
+        timeout=60,
+    )
+    assert done.stdout.strip() == "141"  # 128 + SIGPIPE, as any Unix tool
+    assert (tmp_path / "stderr").read_text() == ""

@@ -7,14 +7,16 @@ import io
 import itertools
 import json
 import random
+import re
 
 import pytest
+from rich.console import Console
 
 from pushwire import Message
 from pushwire.cli import input as cli_input
 from pushwire.cli.errors import CLIError
 from pushwire.cli.input import BadRow, Row, RowSource, detect_format
-from pushwire.cli.report import LatencyHistogram
+from pushwire.cli.report import LatencyHistogram, LiveProgress, Tally
 from pushwire.cli.resume import load_done_rows
 from pushwire.cli.rows import PayloadFlags, RowError, RowMessages
 from pushwire.fcm import FCMMessage
@@ -248,3 +250,27 @@ def test_latency_percentiles_are_within_two_percent():
     for q in (0.5, 0.99):
         exact = ordered[int(q * len(ordered))]
         assert abs(histogram.percentile(q) - exact) / exact < 0.02
+
+
+def progress_line(width: int) -> str:
+    """The progress bar's last frame at ``width`` columns, control codes removed."""
+    out = io.StringIO()
+    console = Console(file=out, width=width, force_terminal=True, color_system=None)
+    tally = Tally()
+    tally.results = 12_345_678
+    tally.outcomes.update({"delivered": 12_000_000, "rejected": 300_000, "timeout": 45_678})
+    with LiveProgress(console, enabled=True, total=20_000_000) as progress:
+        progress.update(tally, lambda: 5000, 12_345_678, force=True)
+    frames = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.getvalue()).split("\r")
+    return next(f for f in reversed(frames) if "results" in f).strip("\n")
+
+
+def test_progress_bar_fits_80_columns_uncut():
+    line = progress_line(80)
+    assert len(line) <= 80 and "…" not in line
+    assert "12,345,678 results" in line and "in flight 5,000" in line and "62%" in line
+
+
+def test_progress_bar_shows_the_outcomes_on_a_wide_terminal():
+    line = progress_line(160)
+    assert "…" not in line and "rejected 300,000" in line

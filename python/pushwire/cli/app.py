@@ -10,6 +10,7 @@ import typer
 from .. import __version__
 from .bench import BENCH_CONTEXT, bench_command
 from .check import check_credentials_command
+from .commands import Group, use_pushwire_classes
 from .demo import demo_command
 from .endpoints import endpoints_app
 from .jobs import enqueue_command, jobs_app, worker_command
@@ -18,9 +19,9 @@ from .segment import send_to_segment_command
 from .send import send_command
 
 app = typer.Typer(
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
-    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
     # An unexpected crash must not print local variables: they may hold keys or passwords.
     pretty_exceptions_show_locals=False,
@@ -62,6 +63,8 @@ app.command("worker")(worker_command)
 app.add_typer(jobs_app, name="jobs")
 # The throughput harness of a source checkout.
 app.command("bench", context_settings=BENCH_CONTEXT)(bench_command)
+# Plain help readable at any width, one-line usage errors: for every command, whoever adds it.
+use_pushwire_classes(app)
 
 
 def run() -> None:

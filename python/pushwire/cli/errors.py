@@ -20,6 +20,8 @@ EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 #: 128 + SIGINT, what shells report for a command stopped with Ctrl-C.
 EXIT_INTERRUPTED = 130
+#: 128 + SIGPIPE, what shells report for a command whose reader went away (`... | head`).
+EXIT_BROKEN_PIPE = 141
 
 
 class CLIError(Exception):
@@ -53,6 +55,8 @@ def user_errors() -> Iterator[None]:
     except PushwireError as e:
         echo_error(str(e))
         raise typer.Exit(EXIT_USAGE) from None
+    except BrokenPipeError:
+        raise  # stdout's reader went away: not a user error (see commands.Group.invoke)
     except OSError as e:
         echo_error(describe_os_error(e))
         raise typer.Exit(EXIT_USAGE) from None

@@ -119,8 +119,8 @@ class RowSource:
             except (msgspec.DecodeError, UnicodeDecodeError) as e:
                 # msgspec < 0.23 raises UnicodeDecodeError for bad UTF-8, 0.23 a DecodeError:
                 # ask the bytes, not the exception.
-                problem = "not valid UTF-8 text" if not _is_utf8(raw) else f"not valid JSON ({e})"
-                yield BadRow(index, line, None, problem)
+                why = "not valid UTF-8 text" if not _is_utf8(raw) else f"not valid JSON ({e})"
+                yield BadRow(index, line, None, why)
                 index += 1
                 continue
             if not isinstance(obj, dict):

@@ -32,6 +32,8 @@ from .._results import Outcome, Result
 _GROWTH = 1.02
 _LOG_GROWTH = math.log(_GROWTH)
 _MIN_LATENCY = 1e-6
+#: Columns from which the progress bar also shows the outcomes so far.
+WIDE_TERMINAL = 140
 
 
 class LatencyHistogram:
@@ -130,14 +132,18 @@ class LiveProgress:
         label: str = "sending",
     ) -> None:
         self.enabled = enabled
+        # At 80 columns everything must fit on one line without being cut: a short bar, and
+        # the outcomes (in the summary at the end anyway) only on wide terminals.
+        wide = console.width >= WIDE_TERMINAL
+        outcomes = [TextColumn("{task.fields[outcomes]}")] if wide else []
         self._progress = Progress(
             TextColumn(f"[bold]{label}"),
-            BarColumn(),
+            BarColumn(bar_width=20 if wide else 10),
             TaskProgressColumn(),
-            TextColumn("{task.fields[results]:>10,} results"),
-            TextColumn("{task.fields[rate]:>9,.0f}/s"),
-            TextColumn("in flight {task.fields[in_flight]:>6,}"),
-            TextColumn("{task.fields[outcomes]}"),
+            TextColumn("{task.fields[results]:>9,} results"),
+            TextColumn("{task.fields[rate]:>7,.0f}/s"),
+            TextColumn("in flight {task.fields[in_flight]:>5,}"),
+            *outcomes,
             TimeElapsedColumn(),
             console=console,
             disable=not enabled,

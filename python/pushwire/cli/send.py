@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import signal
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -485,7 +486,12 @@ Body = Annotated[str | None, typer.Option(rich_help_panel=PAYLOAD)]
 Badge = Annotated[int | None, typer.Option(min=0, rich_help_panel=PAYLOAD)]
 Sound = Annotated[str | None, typer.Option(rich_help_panel=PAYLOAD)]
 PushTypeOption = Annotated[
-    PushType | None, typer.Option(help="APNs push type (default alert).", rich_help_panel=PAYLOAD)
+    PushType | None,
+    typer.Option(
+        metavar="TYPE",
+        help="APNs push type: " + ", ".join(typing.get_args(PushType)) + " (default alert).",
+        rich_help_panel=PAYLOAD,
+    ),
 ]
 Priority = Annotated[
     int | None,
@@ -595,13 +601,12 @@ def send_command(
     key: Key = None,
     p12: P12 = None,
     password: Password = None,
-    # endpoint
-    sandbox: Sandbox = False,
     # FCM credentials
     service_account: ServiceAccount = None,
     project_id: ProjectId = None,
     token_uri: TokenUri = None,
     # endpoint
+    sandbox: Sandbox = False,
     base_url: BaseUrl = None,
     ca_file: CaFile = None,
     # output
