@@ -53,6 +53,25 @@ def test_unreadable_jsonl_rows_say_why(line, problem):
     assert problem in row.problem
 
 
+@pytest.mark.parametrize("after", [b"", b'cc,"fine"\n'], ids=["to the end", "into a later quote"])
+def test_an_unbalanced_csv_quote_is_a_csv_error_on_its_line_and_swallows_nothing(after):
+    text = b'token,title\naa,"unclosed\nbb,ok\n' + after
+    rows = rows_of(text, "csv")
+    assert isinstance(rows[0], BadRow) and rows[0].line == 2
+    assert rows[0].problem.startswith("not valid CSV") and "quote" in rows[0].problem
+    assert rows[1] == Row(1, 3, "bb", {"title": "ok"})
+    if after:
+        assert rows[2] == Row(2, 4, "cc", {"title": "fine"})
+    assert len(rows) == (3 if after else 2)
+
+
+def test_an_unbalanced_csv_quote_does_not_hide_the_many_rows_after_it():
+    text = b'token\n"aa\n' + b"".join(b"%064x\n" % i for i in range(300))
+    rows = rows_of(text, "csv")
+    assert isinstance(rows[0], BadRow) and rows[0].line == 2
+    assert [r.token for r in rows[1:]] == [format(i, "064x") for i in range(300)]
+
+
 def test_bad_utf8_is_named_whatever_exception_msgspec_raises(monkeypatch):
     # msgspec < 0.23 raised UnicodeDecodeError for bad UTF-8; 0.23 raises DecodeError.
     def old_msgspec(raw: bytes) -> object:

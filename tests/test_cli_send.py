@@ -97,7 +97,7 @@ def test_csv_rows_with_per_row_fields(server, p8, tmp_path):
     assert "ignoring the input field 'user_id'" in result.stderr
 
 
-def test_dead_tokens_exit_1_and_go_to_the_drop_tokens_file(server, p8, tmp_path):
+def test_dead_tokens_alone_exit_0_and_go_to_the_drop_tokens_file(server, p8, tmp_path):
     alive, dead = tokens(20, "a3"), tokens(3, "dead", start=300)
     source = write_jsonl(tmp_path / "in.jsonl", [{"token": t} for t in alive + dead])
     drops = tmp_path / "drop.jsonl"
@@ -105,7 +105,7 @@ def test_dead_tokens_exit_1_and_go_to_the_drop_tokens_file(server, p8, tmp_path)
         server, p8, "-i", str(source), "--results", str(tmp_path / "r.jsonl"),
         "--drop-tokens", str(drops),
     )  # fmt: skip
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 0, result.output  # as with --to-segment: dead tokens are handled
     dropped = read_jsonl(drops)
     assert [d["token"] for d in dropped] == dead or sorted(d["token"] for d in dropped) == dead
     assert all(d["reason"] == "Unregistered" and d["timestamp_ms"] > 0 for d in dropped)
@@ -117,10 +117,41 @@ def test_drop_tokens_as_csv(server, p8, tmp_path):
     dead = tokens(2, "dead", start=400)
     source = write_jsonl(tmp_path / "in.jsonl", [{"token": t} for t in dead])
     drops = tmp_path / "drop.csv"
-    assert send(server, p8, "-i", str(source), "--drop-tokens", str(drops)).exit_code == 1
+    assert send(server, p8, "-i", str(source), "--drop-tokens", str(drops)).exit_code == 0
     lines = drops.read_text().splitlines()
     assert lines[0] == "token,reason,timestamp_ms,line"
     assert sorted(line.split(",")[0] for line in lines[1:]) == dead
+
+
+def test_dead_tokens_with_another_failure_exit_1(server, p8, tmp_path):
+    rows = [{"token": t} for t in tokens(2, "dead", start=500)] + [{"token": "not-hex!"}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    assert send(server, p8, "-i", str(source)).exit_code == 1
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "token,title\n"], ids=["empty", "blank", "header"])
+def test_an_input_without_rows_warns_and_exits_0(server, p8, tmp_path, content):
+    source = tmp_path / ("in.csv" if content.startswith("token") else "in.jsonl")
+    source.write_text(content)
+    result = send(server, p8, "-i", str(source))
+    assert result.exit_code == 0, result.output
+    assert f"warning: {source} holds no rows: nothing was sent" in result.stderr.splitlines()
+
+
+def test_a_connection_that_cannot_be_made_prints_its_whole_cause_once(server, p8, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"token": t} for t in tokens(5, "a9")])
+    args = [a for a in apns_args(server, p8) if a not in ("--ca-file", str(server.ca_file))]
+    # Without the mock's CA its certificate is not trusted: the TLS handshake fails.
+    result = invoke(["send", *args, "--no-progress", "-i", str(source)], env={"COLUMNS": "80"})
+    assert result.exit_code == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].startswith("error: 5 notifications not sent: no connection after")
+    assert "UnknownIssuer" in errors[0] and errors[0].endswith(")")
+    assert "not sent: not sent" not in result.output
+    # The table names the kind of failure in whole words; the cause is on the error line.
+    assert "not sent: no connection after" in result.stdout
+    assert "TLS handshake" not in result.stdout
 
 
 def test_a_burst_of_bad_device_tokens_drops_nothing_and_warns(server, p8, tmp_path):

@@ -49,6 +49,7 @@ from .options import (
     Topic,
     credential_options,
 )
+from .report import failure_cause
 
 #: A certificate expiring sooner than this is worth a warning.
 EXPIRY_WARNING_DAYS = 30
@@ -214,7 +215,7 @@ def _apns_answer(result: Result, url: str, report: Report) -> None:
     elif reason in ("BadTopic", "TopicDisallowed", "DeviceTokenNotForTopic", "MissingTopic"):
         report.problem(f"{url} refused the topic ({reason}): check --topic (the bundle id)")
     elif result.status == 0:
-        report.problem(f"could not reach {url}: {result.error}")
+        report.problem(f"could not reach {url}: {failure_cause(result)}")
     else:
         description = classify(result).description
         report.problem(f"{url} answered {result.status} {reason}: {description}")
@@ -261,7 +262,7 @@ def _fcm_answer(result: Result, project: str, report: Report) -> None:
     elif reason == "NOT_FOUND" or result.status == 404:
         report.problem(f"FCM does not know project {project!r}: check --project-id")
     elif result.status == 0:
-        report.problem(f"could not reach FCM: {result.error}")
+        report.problem(f"could not reach FCM: {failure_cause(result)}")
     else:
         description = classify(result).description
         report.problem(f"FCM answered {result.status} {reason}: {description}")

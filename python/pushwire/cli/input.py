@@ -16,7 +16,8 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -30,6 +31,8 @@ _EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": 
 #: CSV cells holding JSON objects, and cells holding whole numbers.
 _JSON_COLUMNS = frozenset({"data", "custom"})
 _INT_COLUMNS = frozenset({"badge"})
+#: Lines one quoted CSV cell may span (a title or body over more is an unbalanced quote).
+MAX_RECORD_LINES = 100
 
 _decode_json = msgspec.json.Decoder().decode
 
@@ -96,6 +99,8 @@ class RowSource:
         self._stream = stream
         self._owned = owned
         self._bad_utf8_lines: set[int] = set()
+        #: CSV lines read, then given back after a record that did not parse.
+        self._lines_ahead: deque[tuple[int, str]] = deque()
 
     def __iter__(self) -> Iterator[Row | BadRow]:
         return self._jsonl_rows() if self.format == "jsonl" else self._csv_rows()
@@ -134,25 +139,54 @@ class RowSource:
                 yield Row(index, line, token, obj)
             index += 1
 
-    def _text_lines(self) -> Iterator[str]:
+    def _text_lines(self) -> Iterator[tuple[int, str]]:
+        """(line number, text) of each line; bad UTF-8 is noted and replaced."""
         for raw in self._raw_lines():
             try:
-                yield raw.decode("utf-8")
+                yield self.last_line, raw.decode("utf-8")
             except UnicodeDecodeError:
                 self._bad_utf8_lines.add(self.last_line)
-                yield raw.decode("utf-8", "replace")
+                yield self.last_line, raw.decode("utf-8", "replace")
+
+    def _csv_records(self) -> Iterator[tuple[int, int, list[str] | None, str | None]]:
+        """(first line, last line, cells, problem) of each CSV record.
+
+        A quoted cell may span lines, up to :data:`MAX_RECORD_LINES`. A record that does not
+        parse (an unbalanced quote runs to the end of the file or into a later quote, text
+        after a closing quote) is a problem on its first line, and reading goes on from the
+        line after it: the rows that follow are not swallowed.
+        """
+        lines = self._text_lines()
+        ahead = self._lines_ahead
+
+        def take() -> tuple[int, str] | None:
+            return ahead.popleft() if ahead else next(lines, None)
+
+        while (first := take()) is not None:
+            window = [first]
+            try:
+                cells = next(csv.reader(_record_lines(window, take), strict=True))
+            except csv.Error as e:
+                ahead.extendleft(reversed(window[1:]))  # read them again, as rows of their own
+                yield first[0], first[0], None, f"not valid CSV: {e} (an unbalanced quote?)"
+                continue
+            yield first[0], window[-1][0], cells, None
 
     def _csv_rows(self) -> Iterator[Row | BadRow]:
-        reader = csv.reader(self._text_lines())
-        header_record = next(reader, None)
+        records = self._csv_records()
+        header_record = next(records, None)
         if header_record is None:
             return
-        header = _csv_header(header_record, self.name, reader.line_num)
+        line, _, header_cells, problem = header_record
+        if header_cells is None:
+            raise CLIError(f"{self.name} line {line}: the CSV header is {problem}")
+        header = _csv_header(header_cells, self.name, line)
         index = 0
-        previous_end = reader.line_num
-        for record in reader:
-            start, end = previous_end + 1, reader.line_num
-            previous_end = end
+        for start, end, record, problem in records:
+            if record is None:
+                yield BadRow(index, start, None, problem or "not valid CSV")
+                index += 1
+                continue
             if not record or all(not cell.strip() for cell in record):
                 continue
             if any(n in self._bad_utf8_lines for n in range(start, end + 1)):
@@ -165,7 +199,7 @@ class RowSource:
         """Lines after the last one read (for "N rows not sent"); None for a pipe."""
         if self.total_bytes is None:
             return None
-        count = 0
+        count = len(self._lines_ahead)
         last = b"\n"
         while block := self._stream.read(1 << 20):
             count += block.count(b"\n")
@@ -189,6 +223,17 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _record_lines(
+    window: list[tuple[int, str]], take: Callable[[], tuple[int, str] | None]
+) -> Iterator[str]:
+    """The text of ``window``'s first line, then of more lines as the CSV reader asks for
+    them (a quoted cell spanning lines), appended to ``window``, at most MAX_RECORD_LINES."""
+    yield window[0][1]
+    while len(window) < MAX_RECORD_LINES and (line := take()) is not None:
+        window.append(line)
+        yield line[1]
 
 
 def _kind(value: object) -> str:

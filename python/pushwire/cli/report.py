@@ -32,6 +32,10 @@ from .._results import Outcome, Result
 _GROWTH = 1.02
 _LOG_GROWTH = math.log(_GROWTH)
 _MIN_LATENCY = 1e-6
+#: How the engine's errors for a notification that never left start.
+_NOT_SENT = "not sent: "
+#: Distinct causes of unsent notifications kept for the error lines after a run.
+MAX_UNSENT_CAUSES = 5
 #: Columns from which the progress bar also shows the outcomes so far.
 WIDE_TERMINAL = 140
 
@@ -67,9 +71,17 @@ def reason_label(result: Result) -> str:
     if result.outcome is Outcome.FAILED:
         if result.maybe_delivered:
             return "no answer (connection lost)"
-        # Why it could not be sent (no connection, client closed...), shortened for a table.
-        return f"not sent: {(result.error or 'unknown')[:80]}"
+        # Why it could not be sent, its first words: the whole cause is printed once, after
+        # the table (see unsent_errors).
+        return f"not sent: {failure_cause(result).split(' (', 1)[0]}"
     return f"{result.status}" if result.status != 200 else ""
+
+
+def failure_cause(result: Result) -> str:
+    """The engine's reason for a failure without its own ``not sent:`` prefix (the CLI says
+    "not sent" itself)."""
+    error = result.error or "unknown"
+    return error[len(_NOT_SENT) :] if error.startswith(_NOT_SENT) else error
 
 
 class Tally:
@@ -82,12 +94,35 @@ class Tally:
         self.results = 0
         self.started = time.perf_counter()
         self.finished: float | None = None
+        #: Whole causes of notifications that could not be sent (no connection...), counted;
+        #: at most MAX_UNSENT_CAUSES distinct ones, the others in ``other_unsent``.
+        self.unsent_causes: Counter[str] = Counter()
+        self.other_unsent = 0
+
+    def _add_unsent_cause(self, cause: str) -> None:
+        if cause in self.unsent_causes or len(self.unsent_causes) < MAX_UNSENT_CAUSES:
+            self.unsent_causes[cause] += 1
+        else:
+            self.other_unsent += 1
+
+    def unsent_errors(self) -> list[str]:
+        """One line per cause of notifications that could not be sent, with the whole cause
+        (the table shows only its first words)."""
+        lines = [
+            f"{count:,} notification{'s' if count > 1 else ''} not sent: {cause}"
+            for cause, count in self.unsent_causes.most_common()
+        ]
+        if self.other_unsent:
+            lines.append(f"{self.other_unsent:,} more not sent for other reasons (see --results)")
+        return lines
 
     def add(self, result: Result) -> None:
         self.results += 1
         self.outcomes[result.outcome.value] += 1
         if result.outcome is not Outcome.DELIVERED:
             self.reasons[reason_label(result)] += 1
+            if result.outcome is Outcome.FAILED and not result.maybe_delivered:
+                self._add_unsent_cause(failure_cause(result))
         if result.stream_id:  # it went on the wire: its latency means something
             self.latency.add(result.latency)
 
@@ -110,10 +145,6 @@ class Tally:
 
     def outcomes_text(self) -> str:
         return "  ".join(f"{k} {v:,}" for k, v in sorted(self.outcomes.items()))
-
-    @property
-    def all_delivered(self) -> bool:
-        return self.results == self.outcomes[Outcome.DELIVERED.value]
 
 
 class LiveProgress:

@@ -240,6 +240,8 @@ class _Run:
         self.pending: dict[int, tuple[int, int, str]] = {}
         self.skipped = 0
         self.bad_rows = 0
+        #: Rows the input held (read so far), sent or not.
+        self.rows_read = 0
         self.strict_stop: str | None = None
         self.interrupted = False
         #: Rows given up when the client was closed early (never sent, not recorded).
@@ -255,6 +257,7 @@ class _Run:
             item = next(rows, None)
             if item is None:
                 return
+            self.rows_read += 1
             if item.line in self.done:
                 self.skipped += 1
                 continue
@@ -412,6 +415,8 @@ def _report(run: _Run, console: Console, unread: int | None) -> int:
         console.print(f"tokens to drop: {opts.drop_tokens}", markup=False, soft_wrap=True)
     for warning in drops.warnings:
         echo_warning(warning)
+    for line in tally.unsent_errors():
+        echo_error(line)
     if run.lost:
         echo_warning(
             f"{run.lost:,} rows had no outcome when the client closed: they are recorded as "
@@ -431,7 +436,13 @@ def _report(run: _Run, console: Console, unread: int | None) -> int:
     if run.interrupted:
         echo_warning(f"interrupted: to send the rows not sent, {again}")
         return EXIT_INTERRUPTED
-    return EXIT_OK if tally.all_delivered else EXIT_SOME_FAILED
+    if run.rows_read == 0:
+        # Nothing failed, so exit 0 (a scheduled job may have an empty batch), but say so.
+        echo_warning(f"{run.source.name} holds no rows: nothing was sent")
+    # Dead tokens alone are not a failure: they are handled (in --drop-tokens), as with
+    # --to-segment where they are disabled in the store.
+    handled = tally.outcomes[Outcome.DELIVERED.value] + drops.count
+    return EXIT_OK if tally.results == handled else EXIT_SOME_FAILED
 
 
 def _not_sent_text(given_up: int, unread: int | None) -> str:
@@ -638,11 +649,12 @@ def send_command(
     """Send notifications to every token of an input file, or with --to-segment to the
     endpoints of a segment of the store, through APNs or FCM.
 
-    Exit code 0 when every row was delivered, 1 when some were rejected or failed, 2 for a
-    usage or configuration error (or a bad row with --strict), 130 when interrupted: Ctrl-C
-    stops reading, waits for the notifications in flight and records them; run the same
-    command with --resume to send the rest. With --to-segment: 1 when some notifications
-    need attention (dead tokens alone are not a failure; they are disabled).
+    Exit code 0 when every row was delivered or its token is dead (dead tokens alone are not
+    a failure: they go to --drop-tokens, or with --to-segment are disabled in the store; an
+    input without rows is 0 too, with a warning), 1 when some need attention (rejected for
+    another reason, failed, a bad row), 2 for a usage or configuration error (or a bad row
+    with --strict), 130 when interrupted: Ctrl-C stops reading, waits for the notifications
+    in flight and records them; run the same command with --resume to send the rest.
     """
     source = tokens_or_segment(ctx)  # with --to-segment: sends from the store and exits
     with user_errors():
