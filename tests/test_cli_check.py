@@ -123,11 +123,31 @@ def test_a_wrong_p12_password_says_what_to_do(tmp_path):
     assert_no_secrets(result.output, "wrong-password", "right-password")
 
 
-def test_an_expired_certificate_is_a_problem(tmp_path):
+@pytest.mark.parametrize(
+    ("kind", "content", "hint"),
+    [
+        ("--p8", "not a key", "developer.apple.com"),
+        ("--service-account", '{"type": "service_account"}', "Firebase console"),
+        ("--cert", "not a certificate", "--key"),
+    ],
+)
+def test_each_hint_is_given_once_and_only_where_it_applies(tmp_path, kind, content, hint):
+    path = tmp_path / "credential"
+    path.write_text(content)
+    result = check(kind, str(path))
+    assert result.exit_code == 2
+    (problem,) = [line for line in result.stdout.splitlines() if line.startswith("problem:")]
+    # a PEM certificate that is not one needs no advice about its key
+    assert problem.count(hint) == (0 if kind == "--cert" else 1), problem
+
+
+def test_an_expired_certificate_is_a_problem_with_the_renewal_hint_not_a_password_one(tmp_path):
     p12 = write_p12(tmp_path / "old.p12", b"pw", days_valid=-1)
     result = check("--p12", str(p12), "--password", "pw")
     assert result.exit_code == 2
-    assert "expired" in result.stdout
+    (problem,) = [line for line in result.stdout.splitlines() if line.startswith("problem:")]
+    assert "expired" in problem and "renew" in problem
+    assert "password" not in problem.lower()
 
 
 def test_a_pem_certificate_with_its_key(tmp_path):

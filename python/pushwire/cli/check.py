@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +92,16 @@ class Report:
         typer.echo(f"problem: {text}")
 
     @contextmanager
-    def catching(self, subject: str, advice: str = "") -> Iterator[None]:
-        """A library or file error becomes a ``problem:`` line about ``subject``."""
+    def catching(self, subject: str, advice: Mapping[str, str] | None = None) -> Iterator[None]:
+        """A library or file error becomes a ``problem:`` line about ``subject``, with the
+        advice for the field it is about (``advice``: field -> what to do), unless the
+        library's message already gives it: each hint once, and only where it applies."""
         try:
             yield
         except PushwireError as e:
-            self.problem(f"{subject}: {e}" + (f"; {advice}" if advice else ""))
+            text = f"{subject}: {e}"
+            hint = (advice or {}).get(getattr(e, "field", None) or "", "")
+            self.problem(f"{text}; {hint}" if hint and hint not in text else text)
         except OSError as e:
             self.problem(f"{subject}: cannot read it ({e.strerror or e})")
 
@@ -127,7 +131,9 @@ def run_check(opts: CheckOptions) -> int:
 
 def _check_p8(path: Path, creds: CredentialOptions, opts: CheckOptions, report: Report) -> None:
     problems_before = report.problems
-    with report.catching(str(path), "use the .p8 file downloaded from developer.apple.com"):
+    with report.catching(
+        str(path), {"key": "use the .p8 file downloaded from developer.apple.com"}
+    ):
         load_p8(path)
         report.ok(f"{path}: an EC P-256 private key (APNs token auth)")
     if report.problems > problems_before:
@@ -154,12 +160,19 @@ def _check_p8(path: Path, creds: CredentialOptions, opts: CheckOptions, report: 
 
 
 def _check_certificate(creds: CredentialOptions, opts: CheckOptions, report: Report) -> None:
+    # An expired certificate (field "cert") needs renewing, which the library says: no
+    # password advice for it.
+    advice: dict[str, str]
     if creds.p12 is not None:
         subject_file = str(creds.p12)
-        advice = "check --password (or PUSHWIRE_P12_PASSWORD), or export the .p12 again"
+        again = "check --password (or PUSHWIRE_P12_PASSWORD), or export the .p12 again"
+        advice = {"password": again, "p12": again}
     else:
         subject_file = str(creds.cert)
-        advice = "give the certificate's private key with --key (and --password if encrypted)"
+        advice = {
+            "key": "give the certificate's private key with --key (and --password if encrypted)",
+            "password": "give the key's password with --password (or PUSHWIRE_P12_PASSWORD)",
+        }
     with report.catching(subject_file, advice):
         if creds.p12 is not None:
             cert = CertificateCredentials.from_p12(creds.p12, creds.password)
@@ -181,7 +194,8 @@ def _check_certificate(creds: CredentialOptions, opts: CheckOptions, report: Rep
 
 
 def _check_service_account(path: Path, opts: CheckOptions, report: Report) -> None:
-    with report.catching(str(path), "download a new key from the Firebase console"):
+    fresh_key = "download a new key from the Firebase console"
+    with report.catching(str(path), {"private_key": fresh_key, "type": fresh_key}):
         account = ServiceAccountCredentials.from_file(path, token_uri=opts.token_uri)
         report.ok(
             f"{path}: service account {account.client_email}, project {account.project_id}, "
