@@ -286,8 +286,9 @@ def test_cli_enqueue_status_results_and_dead_letters(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert "skipped: not valid JSON" in done.stderr
-        job = done.stdout.split()[1].rstrip(":")
-        assert "30 notifications in 5 chunks" in done.stdout
+        (job,) = done.stdout.splitlines()  # only the id, for J=$(pushwire enqueue ...)
+        assert job.startswith("j") and " " not in job
+        assert f"job {job}: 30 notifications in 5 chunks" in done.stderr
         proc = start_worker(
             worker_args(redis_url, stream, db, server, "c1", "--metrics-interval", "0.1"),
             tmp_path / "c1.log",

@@ -206,7 +206,8 @@ def enqueue_command(
     group: GroupOption = DEFAULT_GROUP,
     db: DbOption = None,
 ) -> None:
-    """Write a send job to the Redis stream; print its id. `pushwire worker` processes send it.
+    """Write a send job to the Redis stream; print its id (alone on stdout, so that
+    J=$(pushwire enqueue ...) works). `pushwire worker` processes send it.
 
     With --db, the application is checked against the store first (the workers read it from
     their own --db). Exit 0 once enqueued (with --wait: once complete).
@@ -250,11 +251,13 @@ def enqueue_command(
     elif wait:
         _print_status(status)
     else:
+        # Only the id on stdout, for J=$(pushwire enqueue ...); the words on stderr.
+        typer.echo(status.job_id)
         typer.echo(
             f"job {status.job_id}: {status.total} notifications in {status.chunks} chunks "
-            f"enqueued on {stream}"
+            f"enqueued on {stream}; follow it: pushwire jobs status {status.job_id}",
+            err=True,
         )
-        typer.echo(f"follow it: pushwire jobs status {status.job_id}")
 
 
 # -- worker -----------------------------------------------------------------------------------
