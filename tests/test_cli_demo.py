@@ -25,3 +25,11 @@ def test_demo_finishes_and_summarises(tmp_path, provider):
     assert sorted(r["index"] for r in rows) == list(range(5000))
     assert mode(results) == 0o600
     assert "━" not in out  # no progress bar when not on a terminal
+
+
+def test_demo_writes_no_results_file_unless_asked(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(["demo", "--count", "500", "--no-progress", "--hang-percent", "0"])
+    assert result.exit_code == 0, result.output
+    assert list(tmp_path.iterdir()) == []
+    assert "full results: not kept (add --results FILE)" in result.stdout

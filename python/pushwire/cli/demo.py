@@ -62,7 +62,7 @@ class DemoSummary:
     unique_indexes: int
     server_received: int
     tokens_to_drop: int
-    results_path: Path
+    results_path: Path | None
 
 
 def _apns_messages() -> list[Message]:
@@ -206,7 +206,8 @@ async def _send(
 
 
 def run_demo(opts: DemoOptions, console: Console) -> DemoSummary:
-    results_path = opts.results_path or Path.cwd() / "pushwire-demo-results.jsonl"
+    # Results only where asked (--results): 200,000 rows are ~50 MB, not for the cwd.
+    results_path = opts.results_path
     server: Union[MockAPNs, MockFCM]
     with tempfile.TemporaryDirectory(prefix="pushwire-demo-") as tmp:
         if opts.fcm:
@@ -232,7 +233,10 @@ def run_demo(opts: DemoOptions, console: Console) -> DemoSummary:
     summary = DemoSummary(tally, unique, received, drops.count, results_path)
     console.print(_summary_table(summary))
     # Outside the table: a long path must stay on one line to be copied.
-    console.print(f"full results: {results_path}", markup=False, soft_wrap=True)
+    if results_path is not None:
+        console.print(f"full results: {results_path}", markup=False, soft_wrap=True)
+    else:
+        console.print("full results: not kept (add --results FILE)", markup=False)
     for warning in drops.warnings:
         console.print(f"warning: {warning}", markup=False, soft_wrap=True)
     return summary
@@ -267,7 +271,7 @@ def demo_command(
     request_timeout: Annotated[float, typer.Option(min=0.1, help="Per-stream deadline, s.")] = 2.0,
     results: Annotated[
         Path | None,
-        typer.Option(dir_okay=False, help="Results JSONL (default ./pushwire-demo-results.jsonl)."),
+        typer.Option(dir_okay=False, help="Write one JSON line per notification (default: none)."),
     ] = None,
     progress: Annotated[
         bool, typer.Option(help="Live progress bar (only when stdout is a terminal).")
