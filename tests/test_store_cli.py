@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import pushwire
 from pushwire.cli.app import app as cli_app
 from pushwire.cli.endpoints import endpoints_app
-from pushwire.store import Store
+from pushwire.store import Store, StoreInputError
 from pushwire.testing import MockAPNs, MockFCM
 from test_store_support import BACKENDS, apns_token, database_url, fcm_token
 
@@ -372,3 +372,27 @@ def test_send_takes_input_or_segment_and_says_which_options_belong_where(tmp_pat
     with Store.open(url) as store:
         store.put_application("ios", provider="apns", topic="com.example.app")
     refused(send("--to-segment", "plan", "--db", url, "--body", "x"), "not key=value")
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite:///relative.db", "sqlite:////absolute/store.db", "plain/path.db"]
+)
+def test_db_is_passed_to_store_open_as_given(monkeypatch, tmp_path, url):
+    # The CLI reads no URL itself: Store.open decides what sqlite:///x.db means.
+    seen: list[str | None] = []
+
+    def refuse(cls, given=None, **options):
+        seen.append(given)
+        raise StoreInputError("stopped by the test")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(Store, "open", classmethod(refuse))
+    for args, env in (
+        (["endpoints", "migrate", "--db", url], {}),
+        (["endpoints", "list"], {"PUSHWIRE_DB": url}),
+        (["enqueue", "--to-segment", "all", "--body", "x", "--db", url], {}),
+    ):
+        result = runner.invoke(cli_app, args, env=env)
+        assert result.exit_code == 2 and "stopped by the test" in result.stderr, args
+    assert seen == [url, url, url]
+    assert list(tmp_path.iterdir()) == []
