@@ -20,7 +20,7 @@ import typer
 from ..store import SegmentFilter, SendReport, client_for
 from ..store.backend import DATABASE_URL_VARIABLE
 from ..store.sending import Clients
-from .errors import EXIT_SOME_FAILED, CLIError, user_errors
+from .errors import EXIT_OK, EXIT_SOME_FAILED, CLIError, user_errors
 from .options import (
     SEGMENT,
     BadgeOption,
@@ -347,4 +347,4 @@ def tokens_or_segment(ctx: typer.Context) -> Path:
         as_json=bool(params.get("as_json")),
         db=params.get("db"),
     )
-    raise typer.Exit(0)
+    raise typer.Exit(EXIT_OK)
