@@ -10,12 +10,13 @@
 
 mod backoff;
 mod config;
-mod connection;
 mod engine;
 mod error;
 mod metrics;
 mod outcome;
 mod pool;
+// Moved under pool/; the old path stays until the imports are updated.
+use pool::connection;
 pub mod queue;
 pub mod request;
 mod tls;
