@@ -5,25 +5,25 @@
 //! exactly one [`Outcome`] per submitted [`Request`], whatever the server does.
 //!
 //! Data flow: [`Engine::submit`] → the pool's [`queue::WorkQueue`] → a connection driver
-//! (`connection.rs`) that opens a stream, tracks it in a [`tracker::Tracker`] and turns the
+//! (`pool/connection.rs`) that opens a stream, tracks it in a [`tracker::Tracker`] and turns the
 //! answer, the error or the deadline into an [`Outcome`] → the caller's [`CompletionSink`].
 
 mod backoff;
+mod completion;
 mod config;
 mod engine;
 mod error;
 mod metrics;
 mod outcome;
 mod pool;
-// Moved under pool/; the old path stays until the imports are updated.
-use pool::connection;
 pub mod queue;
 pub mod request;
 mod tls;
 pub mod tracker;
 
+pub use completion::CompletionSink;
 pub use config::{EngineConfig, PoolConfig};
-pub use engine::{CompletionSink, Engine, PoolId, PoolStats};
+pub use engine::{Engine, PoolId, PoolStats};
 pub use error::{Error, ErrorKind};
 pub use metrics::{MetricsSnapshot, LATENCY_BUCKETS_SECS};
 pub use outcome::{Outcome, OutcomeKind};

@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::shared::{ConnState, PoolShared};
 use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY};
-use crate::pool::{ConnState, PoolShared};
 use crate::request::Request;
 use crate::tracker::{must_rotate, InFlight, Tracker};
 
