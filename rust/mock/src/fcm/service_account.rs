@@ -205,9 +205,9 @@ mod tests {
     const EMAIL: &str = "sender@demo-project.iam.gserviceaccount.com";
     const AUD: &str = "https://localhost:1234/token";
     const NOW: f64 = 1_700_000_000.0;
-    const KEY_A: &str = include_str!("../tests/data/test-only-rsa-2048-a.key.pem");
-    const PUB_A: &str = include_str!("../tests/data/test-only-rsa-2048-a.pub.pem");
-    const KEY_B: &str = include_str!("../tests/data/test-only-rsa-2048-b.key.pem");
+    const KEY_A: &str = include_str!("../../tests/data/test-only-rsa-2048-a.key.pem");
+    const PUB_A: &str = include_str!("../../tests/data/test-only-rsa-2048-a.pub.pem");
+    const KEY_B: &str = include_str!("../../tests/data/test-only-rsa-2048-b.key.pem");
 
     fn sign(private_pem: &str, header: &Value, claims: &Value) -> String {
         let der = PrivatePkcs8KeyDer::from_pem_slice(private_pem.as_bytes()).unwrap();

@@ -1,6 +1,13 @@
 //! FCM HTTP v1 sends (`POST /v1/projects/{project}/messages:send`): bearer auth, project
 //! quota, message checks, rules, and Google-shaped answers.
 
+pub(crate) mod fcm_message;
+pub(crate) mod google_error;
+pub(crate) mod oauth;
+pub(crate) mod quota;
+pub(crate) mod rsa_spki;
+pub(crate) mod service_account;
+
 use http::request::Parts;
 use http::Method;
 use serde_json::json;
