@@ -49,10 +49,10 @@ def module_name(src: Path, file: Path) -> str:
 
 def expand_use_tree(tree: str) -> list[str]:
     """`a::{b, c::{d, e}}` -> ["a::b", "a::c::d", "a::c::e"] (whitespace removed)."""
-    tree = re.sub(r"\s+", "", tree)
+    tree = re.sub(r"\s+", "", re.sub(r"\s+as\s+\w+", "", tree))
     brace = tree.find("{")
     if brace < 0:
-        return [tree.split("as")[0] if "::" not in tree else re.sub(r"as\w+$", "", tree)]
+        return [tree]
     prefix, inner = tree[:brace], tree[brace + 1 : tree.rfind("}")]
     items, depth, start = [], 0, 0
     for i, char in enumerate(inner):

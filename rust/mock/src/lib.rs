@@ -10,12 +10,8 @@ mod fcm;
 mod reply;
 mod route;
 mod server;
+mod state;
 mod transport;
-
-// Moved into apns/, fcm/ and transport/; the old paths stay until the imports are updated.
-use apns::{auth, connection_auth};
-use fcm::{fcm_message, google_error, oauth, quota, rsa_spki, service_account};
-use transport::{connection, frames, shim, tls};
 
 pub use config::{
     parse_behavior, parse_rule, Behavior, Failure, JwtKey, Match, MockConfig, Rule,

@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::auth::{AuthFailure, VerifiedToken};
+use crate::apns::auth::{AuthFailure, VerifiedToken};
 
 /// Token state of one connection; its streams are handled concurrently.
 #[derive(Default)]

@@ -9,11 +9,11 @@ use http::request::Parts;
 use http::HeaderValue;
 
 use self::validate::Rejection;
-use crate::auth::AuthFailure;
+use crate::apns::auth::AuthFailure;
 use crate::config::{now_millis, Behavior, Failure};
-use crate::connection::ConnectionHandle;
 use crate::reply::{Action, Answers, Reply};
-use crate::server::Shared;
+use crate::state::ConnectionHandle;
+use crate::state::Shared;
 
 /// How many body bytes to keep: enough to judge the size limit of this push type.
 pub(crate) fn body_limit(parts: &Parts) -> usize {

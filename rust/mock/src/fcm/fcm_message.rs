@@ -5,7 +5,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::google_error::GoogleError;
+use crate::fcm::google_error::GoogleError;
 
 /// Largest accepted serialized `message` object.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;

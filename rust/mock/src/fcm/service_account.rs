@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::ServiceAccountKey;
-use crate::rsa_spki::rsa_public_key_from_spki_pem;
+use crate::fcm::rsa_spki::rsa_public_key_from_spki_pem;
 
 /// The audience real clients put in assertions (the `token_uri` of a Google key file).
 pub(crate) const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
