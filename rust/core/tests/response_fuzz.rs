@@ -19,6 +19,10 @@
 //! Targeted cases follow the property test: GOAWAY with an error code and JSON debug data,
 //! every status 100-999, every RST_STREAM code, a lowered stream limit checked byte by byte,
 //! and `retry_uncertain` keeping "maybe delivered" once an attempt may have been processed.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Frames are built byte by byte: keeping the low byte of a length is the encoding.
+#![allow(clippy::cast_possible_truncation)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -445,7 +449,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         tokio::select! {
             received = frames.recv() => {
                 let Some((kind, flags, stream, payload)) = received else { break };
-                on_frame(&mut conn, &state, kind, flags, stream, payload, &mut out);
+                on_frame(&mut conn, &state, kind, flags, stream, &payload, &mut out);
             }
             () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                 let now = tokio::time::Instant::now();
@@ -476,7 +480,7 @@ fn on_frame(
     kind: u8,
     flags: u8,
     stream: u32,
-    payload: Vec<u8>,
+    payload: &[u8],
     out: &mut Vec<u8>,
 ) {
     match kind {
@@ -486,7 +490,7 @@ fn on_frame(
                 conn.acked_limit = Some(limit);
             }
         }
-        PING if flags & ACK == 0 => frame(out, PING, ACK, 0, &payload),
+        PING if flags & ACK == 0 => frame(out, PING, ACK, 0, payload),
         RST_STREAM => {
             conn.open.remove(&stream);
             conn.unanswered.remove(&stream);
@@ -509,7 +513,7 @@ fn on_frame(
         HEADERS | CONTINUATION => on_headers(conn, state, kind, flags, stream, out),
         DATA => {
             if let Some(entry) = conn.open.get_mut(&stream) {
-                entry.0.extend_from_slice(&payload);
+                entry.0.extend_from_slice(payload);
                 if flags & END_STREAM != 0 {
                     entry.2 = true;
                     if entry.1 {
@@ -546,6 +550,7 @@ fn on_headers(
 }
 
 /// A request is complete: decide, act, record.
+#[allow(clippy::too_many_lines)] // one match over every scripted server behaviour
 fn complete(conn: &mut Conn, state: &ServerState, stream: u32, out: &mut Vec<u8>) {
     let Some((body, _, _)) = conn.open.remove(&stream) else {
         return;
@@ -781,14 +786,14 @@ fn run(n: usize, decide: Box<Decide>, tweak: impl FnOnce(&mut PoolConfig)) -> Re
     })?;
     // Anything arriving now would be a second outcome.
     std::thread::sleep(Duration::from_millis(20));
-    let stats = engine.stats(pool).map_err(|e| e.to_string())?;
-    let outstanding = engine.outstanding();
+    let pool_stats = engine.stats(pool).map_err(|e| e.to_string())?;
+    let unfinished = engine.outstanding();
     engine.shutdown(Duration::ZERO);
     let extra = sink.take();
     rt.shutdown_timeout(Duration::from_millis(200));
-    if outstanding != 0 {
+    if unfinished != 0 {
         return Err(format!(
-            "{outstanding} requests still outstanding after all outcomes"
+            "{unfinished} requests still outstanding after all outcomes"
         ));
     }
     let most_open = state.most_open.lock().unwrap().clone();
@@ -796,7 +801,7 @@ fn run(n: usize, decide: Box<Decide>, tweak: impl FnOnce(&mut PoolConfig)) -> Re
         outcomes,
         extra,
         records: state.records(),
-        stats,
+        stats: pool_stats,
         over_limit: state.over_limit.load(Ordering::SeqCst),
         most_open,
     })

@@ -42,6 +42,7 @@ pub struct MockServer {
 impl MockServer {
     /// Binds, writes the CA, and serves in background threads. Safe to call from
     /// sync code and from inside another tokio runtime.
+    #[allow(clippy::needless_pass_by_value)] // public API: callers hand their config over
     pub fn start(config: MockConfig) -> io::Result<MockServer> {
         // A caller's cert_dir keeps the CA key: restarting there keeps the same trust anchor.
         let kept_key = config
@@ -59,16 +60,15 @@ impl MockServer {
             ));
         }
 
-        let (cert_dir, owned_cert_dir) = match &config.cert_dir {
-            Some(dir) => (dir.clone(), None),
-            None => {
-                let dir = std::env::temp_dir().join(format!(
-                    "pushwire-mock-{}-{}",
-                    std::process::id(),
-                    TEMP_DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
-                ));
-                (dir.clone(), Some(dir))
-            }
+        let (cert_dir, owned_cert_dir) = if let Some(dir) = &config.cert_dir {
+            (dir.clone(), None)
+        } else {
+            let dir = std::env::temp_dir().join(format!(
+                "pushwire-mock-{}-{}",
+                std::process::id(),
+                TEMP_DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            (dir.clone(), Some(dir))
         };
         std::fs::create_dir_all(&cert_dir)?;
         let ca_file = cert_dir.join("ca.pem");
@@ -271,7 +271,7 @@ impl std::fmt::Debug for MockServer {
             .field("port", &self.port)
             .field("ca_file", &self.ca_file)
             .field("running", &self.thread.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

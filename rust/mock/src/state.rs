@@ -21,7 +21,7 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Counters and registries stay consistent even if a holder panicked.
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[derive(Default)]
@@ -124,10 +124,11 @@ impl Shared {
         assertions: AssertionVerifier,
         token_uri: String,
     ) -> Self {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ (u64::from(std::process::id()) << 32);
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| {
+            d.as_secs()
+                .wrapping_mul(1_000_000_000)
+                .wrapping_add(u64::from(d.subsec_nanos()))
+        }) ^ (u64::from(std::process::id()) << 32);
         Shared {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             max_concurrent_streams: AtomicU32::new(config.max_concurrent_streams),
@@ -158,7 +159,7 @@ impl Shared {
         let rules = self
             .rules
             .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
         rules
             .iter()
@@ -170,7 +171,7 @@ impl Shared {
         *self
             .rules
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rules);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(rules);
     }
 
     /// Changes the advertised limit on every open connection and for new ones.

@@ -1,5 +1,7 @@
 //! Authentication like APNs: client certificates, provider-token age, key binding and
 //! the minimum time between token changes on one connection.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

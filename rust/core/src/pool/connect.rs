@@ -5,6 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::shared::PoolShared;
 
@@ -50,20 +51,20 @@ pub(super) async fn connect(pool: &PoolShared) -> Result<Connected, String> {
             .map_err(|e| format!("HTTP/2 handshake with {target} failed: {e}"))?;
         let mut ping = connection.ping_pong();
         // Aborted if this attempt fails or times out: no orphaned connection task.
-        let mut io_task = AbortOnDrop(Some(tokio::spawn(connection)));
+        let mut io_task = AbortOnDropHandle::new(tokio::spawn(connection));
         // One PING round trip before any request: the server's SETTINGS (its stream limit)
         // arrive first, and a server that refuses us after the handshake (TLS 1.3 checks the
         // client certificate only then) fails the connect, so no request is written into it.
         if let Some(ping) = ping.as_mut() {
             if let Err(e) = ping.ping(h2::Ping::opaque()).await {
-                let detail = io_task.error_within(Duration::from_millis(100)).await;
+                let detail = error_within(&mut io_task, Duration::from_millis(100)).await;
                 let detail = detail.unwrap_or_else(|| e.to_string());
                 return Err(format!(
                     "{target} closed the connection before serving it: {detail}"
                 ));
             }
         }
-        let io_task = io_task.disarm();
+        let io_task = io_task.detach();
         Ok(Connected {
             send,
             io_task,
@@ -79,27 +80,13 @@ pub(super) async fn connect(pool: &PoolShared) -> Result<Connected, String> {
     }
 }
 
-struct AbortOnDrop(Option<JoinHandle<Result<(), h2::Error>>>);
-
-impl AbortOnDrop {
-    /// The connection task's error, if it ends within `wait`.
-    async fn error_within(&mut self, wait: Duration) -> Option<String> {
-        let task = self.0.as_mut()?;
-        match tokio::time::timeout(wait, task).await {
-            Ok(Ok(Err(e))) => Some(e.to_string()),
-            _ => None,
-        }
-    }
-
-    fn disarm(mut self) -> JoinHandle<Result<(), h2::Error>> {
-        self.0.take().expect("disarmed once")
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(task) = self.0.take() {
-            task.abort();
-        }
+/// The connection task's error, if it ends within `wait`.
+async fn error_within(
+    task: &mut AbortOnDropHandle<Result<(), h2::Error>>,
+    wait: Duration,
+) -> Option<String> {
+    match tokio::time::timeout(wait, task).await {
+        Ok(Ok(Err(e))) => Some(e.to_string()),
+        _ => None,
     }
 }

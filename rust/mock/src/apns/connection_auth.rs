@@ -65,7 +65,7 @@ impl ConnectionAuth {
     fn lock(&self) -> MutexGuard<'_, TokenState> {
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

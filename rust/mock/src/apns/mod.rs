@@ -69,7 +69,9 @@ fn check_provider_token(
     shared: &Shared,
     conn: &ConnectionHandle,
 ) -> Result<(), Rejection> {
-    let authorization = headers.get("authorization").map(|v| v.as_bytes());
+    let authorization = headers
+        .get("authorization")
+        .map(http::HeaderValue::as_bytes);
     shared
         .verifier
         .check(authorization)

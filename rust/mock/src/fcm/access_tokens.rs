@@ -94,7 +94,7 @@ impl AccessTokens {
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
         self.expiries
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -64,7 +64,7 @@ impl FrameControl {
         // The ledger holds plain data; a panic elsewhere cannot leave it half-updated.
         self.ledger
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
