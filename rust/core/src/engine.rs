@@ -10,6 +10,7 @@ use crate::error::{Error, ErrorKind};
 use crate::metrics::MetricsSnapshot;
 use crate::pool::{self, PoolShared};
 use crate::request::{validate_header_value, Request};
+use crate::transport::Transport;
 
 /// More engine threads than this never help a push sender (and tokio panics on absurd counts).
 const MAX_WORKER_THREADS: usize = 64;
@@ -120,11 +121,31 @@ impl Engine {
 
     /// Create a pool. Connections open lazily when the first request arrives.
     pub fn add_pool(&self, config: PoolConfig) -> Result<PoolId, Error> {
+        self.add_pool_over(config, None)
+    }
+
+    /// Create a pool whose connections come from `transport` (HTTP/2 without TLS over each
+    /// stream it returns) instead of TCP + TLS to `base_url`, which still names the
+    /// `:authority`. For tests that drive the engine against a server without sockets.
+    pub fn add_pool_with_transport(
+        &self,
+        config: PoolConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<PoolId, Error> {
+        self.add_pool_over(config, Some(transport))
+    }
+
+    fn add_pool_over(
+        &self,
+        config: PoolConfig,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<PoolId, Error> {
         self.check_open()?;
         let shared = Arc::new(PoolShared::new(
             config,
             self.completions.clone(),
             self.next_conn_id.clone(),
+            transport,
         )?);
         self.handle.spawn(pool::manage(shared.clone()));
         let mut pools = self.pools();

@@ -20,6 +20,7 @@ pub mod queue;
 pub mod request;
 mod tls;
 pub mod tracker;
+mod transport;
 
 pub use completion::CompletionSink;
 pub use config::{EngineConfig, PoolConfig};
@@ -28,3 +29,4 @@ pub use error::{Error, ErrorKind};
 pub use metrics::{MetricsSnapshot, LATENCY_BUCKETS_SECS};
 pub use outcome::{Outcome, OutcomeKind};
 pub use request::{validate_header_value, validate_token, Request, Template, TokenFormat};
+pub use transport::{Connecting, IoStream, Transport};

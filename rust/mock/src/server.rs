@@ -16,7 +16,7 @@ use crate::config::{MockConfig, Rule};
 use crate::fcm::oauth::TOKEN_PATH;
 use crate::fcm::service_account::AssertionVerifier;
 use crate::state::Shared;
-use crate::transport::connection::serve_connection;
+use crate::transport::connection::{serve_connection, serve_h2};
 use crate::transport::tls;
 
 const WORKER_THREADS: usize = 2;
@@ -28,6 +28,15 @@ static TEMP_DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The CA's private key beside `ca.pem` in a caller's cert_dir (owner-only).
 const CA_KEY_FILE: &str = "ca-key.pem";
 
+/// What `spawn_runtime` started.
+struct Running {
+    port: u16,
+    shared: Arc<Shared>,
+    shutdown: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
+}
+
 /// A running mock APNs + FCM server with its own tokio runtime.
 pub struct MockServer {
     port: u16,
@@ -35,6 +44,8 @@ pub struct MockServer {
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Spawns on the server's runtime (connections handed over by `serve_stream`).
+    runtime: tokio::runtime::Handle,
     /// The temp cert dir we created and must remove.
     owned_cert_dir: Option<PathBuf>,
 }
@@ -84,8 +95,14 @@ impl MockServer {
         }
 
         let started = Self::spawn_runtime(&config, verifier, assertions, tls_config);
-        let (port, shared, shutdown, thread) = match started {
-            Ok(parts) => parts,
+        let Running {
+            port,
+            shared,
+            shutdown,
+            thread,
+            runtime,
+        } = match started {
+            Ok(running) => running,
             Err(e) => {
                 remove_dir(owned_cert_dir.as_deref());
                 return Err(e);
@@ -97,17 +114,17 @@ impl MockServer {
             shared,
             shutdown: Some(shutdown),
             thread: Some(thread),
+            runtime,
             owned_cert_dir,
         })
     }
 
-    #[allow(clippy::type_complexity)]
     fn spawn_runtime(
         config: &MockConfig,
         verifier: TokenVerifier,
         assertions: AssertionVerifier,
         tls_config: Arc<rustls::ServerConfig>,
-    ) -> io::Result<(u16, Arc<Shared>, oneshot::Sender<()>, JoinHandle<()>)> {
+    ) -> io::Result<Running> {
         let std_listener = std::net::TcpListener::bind(config.bind)?;
         std_listener.set_nonblocking(true)?;
         let port = std_listener.local_addr()?.port();
@@ -126,6 +143,7 @@ impl MockServer {
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let acceptor = TlsAcceptor::from(tls_config);
         let loop_shared = shared.clone();
+        let handle = runtime.handle().clone();
         let thread = std::thread::Builder::new()
             .name("pushwire-mock-main".to_owned())
             .spawn(move || {
@@ -133,7 +151,24 @@ impl MockServer {
                 // Drops every connection task, which closes their sockets.
                 runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
             })?;
-        Ok((port, shared, shutdown_tx, thread))
+        Ok(Running {
+            port,
+            shared,
+            shutdown: shutdown_tx,
+            thread,
+            runtime: handle,
+        })
+    }
+
+    /// Serves one HTTP/2 connection over `io`, an already established stream (no TLS): an
+    /// in-memory pipe lets a test drive a client against the mock's connection handling, its
+    /// faults and counters without a socket. Returns at once; the connection runs on the
+    /// server's runtime until either side closes it or the server stops.
+    pub fn serve_stream<T>(&self, io: T)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.runtime.spawn(serve_h2(io, self.shared.clone(), false));
     }
 
     pub fn url(&self) -> String {

@@ -19,6 +19,7 @@ use crate::outcome::{Outcome, OutcomeKind};
 use crate::queue::WorkQueue;
 use crate::request::Request;
 use crate::tls;
+use crate::transport::Transport;
 
 /// Counters of one pool, read by tests and metrics.
 #[derive(Debug, Default)]
@@ -75,6 +76,8 @@ pub(crate) struct PoolShared {
     last_error: Mutex<Option<String>>,
     completions: Arc<Completions>,
     pub(super) next_conn_id: Arc<AtomicU64>,
+    /// Opens connections instead of TCP + TLS to `base_url` when set.
+    pub(super) transport: Option<Arc<dyn Transport>>,
 }
 
 impl PoolShared {
@@ -82,6 +85,7 @@ impl PoolShared {
         cfg: PoolConfig,
         completions: Arc<Completions>,
         next_conn_id: Arc<AtomicU64>,
+        transport: Option<Arc<dyn Transport>>,
     ) -> Result<Self, Error> {
         let (host, port, authority) = parse_base_url(&cfg.base_url)?;
         let server_name = ServerName::try_from(host.clone()).map_err(|_| {
@@ -106,6 +110,7 @@ impl PoolShared {
             last_error: Mutex::new(None),
             completions,
             next_conn_id,
+            transport,
         })
     }
 

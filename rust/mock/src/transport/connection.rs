@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 use http::{Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -46,10 +47,18 @@ pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shar
     if has_client_cert {
         shared.counters.cert_connection();
     }
+    serve_h2(tls, shared, has_client_cert).await;
+}
+
+/// HTTP/2 over an established stream (TLS from the accept loop, or an in-memory pipe in tests).
+pub(crate) async fn serve_h2<T>(io: T, shared: Arc<Shared>, has_client_cert: bool)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let configured = shared.max_concurrent_streams();
     let initial_limit = if shared.start_at_one { 1 } else { configured };
     let frames = Arc::new(FrameControl::new(initial_limit, true));
-    let io = FrameShim::new(tls, frames.clone());
+    let io = FrameShim::new(io, frames.clone());
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(H2_STREAM_LIMIT)
         .initial_window_size(STREAM_WINDOW)
