@@ -1,37 +1,19 @@
 //! The engine: a tokio runtime, the pools, the in-flight window and the completion sink.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::completion::{CompletionSink, Completions};
 use crate::config::{EngineConfig, PoolConfig};
 use crate::error::{Error, ErrorKind};
 use crate::metrics::MetricsSnapshot;
-use crate::outcome::Outcome;
 use crate::pool::{self, PoolShared};
 use crate::request::{validate_header_value, Request};
+use crate::transport::Transport;
 
 /// More engine threads than this never help a push sender (and tokio panics on absurd counts).
 const MAX_WORKER_THREADS: usize = 64;
-
-/// Receives outcomes in batches, from engine threads. Must not block for long.
-pub trait CompletionSink: Send + Sync + 'static {
-    fn complete(&self, outcomes: Vec<Outcome>);
-}
-
-/// Counts outcomes out of the in-flight window before handing them to the caller's sink.
-pub(crate) struct Completions {
-    sink: Arc<dyn CompletionSink>,
-    outstanding: AtomicUsize,
-}
-
-impl Completions {
-    pub(crate) fn complete(&self, outcomes: Vec<Outcome>) {
-        let n = outcomes.len();
-        self.sink.complete(outcomes);
-        self.outstanding.fetch_sub(n, Ordering::AcqRel);
-    }
-}
 
 /// Index of a pool in its engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,10 +75,7 @@ impl Engine {
             runtime: Mutex::new(Some(runtime)),
             closed: std::sync::atomic::AtomicBool::new(false),
             config,
-            completions: Arc::new(Completions {
-                sink,
-                outstanding: AtomicUsize::new(0),
-            }),
+            completions: Arc::new(Completions::new(sink)),
             pools: Mutex::new(Vec::new()),
             next_conn_id: Arc::new(AtomicU64::new(1)),
             owner_pid: std::process::id(),
@@ -142,11 +121,31 @@ impl Engine {
 
     /// Create a pool. Connections open lazily when the first request arrives.
     pub fn add_pool(&self, config: PoolConfig) -> Result<PoolId, Error> {
+        self.add_pool_over(config, None)
+    }
+
+    /// Create a pool whose connections come from `transport` (HTTP/2 without TLS over each
+    /// stream it returns) instead of TCP + TLS to `base_url`, which still names the
+    /// `:authority`. For tests that drive the engine against a server without sockets.
+    pub fn add_pool_with_transport(
+        &self,
+        config: PoolConfig,
+        transport: Arc<dyn Transport>,
+    ) -> Result<PoolId, Error> {
+        self.add_pool_over(config, Some(transport))
+    }
+
+    fn add_pool_over(
+        &self,
+        config: PoolConfig,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<PoolId, Error> {
         self.check_open()?;
         let shared = Arc::new(PoolShared::new(
             config,
             self.completions.clone(),
             self.next_conn_id.clone(),
+            transport,
         )?);
         self.handle.spawn(pool::manage(shared.clone()));
         let mut pools = self.pools();
@@ -185,7 +184,7 @@ impl Engine {
 
     /// Requests submitted whose outcome has not been delivered yet.
     pub fn outstanding(&self) -> usize {
-        self.completions.outstanding.load(Ordering::Acquire)
+        self.completions.outstanding()
     }
 
     /// Queue requests on a pool. Every one of them gets exactly one outcome through the sink.
@@ -195,9 +194,7 @@ impl Engine {
         if pool.shutdown.is_cancelled() {
             return Err(Error::new(ErrorKind::Closed, "the client is closed"));
         }
-        self.completions
-            .outstanding
-            .fetch_add(requests.len(), Ordering::AcqRel);
+        self.completions.add_outstanding(requests.len());
         pool.queue.push_back(requests);
         Ok(())
     }

@@ -5,12 +5,12 @@
 //! exactly one [`Outcome`] per submitted [`Request`], whatever the server does.
 //!
 //! Data flow: [`Engine::submit`] → the pool's [`queue::WorkQueue`] → a connection driver
-//! (`connection.rs`) that opens a stream, tracks it in a [`tracker::Tracker`] and turns the
+//! (`pool/connection.rs`) that opens a stream, tracks it in a [`tracker::Tracker`] and turns the
 //! answer, the error or the deadline into an [`Outcome`] → the caller's [`CompletionSink`].
 
 mod backoff;
+mod completion;
 mod config;
-mod connection;
 mod engine;
 mod error;
 mod metrics;
@@ -20,10 +20,13 @@ pub mod queue;
 pub mod request;
 mod tls;
 pub mod tracker;
+mod transport;
 
+pub use completion::CompletionSink;
 pub use config::{EngineConfig, PoolConfig};
-pub use engine::{CompletionSink, Engine, PoolId, PoolStats};
+pub use engine::{Engine, PoolId, PoolStats};
 pub use error::{Error, ErrorKind};
 pub use metrics::{MetricsSnapshot, LATENCY_BUCKETS_SECS};
 pub use outcome::{Outcome, OutcomeKind};
 pub use request::{validate_header_value, validate_token, Request, Template, TokenFormat};
+pub use transport::{Connecting, IoStream, Transport};

@@ -77,7 +77,7 @@ impl OutcomeMetrics {
         MetricsSnapshot {
             latency_count: running,
             latency_buckets,
-            latency_sum_secs: get(&self.sum_micros) as f64 / 1e6,
+            latency_sum_secs: Duration::from_micros(get(&self.sum_micros)).as_secs_f64(),
             delivered: get(&self.delivered),
             rejected: get(&self.rejected),
             timeout: get(&self.timeout),

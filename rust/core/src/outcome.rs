@@ -141,6 +141,8 @@ pub(crate) fn parse_apns_error(body: &[u8]) -> (Option<String>, Option<i64>) {
         .and_then(|r| r.as_str())
         .map(str::to_owned)
         .or_else(|| map.get("error").and_then(google_error_reason));
+    // `as` saturates: an absurd float timestamp becomes i64::MIN/MAX, never a panic.
+    #[allow(clippy::cast_possible_truncation)]
     let timestamp = map.get("timestamp").and_then(|t| {
         t.as_i64()
             .or_else(|| t.as_f64().map(|f| f as i64))

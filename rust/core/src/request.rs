@@ -128,7 +128,8 @@ impl Template {
         }
     }
 
-    pub(crate) fn path_for(&self, token: &str) -> String {
+    /// The `:path` of `token`'s request (before the pool's path prefix).
+    pub fn path_for(&self, token: &str) -> String {
         match &self.target {
             Target::PathSuffix(prefix) => {
                 let mut path = String::with_capacity(prefix.len() + token.len());
@@ -140,7 +141,8 @@ impl Template {
         }
     }
 
-    pub(crate) fn body_for(&self, token: &str) -> Bytes {
+    /// The body sent for `token`: the shared payload, or the token spliced into the body.
+    pub fn body_for(&self, token: &str) -> Bytes {
         match &self.target {
             // Shared: a refcount bump, no copy.
             Target::PathSuffix(_) | Target::Fixed(_) => self.payload.clone(),

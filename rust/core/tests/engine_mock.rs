@@ -1,45 +1,17 @@
 //! The engine against the real mock server, without Python: exactly one outcome per request.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pushwire_core::{
-    CompletionSink, Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request,
-    Template, TokenFormat,
+    Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request, Template, TokenFormat,
 };
 use pushwire_mock::{parse_rule, MockConfig, MockServer};
-
-#[derive(Default)]
-struct Collect {
-    outcomes: Mutex<Vec<Outcome>>,
-    arrived: Condvar,
-}
-
-impl CompletionSink for Collect {
-    fn complete(&self, outcomes: Vec<Outcome>) {
-        self.outcomes.lock().unwrap().extend(outcomes);
-        self.arrived.notify_all();
-    }
-}
-
-impl Collect {
-    fn wait_for(&self, n: usize, limit: Duration) -> Vec<Outcome> {
-        let deadline = Instant::now() + limit;
-        let mut got = self.outcomes.lock().unwrap();
-        while got.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "only {} of {n} outcomes after {limit:?}",
-                got.len()
-            );
-            got = self.arrived.wait_timeout(got, left).unwrap().0;
-        }
-        std::mem::take(&mut *got)
-    }
-}
+use pushwire_test_support::Collect;
 
 fn token(i: usize, prefix: &str) -> String {
     format!("{prefix}{i:0width$x}", width = 64 - prefix.len())
@@ -102,7 +74,7 @@ fn every_request_is_delivered_once() {
     let tokens: Vec<String> = (0..5_000).map(|i| token(i, "")).collect();
     engine.submit(pool, requests(&tokens)).unwrap();
     let outcomes = by_id(
-        sink.wait_for(tokens.len(), Duration::from_secs(60)),
+        sink.wait_all(tokens.len(), Duration::from_secs(60)),
         tokens.len(),
     );
     assert!(outcomes
@@ -122,7 +94,7 @@ fn hung_streams_time_out_with_their_stream_ids_and_nothing_else_does() {
     all.extend(hung.iter().cloned());
     let started = Instant::now();
     engine.submit(pool, requests(&all)).unwrap();
-    let outcomes = by_id(sink.wait_for(all.len(), Duration::from_secs(30)), all.len());
+    let outcomes = by_id(sink.wait_all(all.len(), Duration::from_secs(30)), all.len());
     // Bounded: the deadline plus a generous allowance for a loaded machine (debug build).
     assert!(started.elapsed() < Duration::from_secs(20));
     for o in &outcomes {
@@ -145,7 +117,7 @@ fn abrupt_goaway_retries_only_what_was_never_processed() {
     tokens.insert(1_000, token(0, "90a7"));
     engine.submit(pool, requests(&tokens)).unwrap();
     let outcomes = by_id(
-        sink.wait_for(tokens.len(), Duration::from_secs(60)),
+        sink.wait_all(tokens.len(), Duration::from_secs(60)),
         tokens.len(),
     );
     for o in &outcomes {
@@ -170,7 +142,7 @@ fn stream_ids_near_the_limit_rotate_the_connection() {
     let tokens: Vec<String> = (0..1_000).map(|i| token(i, "")).collect();
     engine.submit(pool, requests(&tokens)).unwrap();
     let outcomes = by_id(
-        sink.wait_for(tokens.len(), Duration::from_secs(60)),
+        sink.wait_all(tokens.len(), Duration::from_secs(60)),
         tokens.len(),
     );
     assert!(outcomes.iter().all(|o| o.kind == OutcomeKind::Delivered));
@@ -195,7 +167,7 @@ fn connection_refused_fails_requests_as_not_sent() {
     let pool = engine.add_pool(cfg).unwrap();
     let tokens: Vec<String> = (0..50).map(|i| token(i, "")).collect();
     engine.submit(pool, requests(&tokens)).unwrap();
-    let outcomes = by_id(sink.wait_for(50, Duration::from_secs(30)), 50);
+    let outcomes = by_id(sink.wait_all(50, Duration::from_secs(30)), 50);
     for o in outcomes {
         assert_eq!(o.kind, OutcomeKind::Failed);
         assert!(!o.maybe_delivered);

@@ -19,86 +19,42 @@
 //! Targeted cases follow the property test: GOAWAY with an error code and JSON debug data,
 //! every status 100-999, every RST_STREAM code, a lowered stream limit checked byte by byte,
 //! and `retry_uncertain` keeping "maybe delivered" once an attempt may have been processed.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Frames are built byte by byte: keeping the low byte of a length is the encoding.
+#![allow(clippy::cast_possible_truncation)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use pushwire_core::{
-    CompletionSink, Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request,
-    Template, TokenFormat,
+    Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request, Template, TokenFormat,
 };
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use pushwire_test_support::{Collect, TestCa};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
-// --- a throwaway CA and a localhost certificate (EC P-256, valid 2024-2124; test only) --------
+// --- a throwaway CA and a localhost certificate ----------------------------------------------
 
-const CA_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBhTCCASugAwIBAgIBATAKBggqhkjOPQQDAjApMScwJQYDVQQDDB5wdXNod2ly
-ZSByZXNwb25zZS1mdXp6IHRlc3QgQ0EwIBcNMjQwMTAxMDAwMDAwWhgPMjEyNDAx
-MDEwMDAwMDBaMCkxJzAlBgNVBAMMHnB1c2h3aXJlIHJlc3BvbnNlLWZ1enogdGVz
-dCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABOM0q3m8cHnKCerWY9aozT02
-A6zbHY7EcKb7MehkLf0N638sd6nqOLJHENzih4uHlT/O2Umd/22T3kClalcn5ZOj
-QjBAMA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgEGMB0GA1UdDgQWBBT4
-NiNSVTD+BN2u27KgvINMTbAGNDAKBggqhkjOPQQDAgNIADBFAiABMJC9hG65p4G0
-vQOt//EvtnDFYM+eTT4YL7K9mKeYcwIhAIO3zFK1iagMdeBiluBxDvyftGY2AcpY
-9/BBeEBGbGG/
------END CERTIFICATE-----
-";
-
-const LEAF_PEM: &str = "-----BEGIN CERTIFICATE-----
-MIIBnzCCAUagAwIBAgIBAjAKBggqhkjOPQQDAjApMScwJQYDVQQDDB5wdXNod2ly
-ZSByZXNwb25zZS1mdXp6IHRlc3QgQ0EwIBcNMjQwMTAxMDAwMDAwWhgPMjEyNDAx
-MDEwMDAwMDBaMBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqG
-SM49AwEHA0IABIcflHE4cQ0rZdSUZbg6ZfSUN4rLp+xlT4eRpWtOdLcu/JGIuae7
-XjJQOp5ogHM5rRR3pG9ZjNpNeBK4aFy0tXWjcjBwMAwGA1UdEwEB/wQCMAAwDgYD
-VR0PAQH/BAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMBoGA1UdEQQTMBGCCWxv
-Y2FsaG9zdIcEfwAAATAfBgNVHSMEGDAWgBT4NiNSVTD+BN2u27KgvINMTbAGNDAK
-BggqhkjOPQQDAgNHADBEAiANTrsMr0JuvRF/UOqIqOhiKuLDvyDawRHoAJeHEn7t
-cgIgeJUWvtd/4T42baNEvDoYAPWjBiYiXdbzNQbnrDcCyf4=
------END CERTIFICATE-----
-";
-
-const LEAF_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgOw2ge5OOutsfwjZa
-cVu7X9qCKxJQRwjd6dglzhGEYPehRANCAASHH5RxOHENK2XUlGW4OmX0lDeKy6fs
-ZU+HkaVrTnS3LvyRiLmnu14yUDqeaIBzOa0Ud6RvWYzaTXgSuGhctLV1
------END PRIVATE KEY-----
-";
+fn ca() -> &'static TestCa {
+    static CA: OnceLock<TestCa> = OnceLock::new();
+    CA.get_or_init(|| TestCa::new("pushwire response-fuzz test CA"))
+}
 
 fn ca_file() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let path = std::env::temp_dir().join(format!(
-            "pushwire-response-fuzz-ca-{}.pem",
-            std::process::id()
-        ));
-        std::fs::write(&path, CA_PEM).expect("write the test CA");
-        path
-    })
-    .clone()
+    PATH.get_or_init(|| ca().write_pem()).clone()
 }
 
 fn acceptor() -> TlsAcceptor {
-    let chain = vec![CertificateDer::from_pem_slice(LEAF_PEM.as_bytes()).expect("leaf PEM")];
-    let key = PrivateKeyDer::from_pem_slice(LEAF_KEY_PEM.as_bytes()).expect("key PEM");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server certificate");
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    TlsAcceptor::from(Arc::new(config))
+    ca().localhost_acceptor()
 }
 
 // --- panics on engine threads -------------------------------------------------------------
@@ -445,7 +401,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Send + 'static>(
         tokio::select! {
             received = frames.recv() => {
                 let Some((kind, flags, stream, payload)) = received else { break };
-                on_frame(&mut conn, &state, kind, flags, stream, payload, &mut out);
+                on_frame(&mut conn, &state, kind, flags, stream, &payload, &mut out);
             }
             () = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
                 let now = tokio::time::Instant::now();
@@ -476,7 +432,7 @@ fn on_frame(
     kind: u8,
     flags: u8,
     stream: u32,
-    payload: Vec<u8>,
+    payload: &[u8],
     out: &mut Vec<u8>,
 ) {
     match kind {
@@ -486,7 +442,7 @@ fn on_frame(
                 conn.acked_limit = Some(limit);
             }
         }
-        PING if flags & ACK == 0 => frame(out, PING, ACK, 0, &payload),
+        PING if flags & ACK == 0 => frame(out, PING, ACK, 0, payload),
         RST_STREAM => {
             conn.open.remove(&stream);
             conn.unanswered.remove(&stream);
@@ -509,7 +465,7 @@ fn on_frame(
         HEADERS | CONTINUATION => on_headers(conn, state, kind, flags, stream, out),
         DATA => {
             if let Some(entry) = conn.open.get_mut(&stream) {
-                entry.0.extend_from_slice(&payload);
+                entry.0.extend_from_slice(payload);
                 if flags & END_STREAM != 0 {
                     entry.2 = true;
                     if entry.1 {
@@ -546,6 +502,7 @@ fn on_headers(
 }
 
 /// A request is complete: decide, act, record.
+#[allow(clippy::too_many_lines)] // one match over every scripted server behaviour
 fn complete(conn: &mut Conn, state: &ServerState, stream: u32, out: &mut Vec<u8>) {
     let Some((body, _, _)) = conn.open.remove(&stream) else {
         return;
@@ -673,39 +630,6 @@ fn complete(conn: &mut Conn, state: &ServerState, stream: u32, out: &mut Vec<u8>
 
 // --- the engine side ------------------------------------------------------------------------
 
-#[derive(Default)]
-struct Collect {
-    outcomes: Mutex<Vec<Outcome>>,
-    arrived: Condvar,
-}
-
-impl CompletionSink for Collect {
-    fn complete(&self, outcomes: Vec<Outcome>) {
-        self.outcomes.lock().unwrap().extend(outcomes);
-        self.arrived.notify_all();
-    }
-}
-
-impl Collect {
-    /// Everything collected once `n` outcomes arrived, or `None` after `limit`.
-    fn wait_for(&self, n: usize, limit: Duration) -> Option<Vec<Outcome>> {
-        let deadline = Instant::now() + limit;
-        let mut got = self.outcomes.lock().unwrap();
-        while got.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return None;
-            }
-            got = self.arrived.wait_timeout(got, left).unwrap().0;
-        }
-        Some(std::mem::take(&mut *got))
-    }
-
-    fn take(&self) -> Vec<Outcome> {
-        std::mem::take(&mut *self.outcomes.lock().unwrap())
-    }
-}
-
 const MAX_RETRIES: u32 = 2;
 
 struct Run {
@@ -781,14 +705,14 @@ fn run(n: usize, decide: Box<Decide>, tweak: impl FnOnce(&mut PoolConfig)) -> Re
     })?;
     // Anything arriving now would be a second outcome.
     std::thread::sleep(Duration::from_millis(20));
-    let stats = engine.stats(pool).map_err(|e| e.to_string())?;
-    let outstanding = engine.outstanding();
+    let pool_stats = engine.stats(pool).map_err(|e| e.to_string())?;
+    let unfinished = engine.outstanding();
     engine.shutdown(Duration::ZERO);
     let extra = sink.take();
     rt.shutdown_timeout(Duration::from_millis(200));
-    if outstanding != 0 {
+    if unfinished != 0 {
         return Err(format!(
-            "{outstanding} requests still outstanding after all outcomes"
+            "{unfinished} requests still outstanding after all outcomes"
         ));
     }
     let most_open = state.most_open.lock().unwrap().clone();
@@ -796,7 +720,7 @@ fn run(n: usize, decide: Box<Decide>, tweak: impl FnOnce(&mut PoolConfig)) -> Re
         outcomes,
         extra,
         records: state.records(),
-        stats,
+        stats: pool_stats,
         over_limit: state.over_limit.load(Ordering::SeqCst),
         most_open,
     })

@@ -5,24 +5,13 @@
 //! plain sync code, from inside `#[tokio::test]`, and behind Python bindings.
 
 mod apns;
-mod auth;
 mod config;
-mod connection;
-mod connection_auth;
 mod fcm;
-mod fcm_message;
-mod frames;
-mod google_error;
-mod oauth;
-mod quota;
 mod reply;
 mod route;
-mod rsa_spki;
 mod server;
-mod service_account;
-mod shim;
-mod tls;
-mod validate;
+mod state;
+mod transport;
 
 pub use config::{
     parse_behavior, parse_rule, Behavior, Failure, JwtKey, Match, MockConfig, Rule,

@@ -3,10 +3,11 @@
 
 use http::request::Parts;
 
-use crate::connection::ConnectionHandle;
+use crate::fcm::oauth;
 use crate::reply::Action;
-use crate::server::Shared;
-use crate::{apns, fcm, oauth};
+use crate::state::ConnectionHandle;
+use crate::state::Shared;
+use crate::{apns, fcm};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route<'a> {

@@ -1,25 +1,23 @@
-//! Server lifecycle: certificates, the private runtime, the accept loop and counters.
+//! Server lifecycle: certificates, the private runtime, the accept loop and the public handle.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
 
-use crate::auth::TokenVerifier;
-use crate::config::{Behavior, MockConfig, Rule};
-use crate::connection::{serve_connection, ConnectionHandle};
-use crate::oauth::{AccessTokens, TOKEN_PATH};
-use crate::quota::ProjectQuota;
-use crate::service_account::AssertionVerifier;
-use crate::tls;
+use crate::apns::auth::TokenVerifier;
+use crate::config::{MockConfig, Rule};
+use crate::fcm::oauth::TOKEN_PATH;
+use crate::fcm::service_account::AssertionVerifier;
+use crate::state::Shared;
+use crate::transport::connection::{serve_connection, serve_h2};
+use crate::transport::tls;
 
 const WORKER_THREADS: usize = 2;
 const RUNTIME_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -30,164 +28,13 @@ static TEMP_DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// The CA's private key beside `ca.pem` in a caller's cert_dir (owner-only).
 const CA_KEY_FILE: &str = "ca-key.pem";
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Counters and registries stay consistent even if a holder panicked.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[derive(Default)]
-pub(crate) struct Counters {
-    received: Mutex<HashMap<String, u64>>,
-    total_received: AtomicU64,
-    connections_accepted: AtomicU64,
-    max_open_streams: AtomicU64,
-    refused_streams: AtomicU64,
-    cert_connections: AtomicU64,
-    token_update_rejections: AtomicU64,
-    fcm_dry_runs: AtomicU64,
-    quota_rejections: AtomicU64,
-}
-
-impl Counters {
-    pub fn request_received(&self, token: Option<&str>) {
-        self.total_received.fetch_add(1, Ordering::Relaxed);
-        let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return;
-        };
-        let mut received = lock(&self.received);
-        if token.bytes().any(|b| b.is_ascii_uppercase()) {
-            *received.entry(token.to_ascii_lowercase()).or_insert(0) += 1;
-        } else if let Some(count) = received.get_mut(token) {
-            *count += 1;
-        } else {
-            received.insert(token.to_owned(), 1);
-        }
-    }
-
-    pub fn connection_accepted(&self) {
-        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn observe_open_streams(&self, open: u64) {
-        self.max_open_streams.fetch_max(open, Ordering::Relaxed);
-    }
-
-    pub fn stream_refused(&self) {
-        self.refused_streams.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn cert_connection(&self) {
-        self.cert_connections.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn token_update_rejected(&self) {
-        self.token_update_rejections.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn fcm_dry_run(&self) {
-        self.fcm_dry_runs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn quota_rejected(&self) {
-        self.quota_rejections.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// State shared by the server handle, the accept loop and every connection task.
-pub(crate) struct Shared {
-    rules: RwLock<Arc<Vec<Rule>>>,
-    max_concurrent_streams: AtomicU32,
-    pub start_at_one: bool,
-    pub goaway_after_streams: Option<u64>,
-    pub response_delay: Duration,
-    pub verifier: TokenVerifier,
-    pub token_update_window: Duration,
-    /// FCM: the service accounts the token endpoint trusts, and the tokens it issued.
-    pub assertions: AssertionVerifier,
-    pub access_tokens: AccessTokens,
-    pub quota: Option<ProjectQuota>,
-    /// `https://localhost:<port>/token`, an audience assertions may name.
-    pub token_uri: String,
-    pub counters: Counters,
-    connections: Mutex<HashMap<u64, Arc<ConnectionHandle>>>,
-    next_connection_id: AtomicU64,
-    apns_id_state: AtomicU64,
-    fcm_message_numbers: AtomicU64,
-}
-
-impl Shared {
-    pub fn max_concurrent_streams(&self) -> u32 {
-        self.max_concurrent_streams.load(Ordering::Acquire)
-    }
-
-    pub fn behavior_for(&self, token: &str) -> Behavior {
-        let rules = self
-            .rules
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone();
-        rules
-            .iter()
-            .find(|rule| rule.matcher.matches(token))
-            .map_or(Behavior::Ok, |rule| rule.behavior.clone())
-    }
-
-    /// Keeps `handle` reachable for live changes until the returned guard drops.
-    pub fn register_connection(self: &Arc<Self>, handle: Arc<ConnectionHandle>) -> Registration {
-        let id = self.next_connection_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.connections).insert(id, handle);
-        Registration {
-            shared: self.clone(),
-            id,
-        }
-    }
-
-    /// The number in the next FCM message name (`projects/p/messages/0:<n>`).
-    pub fn next_fcm_message_number(&self) -> u64 {
-        self.fcm_message_numbers.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// A fresh UUID-v4-shaped lowercase id (unique per server, not cryptographic).
-    pub fn next_apns_id(&self) -> HeaderValue {
-        let high = splitmix64(
-            self.apns_id_state
-                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed),
-        );
-        let low = splitmix64(
-            self.apns_id_state
-                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed),
-        );
-        let text = format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            high >> 32,
-            (high >> 16) & 0xffff,
-            high & 0x0fff,
-            0x8000 | (low >> 48) & 0x3fff,
-            low & 0xffff_ffff_ffff,
-        );
-        HeaderValue::from_str(&text)
-            .unwrap_or_else(|_| HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
-    }
-}
-
-fn splitmix64(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-pub(crate) struct Registration {
+/// What `spawn_runtime` started.
+struct Running {
+    port: u16,
     shared: Arc<Shared>,
-    id: u64,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        lock(&self.shared.connections).remove(&self.id);
-    }
+    shutdown: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+    runtime: tokio::runtime::Handle,
 }
 
 /// A running mock APNs + FCM server with its own tokio runtime.
@@ -197,6 +44,8 @@ pub struct MockServer {
     shared: Arc<Shared>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    /// Spawns on the server's runtime (connections handed over by `serve_stream`).
+    runtime: tokio::runtime::Handle,
     /// The temp cert dir we created and must remove.
     owned_cert_dir: Option<PathBuf>,
 }
@@ -204,6 +53,7 @@ pub struct MockServer {
 impl MockServer {
     /// Binds, writes the CA, and serves in background threads. Safe to call from
     /// sync code and from inside another tokio runtime.
+    #[allow(clippy::needless_pass_by_value)] // public API: callers hand their config over
     pub fn start(config: MockConfig) -> io::Result<MockServer> {
         // A caller's cert_dir keeps the CA key: restarting there keeps the same trust anchor.
         let kept_key = config
@@ -221,16 +71,15 @@ impl MockServer {
             ));
         }
 
-        let (cert_dir, owned_cert_dir) = match &config.cert_dir {
-            Some(dir) => (dir.clone(), None),
-            None => {
-                let dir = std::env::temp_dir().join(format!(
-                    "pushwire-mock-{}-{}",
-                    std::process::id(),
-                    TEMP_DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
-                ));
-                (dir.clone(), Some(dir))
-            }
+        let (cert_dir, owned_cert_dir) = if let Some(dir) = &config.cert_dir {
+            (dir.clone(), None)
+        } else {
+            let dir = std::env::temp_dir().join(format!(
+                "pushwire-mock-{}-{}",
+                std::process::id(),
+                TEMP_DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            (dir.clone(), Some(dir))
         };
         std::fs::create_dir_all(&cert_dir)?;
         let ca_file = cert_dir.join("ca.pem");
@@ -246,8 +95,14 @@ impl MockServer {
         }
 
         let started = Self::spawn_runtime(&config, verifier, assertions, tls_config);
-        let (port, shared, shutdown, thread) = match started {
-            Ok(parts) => parts,
+        let Running {
+            port,
+            shared,
+            shutdown,
+            thread,
+            runtime,
+        } = match started {
+            Ok(running) => running,
             Err(e) => {
                 remove_dir(owned_cert_dir.as_deref());
                 return Err(e);
@@ -259,17 +114,17 @@ impl MockServer {
             shared,
             shutdown: Some(shutdown),
             thread: Some(thread),
+            runtime,
             owned_cert_dir,
         })
     }
 
-    #[allow(clippy::type_complexity)]
     fn spawn_runtime(
         config: &MockConfig,
         verifier: TokenVerifier,
         assertions: AssertionVerifier,
         tls_config: Arc<rustls::ServerConfig>,
-    ) -> io::Result<(u16, Arc<Shared>, oneshot::Sender<()>, JoinHandle<()>)> {
+    ) -> io::Result<Running> {
         let std_listener = std::net::TcpListener::bind(config.bind)?;
         std_listener.set_nonblocking(true)?;
         let port = std_listener.local_addr()?.port();
@@ -284,33 +139,11 @@ impl MockServer {
             let _context = runtime.enter();
             TcpListener::from_std(std_listener)?
         };
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ (u64::from(std::process::id()) << 32);
-        let shared = Arc::new(Shared {
-            rules: RwLock::new(Arc::new(config.rules.clone())),
-            max_concurrent_streams: AtomicU32::new(config.max_concurrent_streams),
-            start_at_one: config.start_streams_at_one,
-            goaway_after_streams: config.goaway_after_streams,
-            response_delay: config.response_delay,
-            verifier,
-            token_update_window: config.token_update_window,
-            assertions,
-            access_tokens: AccessTokens::new(config.fcm_token_lifetime),
-            quota: config
-                .fcm_quota_per_window
-                .map(|messages| ProjectQuota::new(messages, config.fcm_quota_window)),
-            token_uri: token_uri(port),
-            counters: Counters::default(),
-            connections: Mutex::new(HashMap::new()),
-            next_connection_id: AtomicU64::new(0),
-            apns_id_state: AtomicU64::new(seed),
-            fcm_message_numbers: AtomicU64::new(0),
-        });
+        let shared = Arc::new(Shared::new(config, verifier, assertions, token_uri(port)));
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let acceptor = TlsAcceptor::from(tls_config);
         let loop_shared = shared.clone();
+        let handle = runtime.handle().clone();
         let thread = std::thread::Builder::new()
             .name("pushwire-mock-main".to_owned())
             .spawn(move || {
@@ -318,7 +151,24 @@ impl MockServer {
                 // Drops every connection task, which closes their sockets.
                 runtime.shutdown_timeout(RUNTIME_SHUTDOWN_TIMEOUT);
             })?;
-        Ok((port, shared, shutdown_tx, thread))
+        Ok(Running {
+            port,
+            shared,
+            shutdown: shutdown_tx,
+            thread,
+            runtime: handle,
+        })
+    }
+
+    /// Serves one HTTP/2 connection over `io`, an already established stream (no TLS): an
+    /// in-memory pipe lets a test drive a client against the mock's connection handling, its
+    /// faults and counters without a socket. Returns at once; the connection runs on the
+    /// server's runtime until either side closes it or the server stops.
+    pub fn serve_stream<T>(&self, io: T)
+    where
+        T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        self.runtime.spawn(serve_h2(io, self.shared.clone(), false));
     }
 
     pub fn url(&self) -> String {
@@ -341,15 +191,7 @@ impl MockServer {
     /// Requests fully received for this token (case-insensitive), valid or not: APNs pushes
     /// to `/3/device/<token>` and FCM sends to `message.token` (dry runs excepted).
     pub fn received(&self, token: &str) -> u64 {
-        let received = lock(&self.shared.counters.received);
-        if token.bytes().any(|b| b.is_ascii_uppercase()) {
-            received
-                .get(&token.to_ascii_lowercase())
-                .copied()
-                .unwrap_or(0)
-        } else {
-            received.get(token).copied().unwrap_or(0)
-        }
+        self.shared.counters.received(token)
     }
 
     /// Every APNs and FCM request fully received (not token grants, not FCM dry runs).
@@ -425,26 +267,16 @@ impl MockServer {
 
     /// Connections currently open (after the h2 handshake).
     pub fn open_connections(&self) -> usize {
-        lock(&self.shared.connections).len()
+        self.shared.open_connections()
     }
 
     pub fn set_rules(&self, rules: Vec<Rule>) {
-        *self
-            .shared
-            .rules
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(rules);
+        self.shared.set_rules(rules);
     }
 
     /// Changes the advertised limit on every open connection and for new ones.
     pub fn set_max_concurrent_streams(&self, n: u32) {
-        self.shared
-            .max_concurrent_streams
-            .store(n, Ordering::Release);
-        let connections: Vec<_> = lock(&self.shared.connections).values().cloned().collect();
-        for connection in connections {
-            connection.set_max_streams(n);
-        }
+        self.shared.set_max_concurrent_streams(n);
     }
 
     /// Stops accepting, closes every connection and joins the server threads.
@@ -457,7 +289,7 @@ impl MockServer {
             // A panic in the server thread has already been reported on stderr.
             let _ = thread.join();
         }
-        lock(&self.shared.connections).clear();
+        self.shared.forget_connections();
         remove_dir(self.owned_cert_dir.take().as_deref());
     }
 }
@@ -474,7 +306,7 @@ impl std::fmt::Debug for MockServer {
             .field("port", &self.port)
             .field("ca_file", &self.ca_file)
             .field("running", &self.thread.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

@@ -1,4 +1,6 @@
 //! End-to-end tests: a real h2 client over TLS against the mock.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
@@ -93,6 +95,7 @@ async fn unregistered_answers_410_with_timestamp() {
 }
 
 #[tokio::test]
+#[allow(clippy::too_many_lines)] // one table of APNs rejections, read top to bottom
 async fn invalid_requests_get_apns_errors_and_are_counted() {
     let server = MockServer::start(MockConfig::new()).unwrap();
     let client = connect(&server).await;

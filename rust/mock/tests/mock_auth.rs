@@ -1,14 +1,16 @@
 //! Authentication like APNs: client certificates, provider-token age, key binding and
 //! the minimum time between token changes on one connection.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::time::Duration;
 
-use common::client_ca::ClientCa;
 use common::jwt::{jwt, jwt_at, signing_key, unix_now};
 use common::{connect, try_connect, Answer, Client, TOKEN};
 use pushwire_mock::{MockConfig, MockServer};
+use pushwire_test_support::TestCa;
 
 const KEY_ID: &str = "ABC123DEFG";
 const TEAM_ID: &str = "TEAM123456";
@@ -31,10 +33,10 @@ fn assert_answer(answer: &Answer, status: u16, reason: &str) {
 
 #[tokio::test]
 async fn client_certificate_is_required_when_a_client_ca_is_set() {
-    let ca = ClientCa::new("client CA");
+    let ca = TestCa::new("client CA");
     let server = MockServer::start(MockConfig::new().client_ca_pem(ca.pem())).unwrap();
 
-    let client = try_connect(&server, Some(ca.issue(BUNDLE_ID)))
+    let client = try_connect(&server, Some(ca.issue_client(BUNDLE_ID)))
         .await
         .unwrap();
     let answer = client.push(TOKEN).await.unwrap();
@@ -43,7 +45,7 @@ async fn client_certificate_is_required_when_a_client_ca_is_set() {
 
     // Without a certificate, or with one from another CA, the TLS handshake fails; under
     // TLS 1.3 the client may only learn it when it first reads.
-    let stranger = ClientCa::new("another CA").issue(BUNDLE_ID);
+    let stranger = TestCa::new("another CA").issue_client(BUNDLE_ID);
     for identity in [None, Some(stranger)] {
         let refused = async {
             let client = try_connect(&server, identity).await?;
@@ -60,13 +62,13 @@ async fn client_certificate_is_required_when_a_client_ca_is_set() {
 
 #[tokio::test]
 async fn certificate_connections_need_no_provider_token() {
-    let ca = ClientCa::new("client CA");
+    let ca = TestCa::new("client CA");
     let key = signing_key();
     let config = MockConfig::new()
         .client_ca_pem(ca.pem())
         .jwt_key(key.jwt_key(KEY_ID, TEAM_ID));
     let server = MockServer::start(config).unwrap();
-    let client = try_connect(&server, Some(ca.issue(BUNDLE_ID)))
+    let client = try_connect(&server, Some(ca.issue_client(BUNDLE_ID)))
         .await
         .unwrap();
     assert_eq!(client.push(TOKEN).await.unwrap().status, 200);

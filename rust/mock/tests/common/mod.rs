@@ -2,7 +2,6 @@
 
 #![allow(dead_code)]
 
-pub mod client_ca;
 pub mod fcm;
 pub mod jwt;
 
@@ -15,8 +14,9 @@ use h2::client::SendRequest;
 use h2::{Ping, PingPong};
 use http::{HeaderMap, Method, Request, StatusCode};
 use pushwire_mock::MockServer;
+use pushwire_test_support::ClientIdentity;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
@@ -40,12 +40,6 @@ impl Answer {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap()
     }
-}
-
-/// A TLS client certificate chain and its key.
-pub struct ClientIdentity {
-    pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
 }
 
 pub async fn connect(server: &MockServer) -> Client {
@@ -90,6 +84,24 @@ pub async fn try_connect(
         connection,
         port: server.port(),
     })
+}
+
+/// HTTP/2 without TLS over an in-memory pipe the server serves (`MockServer::serve_stream`).
+pub async fn connect_in_memory(server: &MockServer) -> Client {
+    let (client_side, server_side) = tokio::io::duplex(64 * 1024);
+    server.serve_stream(server_side);
+    let (send, mut connection) = h2::client::Builder::new()
+        .initial_max_send_streams(100)
+        .handshake::<_, Bytes>(client_side)
+        .await
+        .unwrap();
+    let ping = connection.ping_pong().unwrap();
+    Client {
+        send,
+        ping,
+        connection: tokio::spawn(connection),
+        port: server.port(),
+    }
 }
 
 impl Client {

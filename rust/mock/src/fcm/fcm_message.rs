@@ -5,7 +5,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::google_error::GoogleError;
+use crate::fcm::google_error::GoogleError;
 
 /// Largest accepted serialized `message` object.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
@@ -296,7 +296,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn validate(body: Value) -> Result<Target, Value> {
+    fn validate(body: &Value) -> Result<Target, Value> {
         let raw = body.to_string();
         validate_raw(raw.as_bytes())
     }
@@ -313,11 +313,11 @@ mod tests {
 
     #[test]
     fn accepts_each_single_target() {
-        let token = validate(json!({"message": {"token": "abc", "data": {"k": "v"}}}));
+        let token = validate(&json!({"message": {"token": "abc", "data": {"k": "v"}}}));
         assert_eq!(token, Ok(Target::Token("abc".into())));
-        let topic = validate(json!({"message": {"topic": "news", "token": ""}}));
+        let topic = validate(&json!({"message": {"topic": "news", "token": ""}}));
         assert_eq!(topic, Ok(Target::Topic("news".into())));
-        let condition = validate(json!({"message": {"condition": "'a' in topics"}}));
+        let condition = validate(&json!({"message": {"condition": "'a' in topics"}}));
         assert_eq!(condition.unwrap().rule_key(), "'a' in topics");
     }
 
@@ -330,14 +330,14 @@ mod tests {
             json!({"message": null}),
             json!({"validate_only": "yes", "message": {"token": "a"}}),
         ] {
-            let error = validate(body.clone()).unwrap_err();
+            let error = validate(&body).unwrap_err();
             assert_eq!(error["error"]["code"], 400, "{body}");
             assert_eq!(
                 error["error"]["details"][0]["errorCode"],
                 "INVALID_ARGUMENT"
             );
         }
-        let error = validate(json!({"message": {"token": "a", "topic": "b"}})).unwrap_err();
+        let error = validate(&json!({"message": {"token": "a", "topic": "b"}})).unwrap_err();
         assert_eq!(*violation(&error), "message");
     }
 
@@ -347,7 +347,7 @@ mod tests {
         let error = validate_raw(raw).unwrap_err();
         assert_eq!(*violation(&error), "message.data[1].value");
         for key in ["from", "message_type", "google.x", "gcm.notification.title"] {
-            let error = validate(json!({"message": {"token": "t", "data": {key: "v"}}}));
+            let error = validate(&json!({"message": {"token": "t", "data": {key: "v"}}}));
             assert_eq!(
                 *violation(&error.unwrap_err()),
                 "message.data[0].key",
@@ -355,17 +355,17 @@ mod tests {
             );
         }
         let android = json!({"message": {"token": "t", "android": {"data": {"k": true}}}});
-        let error = validate(android).unwrap_err();
+        let error = validate(&android).unwrap_err();
         assert_eq!(*violation(&error), "message.android.data[0].value");
-        let not_a_map = validate(json!({"message": {"token": "t", "data": ["x"]}}));
+        let not_a_map = validate(&json!({"message": {"token": "t", "data": ["x"]}}));
         assert_eq!(*violation(&not_a_map.unwrap_err()), "message.data");
-        assert!(validate(json!({"message": {"token": "t", "data": {"gcm": "ok"}}})).is_ok());
+        assert!(validate(&json!({"message": {"token": "t", "data": {"gcm": "ok"}}})).is_ok());
     }
 
     #[test]
     fn ttl_must_be_a_duration_of_at_most_four_weeks() {
         let with_ttl =
-            |ttl: Value| validate(json!({"message": {"token": "t", "android": {"ttl": ttl}}}));
+            |ttl: Value| validate(&json!({"message": {"token": "t", "android": {"ttl": ttl}}}));
         for good in ["0s", "3.5s", "86400s", "1.000000001s", "2419200s"] {
             assert!(with_ttl(json!(good)).is_ok(), "{good}");
         }
@@ -386,9 +386,9 @@ mod tests {
     #[test]
     fn size_counts_the_serialized_message() {
         let fits = "x".repeat(MAX_MESSAGE_BYTES - 40);
-        assert!(validate(json!({"message": {"token": "t", "data": {"k": fits}}})).is_ok());
+        assert!(validate(&json!({"message": {"token": "t", "data": {"k": fits}}})).is_ok());
         let big = "x".repeat(MAX_MESSAGE_BYTES);
-        let error = validate(json!({"message": {"token": "t", "data": {"k": big}}}));
+        let error = validate(&json!({"message": {"token": "t", "data": {"k": big}}}));
         assert_eq!(error.unwrap_err()["error"]["message"], "Message is too big");
         let truncated = SendBody::parse(b"{", false).unwrap_err().into_reply();
         assert_eq!(truncated.status, 400);

@@ -1,17 +1,27 @@
 //! FCM HTTP v1 sends (`POST /v1/projects/{project}/messages:send`): bearer auth, project
 //! quota, message checks, rules, and Google-shaped answers.
 
+pub(crate) mod access_tokens;
+pub(crate) mod fcm_message;
+pub(crate) mod google_error;
+pub(crate) mod oauth;
+pub(crate) mod quota;
+pub(crate) mod rsa_spki;
+pub(crate) mod service_account;
+
 use http::request::Parts;
 use http::Method;
 use serde_json::json;
 
 use crate::config::Failure;
-use crate::fcm_message::SendBody;
-use crate::google_error::{default_message, GoogleError, INVALID_CREDENTIALS, MISSING_CREDENTIALS};
-use crate::oauth::BearerProblem;
-use crate::quota::retry_after_seconds;
+use crate::fcm::access_tokens::BearerProblem;
+use crate::fcm::fcm_message::SendBody;
+use crate::fcm::google_error::{
+    default_message, GoogleError, INVALID_CREDENTIALS, MISSING_CREDENTIALS,
+};
+use crate::fcm::quota::retry_after_seconds;
 use crate::reply::{Action, Answers, Reply};
-use crate::server::Shared;
+use crate::state::Shared;
 
 /// Every FCM path starts here; other `/v1/` paths get a Google 404.
 pub(crate) const PATH_PREFIX: &str = "/v1/";

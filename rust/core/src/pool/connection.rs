@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::shared::{ConnState, PoolShared};
 use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY};
-use crate::pool::{ConnState, PoolShared};
 use crate::request::Request;
 use crate::tracker::{must_rotate, InFlight, Tracker};
 
@@ -114,7 +114,7 @@ impl Driver {
                 }
                 result = &mut self.io_task, if !io_finished => {
                     io_finished = true;
-                    self.on_connection_closed(result);
+                    self.on_connection_closed(&result);
                 }
                 () = ping_failed.notified(), if self.drain != Drain::Dead => {
                     self.pool.stats.ping_failures.fetch_add(1, Ordering::Relaxed);
@@ -296,10 +296,10 @@ impl Driver {
 
     fn on_connection_closed(
         &mut self,
-        result: Result<Result<(), h2::Error>, tokio::task::JoinError>,
+        result: &Result<Result<(), h2::Error>, tokio::task::JoinError>,
     ) {
         self.retire(Drain::Retiring);
-        if let Ok(Err(err)) = &result {
+        if let Ok(Err(err)) = result {
             self.note_connection_error(err);
         }
         // Open streams now fail one by one through their answer futures (h2 ends them on EOF);

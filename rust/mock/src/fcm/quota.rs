@@ -34,7 +34,7 @@ impl ProjectQuota {
         let mut projects = self
             .projects
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let window = projects.entry(project.to_owned()).or_insert(Window {
             start: now,
             used: 0,

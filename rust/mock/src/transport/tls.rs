@@ -26,6 +26,7 @@ pub(crate) struct MockCertificates {
     pub leaf_key: PrivateKeyDer<'static>,
 }
 
+#[allow(clippy::needless_pass_by_value)] // shaped for map_err
 fn cert_error(e: rcgen::Error) -> io::Error {
     io::Error::other(format!("certificate generation failed: {e}"))
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::ServiceAccountKey;
-use crate::rsa_spki::rsa_public_key_from_spki_pem;
+use crate::fcm::rsa_spki::rsa_public_key_from_spki_pem;
 
 /// The audience real clients put in assertions (the `token_uri` of a Google key file).
 pub(crate) const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -205,9 +205,10 @@ mod tests {
     const EMAIL: &str = "sender@demo-project.iam.gserviceaccount.com";
     const AUD: &str = "https://localhost:1234/token";
     const NOW: f64 = 1_700_000_000.0;
-    const KEY_A: &str = include_str!("../tests/data/test-only-rsa-2048-a.key.pem");
-    const PUB_A: &str = include_str!("../tests/data/test-only-rsa-2048-a.pub.pem");
-    const KEY_B: &str = include_str!("../tests/data/test-only-rsa-2048-b.key.pem");
+    const NOW_SECS: u64 = 1_700_000_000;
+    const KEY_A: &str = include_str!("../../tests/data/test-only-rsa-2048-a.key.pem");
+    const PUB_A: &str = include_str!("../../tests/data/test-only-rsa-2048-a.pub.pem");
+    const KEY_B: &str = include_str!("../../tests/data/test-only-rsa-2048-b.key.pem");
 
     fn sign(private_pem: &str, header: &Value, claims: &Value) -> String {
         let der = PrivatePkcs8KeyDer::from_pem_slice(private_pem.as_bytes()).unwrap();
@@ -233,8 +234,8 @@ mod tests {
             "iss": EMAIL,
             "scope": "https://www.googleapis.com/auth/firebase.messaging",
             "aud": AUD,
-            "iat": NOW as u64,
-            "exp": NOW as u64 + 3600,
+            "iat": NOW_SECS,
+            "exp": NOW_SECS + 3600,
         })
     }
 
@@ -246,12 +247,12 @@ mod tests {
         .unwrap()
     }
 
-    fn check(private_pem: &str, header: Value, claims: Value) -> Result<(), GrantError> {
-        let assertion = sign(private_pem, &header, &claims);
+    fn check(private_pem: &str, header: &Value, claims: &Value) -> Result<(), GrantError> {
+        let assertion = sign(private_pem, header, claims);
         verifier().verify_at(&assertion, &[AUD, GOOGLE_TOKEN_URI], NOW)
     }
 
-    fn with(changes: Value) -> Value {
+    fn with(changes: &Value) -> Value {
         let mut claims = claims();
         for (key, value) in changes.as_object().unwrap() {
             if value.is_null() {
@@ -270,34 +271,32 @@ mod tests {
     #[test]
     fn accepts_a_well_formed_assertion() {
         let rs256 = json!({"alg": "RS256", "typ": "JWT"});
-        assert_eq!(check(KEY_A, rs256.clone(), claims()), Ok(()));
+        assert_eq!(check(KEY_A, &rs256, &claims()), Ok(()));
         let with_kid = json!({"alg": "RS256", "kid": "abc"});
-        assert_eq!(check(KEY_A, with_kid, claims()), Ok(()));
-        let google_aud = with(json!({"aud": GOOGLE_TOKEN_URI}));
-        assert_eq!(check(KEY_A, rs256.clone(), google_aud), Ok(()));
-        let both_scopes = with(json!({
+        assert_eq!(check(KEY_A, &with_kid, &claims()), Ok(()));
+        let google_aud = with(&json!({"aud": GOOGLE_TOKEN_URI}));
+        assert_eq!(check(KEY_A, &rs256, &google_aud), Ok(()));
+        let both_scopes = with(&json!({
             "scope": "https://www.googleapis.com/auth/cloud-platform openid"
         }));
-        assert_eq!(check(KEY_A, rs256, both_scopes), Ok(()));
+        assert_eq!(check(KEY_A, &rs256, &both_scopes), Ok(()));
     }
 
     #[test]
     fn refuses_bad_signatures_and_unknown_accounts() {
         let rs256 = json!({"alg": "RS256"});
-        let other_key = check(KEY_B, rs256.clone(), claims()).unwrap_err();
+        let other_key = check(KEY_B, &rs256, &claims()).unwrap_err();
         assert_eq!(other_key.description, "Invalid JWT Signature.");
-        let stranger = with(json!({"iss": "someone@else.iam.gserviceaccount.com"}));
+        let stranger = with(&json!({"iss": "someone@else.iam.gserviceaccount.com"}));
         assert_eq!(
-            check(KEY_A, rs256.clone(), stranger)
-                .unwrap_err()
-                .description,
+            check(KEY_A, &rs256, &stranger).unwrap_err().description,
             "Invalid grant: account not found"
         );
         assert_eq!(
-            error_of(check(KEY_A, json!({"alg": "HS256"}), claims())),
+            error_of(check(KEY_A, &json!({"alg": "HS256"}), &claims())),
             "invalid_grant"
         );
-        let tampered = sign(KEY_A, &rs256, &claims()).replace(".", ".x");
+        let tampered = sign(KEY_A, &rs256, &claims()).replace('.', ".x");
         assert!(verifier().verify_at(&tampered, &[AUD], NOW).is_err());
         assert!(verifier().verify_at("a.b", &[AUD], NOW).is_err());
     }
@@ -322,14 +321,14 @@ mod tests {
             (json!({"scope": null}), "invalid_scope"),
         ];
         for (changes, error) in cases {
-            let result = check(KEY_A, rs256.clone(), with(changes.clone()));
+            let result = check(KEY_A, &rs256, &with(&changes));
             assert_eq!(error_of(result), error, "{changes}");
         }
         // Small clock skew is fine; a list audience is fine.
-        let skewed = with(json!({"iat": NOW + 30.0, "exp": NOW + 3600.0}));
-        assert_eq!(check(KEY_A, rs256.clone(), skewed), Ok(()));
-        let listed = with(json!({"aud": ["https://example.com", AUD]}));
-        assert_eq!(check(KEY_A, rs256, listed), Ok(()));
+        let skewed = with(&json!({"iat": NOW + 30.0, "exp": NOW + 3600.0}));
+        assert_eq!(check(KEY_A, &rs256, &skewed), Ok(()));
+        let listed = with(&json!({"aud": ["https://example.com", AUD]}));
+        assert_eq!(check(KEY_A, &rs256, &listed), Ok(()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::auth::{AuthFailure, VerifiedToken};
+use crate::apns::auth::{AuthFailure, VerifiedToken};
 
 /// Token state of one connection; its streams are handled concurrently.
 #[derive(Default)]
@@ -65,7 +65,7 @@ impl ConnectionAuth {
     fn lock(&self) -> MutexGuard<'_, TokenState> {
         self.state
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

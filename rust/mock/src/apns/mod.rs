@@ -1,15 +1,19 @@
 //! APNs device pushes (`POST /3/device/<token>`): validation, provider tokens, rules and
 //! APNs-shaped answers.
 
+pub(crate) mod auth;
+pub(crate) mod connection_auth;
+pub(crate) mod validate;
+
 use http::request::Parts;
 use http::HeaderValue;
 
-use crate::auth::AuthFailure;
+use self::validate::Rejection;
+use crate::apns::auth::AuthFailure;
 use crate::config::{now_millis, Behavior, Failure};
-use crate::connection::ConnectionHandle;
 use crate::reply::{Action, Answers, Reply};
-use crate::server::Shared;
-use crate::validate::{self, Rejection};
+use crate::state::ConnectionHandle;
+use crate::state::Shared;
 
 /// How many body bytes to keep: enough to judge the size limit of this push type.
 pub(crate) fn body_limit(parts: &Parts) -> usize {
@@ -65,7 +69,9 @@ fn check_provider_token(
     shared: &Shared,
     conn: &ConnectionHandle,
 ) -> Result<(), Rejection> {
-    let authorization = headers.get("authorization").map(|v| v.as_bytes());
+    let authorization = headers
+        .get("authorization")
+        .map(http::HeaderValue::as_bytes);
     shared
         .verifier
         .check(authorization)

@@ -2,7 +2,7 @@
 //! request gets is decided per protocol (see `route`); this module carries it out.
 
 use std::future::{poll_fn, Future};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,15 +10,15 @@ use bytes::{Bytes, BytesMut};
 use h2::server::SendResponse;
 use h2::{Reason, RecvStream};
 use http::{Request, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::connection_auth::ConnectionAuth;
 use crate::reply::{Action, Reply};
 use crate::route::Route;
-use crate::server::Shared;
-use crate::shim::{FrameControl, FrameShim};
+use crate::state::{ConnectionHandle, Shared};
+use crate::transport::shim::{FrameControl, FrameShim};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// h2's own stream limit. The advertised limit is rewritten by the shim and enforced by
@@ -31,53 +31,6 @@ const RESET_STREAM_ALLOWANCE: usize = 10_000;
 /// A stream the client reset just before opening a new one may not have been noticed by
 /// its task yet; wait this long before refusing a stream over the limit.
 const ADMISSION_GRACE: Duration = Duration::from_millis(5);
-
-/// Control surface of a live connection, shared with the server and its stream tasks.
-pub(crate) struct ConnectionHandle {
-    pub frames: Arc<FrameControl>,
-    /// Authenticated by a TLS client certificate: provider tokens are not checked.
-    pub has_client_cert: bool,
-    /// APNs provider-token state of this connection.
-    pub auth: ConnectionAuth,
-    wake: Notify,
-    goaway_requested: AtomicBool,
-    close_requested: AtomicBool,
-    limit_raised: AtomicBool,
-    open_streams: AtomicU64,
-}
-
-impl ConnectionHandle {
-    fn new(frames: Arc<FrameControl>, limit_raised: bool, has_client_cert: bool) -> Self {
-        ConnectionHandle {
-            frames,
-            has_client_cert,
-            auth: ConnectionAuth::default(),
-            wake: Notify::new(),
-            goaway_requested: AtomicBool::new(false),
-            close_requested: AtomicBool::new(false),
-            limit_raised: AtomicBool::new(limit_raised),
-            open_streams: AtomicU64::new(0),
-        }
-    }
-
-    /// Advertises a new MAX_CONCURRENT_STREAMS on this connection.
-    pub fn set_max_streams(&self, value: u32) {
-        self.limit_raised.store(true, Ordering::Release);
-        self.frames.request_max_streams(value);
-        // Polling the h2 connection flushes the codec, which injects the frame.
-        self.wake.notify_one();
-    }
-
-    fn request_goaway(&self) {
-        self.goaway_requested.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-
-    fn request_close(&self) {
-        self.close_requested.store(true, Ordering::Release);
-        self.wake.notify_one();
-    }
-}
 
 pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shared: Arc<Shared>) {
     // Only a latency tweak; a failure changes nothing about correctness.
@@ -94,10 +47,18 @@ pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shar
     if has_client_cert {
         shared.counters.cert_connection();
     }
+    serve_h2(tls, shared, has_client_cert).await;
+}
+
+/// HTTP/2 over an established stream (TLS from the accept loop, or an in-memory pipe in tests).
+pub(crate) async fn serve_h2<T>(io: T, shared: Arc<Shared>, has_client_cert: bool)
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
     let configured = shared.max_concurrent_streams();
     let initial_limit = if shared.start_at_one { 1 } else { configured };
     let frames = Arc::new(FrameControl::new(initial_limit, true));
-    let io = FrameShim::new(tls, frames.clone());
+    let io = FrameShim::new(io, frames.clone());
     let handshake = h2::server::Builder::new()
         .max_concurrent_streams(H2_STREAM_LIMIT)
         .initial_window_size(STREAM_WINDOW)

@@ -101,7 +101,7 @@ pub(crate) struct TokenVerifier {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl TokenVerifier {
@@ -302,9 +302,9 @@ mod tests {
         let verifier = verifier(pem, Duration::from_secs(3600));
         let now = now();
         let good = sign(&pair, "KEY1234567", "TEAM123456", now);
-        let verified = verifier.check(Some(good.as_bytes())).unwrap();
-        assert_eq!(verified.key_id, "KEY1234567");
-        assert_eq!(format!("bearer {}", verified.jwt), good);
+        let accepted = verifier.check(Some(good.as_bytes())).unwrap();
+        assert_eq!(accepted.key_id, "KEY1234567");
+        assert_eq!(format!("bearer {}", accepted.jwt), good);
         assert!(verifier.check(Some(good.as_bytes())).is_ok(), "cached");
         let cases = [
             sign(&other, "KEY1234567", "TEAM123456", now),

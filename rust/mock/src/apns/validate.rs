@@ -49,7 +49,10 @@ pub(crate) fn payload_limit(headers: &HeaderMap) -> usize {
 }
 
 pub(crate) fn check_headers(headers: &HeaderMap) -> Result<(), Rejection> {
-    if headers.get("apns-topic").is_none_or(|t| t.is_empty()) {
+    if headers
+        .get("apns-topic")
+        .is_none_or(http::HeaderValue::is_empty)
+    {
         return Err(reject(400, "MissingTopic"));
     }
     let priority = match headers.get("apns-priority") {

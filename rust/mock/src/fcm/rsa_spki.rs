@@ -66,7 +66,7 @@ fn element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 mod tests {
     use super::*;
 
-    const TEST_KEY: &str = include_str!("../tests/data/test-only-rsa-2048-a.pub.pem");
+    const TEST_KEY: &str = include_str!("../../tests/data/test-only-rsa-2048-a.pub.pem");
 
     #[test]
     fn unwraps_a_2048_bit_key() {

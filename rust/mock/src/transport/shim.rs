@@ -11,7 +11,7 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::frames::{ReadFramer, SettingsLedger, WriteFramer};
+use crate::transport::frames::{ReadFramer, SettingsLedger, WriteFramer};
 
 const READ_CHUNK: usize = 16 * 1024;
 /// Buffered outgoing bytes above which writes wait for the socket (keeps memory bounded).
@@ -64,7 +64,7 @@ impl FrameControl {
         // The ledger holds plain data; a panic elsewhere cannot leave it half-updated.
         self.ledger
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -225,7 +225,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FrameShim<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frames::{max_streams_settings_frame, SettingsOrigin};
+    use crate::transport::frames::{max_streams_settings_frame, SettingsOrigin};
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -47,7 +47,9 @@ pub(crate) fn max_streams_settings_frame(
     value: u32,
 ) -> [u8; FRAME_HEADER_LEN + SETTINGS_ENTRY_LEN] {
     let mut frame = [0u8; FRAME_HEADER_LEN + SETTINGS_ENTRY_LEN];
-    frame[2] = SETTINGS_ENTRY_LEN as u8;
+    #[allow(clippy::cast_possible_truncation)] // 6: the whole length is its low byte
+    let length = SETTINGS_ENTRY_LEN as u8;
+    frame[2] = length;
     frame[3] = TYPE_SETTINGS;
     frame[9..11].copy_from_slice(&SETTINGS_MAX_CONCURRENT_STREAMS.to_be_bytes());
     frame[11..15].copy_from_slice(&value.to_be_bytes());
@@ -366,8 +368,8 @@ mod tests {
     use super::*;
 
     fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len();
-        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+        let mut out = vec![len[1], len[2], len[3], kind, flags];
         out.extend_from_slice(&stream.to_be_bytes());
         out.extend_from_slice(payload);
         out
@@ -401,7 +403,7 @@ mod tests {
     #[test]
     fn parses_frame_header_fields() {
         let header = FrameHeader::parse(&[0x01, 0x02, 0x03, 0x06, 0x01, 0x80, 0, 0, 5]);
-        assert_eq!(header.length, 0x010203);
+        assert_eq!(header.length, 0x01_0203);
         assert_eq!(header.kind, 6);
         assert_eq!(header.flags, 1);
         assert_eq!(header.stream_id, 5, "reserved bit is masked");

@@ -1,0 +1,11 @@
+//! The connection pool of one (host, port, credential identity): its shared state, how a
+//! connection is opened, the manager task that opens and replaces connections, and each
+//! connection's driver. Imports run one way: `manager` → `connect`/`connection` → `shared`.
+
+mod connect;
+mod connection;
+mod manager;
+mod shared;
+
+pub(crate) use manager::manage;
+pub(crate) use shared::PoolShared;

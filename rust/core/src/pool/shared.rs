@@ -1,0 +1,262 @@
+//! What a pool's manager and its connection drivers share: the configuration and TLS
+//! connector, the work queue, the credential, the counters and the live connections' state.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use http::uri::Authority;
+use http::HeaderValue;
+use rustls::pki_types::ServerName;
+use tokio::sync::Notify;
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+
+use crate::completion::Completions;
+use crate::config::PoolConfig;
+use crate::error::Error;
+use crate::metrics::OutcomeMetrics;
+use crate::outcome::{Outcome, OutcomeKind};
+use crate::queue::WorkQueue;
+use crate::request::Request;
+use crate::tls;
+use crate::transport::Transport;
+
+/// Counters of one pool, read by tests and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct PoolCounters {
+    pub connections_opened: AtomicU64,
+    pub connect_failures: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub retries: AtomicU64,
+    pub goaways: AtomicU64,
+    pub resets: AtomicU64,
+    pub ping_failures: AtomicU64,
+    pub dead_by_timeouts: AtomicU64,
+    pub rotations: AtomicU64,
+    pub late_answers: AtomicU64,
+}
+
+/// What the pool knows of one connection, published by its driver.
+#[derive(Debug)]
+pub(crate) struct ConnState {
+    pub id: u64,
+    pub in_flight: AtomicUsize,
+    pub limit: AtomicUsize,
+    pub accepting: AtomicBool,
+    pub closed: AtomicBool,
+}
+
+impl ConnState {
+    pub(super) fn saturated(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) >= self.limit.load(Ordering::Relaxed)
+    }
+}
+
+/// State shared by the pool manager and its connection drivers.
+pub(crate) struct PoolShared {
+    pub cfg: PoolConfig,
+    pub authority: Authority,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) server_name: ServerName<'static>,
+    pub(super) connector: TlsConnector,
+    pub queue: WorkQueue,
+    /// The `authorization` value and its generation (bumped on every change, so an outcome
+    /// tells which credential its request carried).
+    authorization: RwLock<(Option<HeaderValue>, u64)>,
+    pub stats: PoolCounters,
+    pub metrics: OutcomeMetrics,
+    pub shutdown: CancellationToken,
+    /// Cancelled to retire every current connection (e.g. after `UnrelatedKeyIdInToken`);
+    /// replaced by a fresh token for the connections opened afterwards.
+    retire_all: Mutex<CancellationToken>,
+    /// A driver retired or closed: the manager may need to open a replacement.
+    pub conn_changed: Notify,
+    conns: Mutex<Vec<Arc<ConnState>>>,
+    last_error: Mutex<Option<String>>,
+    completions: Arc<Completions>,
+    pub(super) next_conn_id: Arc<AtomicU64>,
+    /// Opens connections instead of TCP + TLS to `base_url` when set.
+    pub(super) transport: Option<Arc<dyn Transport>>,
+}
+
+impl PoolShared {
+    pub(crate) fn new(
+        cfg: PoolConfig,
+        completions: Arc<Completions>,
+        next_conn_id: Arc<AtomicU64>,
+        transport: Option<Arc<dyn Transport>>,
+    ) -> Result<Self, Error> {
+        let (host, port, authority) = parse_base_url(&cfg.base_url)?;
+        let server_name = ServerName::try_from(host.clone()).map_err(|_| {
+            Error::invalid("base_url", format!("{host:?} is not a valid host name"))
+        })?;
+        let connector = TlsConnector::from(tls::client_config(&cfg)?);
+        Ok(PoolShared {
+            cfg,
+            authority,
+            host,
+            port,
+            server_name,
+            connector,
+            queue: WorkQueue::new(),
+            authorization: RwLock::new((None, 0)),
+            stats: PoolCounters::default(),
+            metrics: OutcomeMetrics::default(),
+            shutdown: CancellationToken::new(),
+            retire_all: Mutex::new(CancellationToken::new()),
+            conn_changed: Notify::new(),
+            conns: Mutex::new(Vec::new()),
+            last_error: Mutex::new(None),
+            completions,
+            next_conn_id,
+            transport,
+        })
+    }
+
+    pub(crate) fn authorization(&self) -> (Option<HeaderValue>, u64) {
+        self.authorization
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replace the credential; returns its generation.
+    pub(crate) fn set_authorization(&self, value: Option<HeaderValue>) -> u64 {
+        let mut current = self
+            .authorization
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        current.0 = value;
+        current.1 += 1;
+        current.1
+    }
+
+    /// The pool's path prefix (FCM: `/v1/projects/<id>`) before a template's path.
+    pub(crate) fn full_path(&self, path: String) -> String {
+        if self.cfg.path_prefix.is_empty() {
+            path
+        } else {
+            format!("{}{path}", self.cfg.path_prefix)
+        }
+    }
+
+    /// The signal a new connection's driver watches to be retired with all the others.
+    pub(crate) fn retire_signal(&self) -> CancellationToken {
+        self.retire_all
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Retire every open connection: they finish their streams, new ones take the work.
+    pub(crate) fn retire_connections(&self) {
+        let old = std::mem::replace(
+            &mut *self
+                .retire_all
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            CancellationToken::new(),
+        );
+        old.cancel();
+        self.conn_changed.notify_one();
+    }
+
+    /// Every outcome of this pool leaves through here.
+    pub(crate) fn complete(&self, outcomes: Vec<Outcome>) {
+        if self.cfg.metrics {
+            self.metrics.record(&outcomes);
+        }
+        self.completions.complete(outcomes);
+    }
+
+    pub(crate) fn note_error(&self, message: String) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(message);
+    }
+
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn conns(&self) -> std::sync::MutexGuard<'_, Vec<Arc<ConnState>>> {
+        self.conns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Streams open on this pool's connections now.
+    pub(crate) fn streams_in_flight(&self) -> usize {
+        self.conns()
+            .iter()
+            .map(|c| c.in_flight.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Connections still taking requests.
+    pub(crate) fn live_connections(&self) -> usize {
+        self.conns()
+            .iter()
+            .filter(|c| c.accepting.load(Ordering::Acquire))
+            .count()
+    }
+
+    /// Fail requests that can no longer be sent (never written: not delivered).
+    pub(super) fn fail_unsent(&self, requests: Vec<Request>, why: &str) {
+        if requests.is_empty() {
+            return;
+        }
+        let outcomes = requests
+            .into_iter()
+            .map(|r| {
+                let mut o = Outcome::empty(r.id, r.token, OutcomeKind::Failed);
+                o.attempts = r.attempts;
+                o.maybe_delivered = r.maybe_processed;
+                o.latency = r.submitted_at.elapsed();
+                o.error = Some(why.to_owned());
+                o
+            })
+            .collect();
+        self.complete(outcomes);
+    }
+}
+
+fn parse_base_url(url: &str) -> Result<(String, u16, Authority), Error> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|_| Error::invalid("base_url", format!("{url:?} is not a URL")))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(Error::invalid(
+            "base_url",
+            format!("{url:?} must start with https://"),
+        ));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| Error::invalid("base_url", format!("{url:?} has no host")))?;
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    // http reports no port when the text after the host is not a u16: refuse it rather than
+    // fall back to 443.
+    let after_host = authority
+        .as_str()
+        .rsplit_once(']')
+        .map_or(authority.as_str(), |(_, rest)| rest);
+    if after_host.contains(':') && authority.port_u16().is_none() {
+        return Err(Error::invalid(
+            "base_url",
+            format!("{url:?} has an invalid port (1-65535)"),
+        ));
+    }
+    let port = authority.port_u16().unwrap_or(443);
+    Ok((host, port, authority))
+}

@@ -1,0 +1,190 @@
+//! The engine against the mock over in-memory pipes (no socket, no TLS): GOAWAY, REFUSED_STREAM
+//! and a lowered SETTINGS_MAX_CONCURRENT_STREAMS, each counted on the server side.
+// Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pushwire_core::{
+    Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request, Template, TokenFormat,
+};
+use pushwire_mock::{parse_rule, MockConfig, MockServer};
+use pushwire_test_support::{Collect, MockPipe};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn token(i: usize) -> String {
+    format!("{i:064x}")
+}
+
+fn requests(tokens: &[String]) -> Vec<Request> {
+    let headers = vec![
+        ("apns-topic".to_owned(), "com.example.app".to_owned()),
+        ("apns-push-type".to_owned(), "alert".to_owned()),
+    ];
+    let body = Bytes::from_static(br#"{"aps":{"alert":"hi"}}"#);
+    let template = Arc::new(
+        Template::with_path_token("/3/device/", &headers, body, TokenFormat::Hex).unwrap(),
+    );
+    tokens
+        .iter()
+        .zip(0u64..)
+        .map(|(tok, id)| Request::new(id, tok, None, template.clone()).unwrap())
+        .collect()
+}
+
+/// The mock, and an engine whose only pool reaches it through pipes.
+fn setup(
+    config: MockConfig,
+    tweak: impl FnOnce(&mut PoolConfig),
+) -> (Arc<MockServer>, Engine, PoolId, Arc<Collect>) {
+    let server = Arc::new(MockServer::start(config).unwrap());
+    let sink = Arc::new(Collect::default());
+    let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
+    let mut pool = PoolConfig::new("https://api.push.apple.com");
+    tweak(&mut pool);
+    let transport = Arc::new(MockPipe {
+        server: server.clone(),
+    });
+    let pool = engine.add_pool_with_transport(pool, transport).unwrap();
+    (server, engine, pool, sink)
+}
+
+/// Exactly one outcome per request, by token, or the test fails.
+fn by_token(outcomes: Vec<Outcome>, tokens: &[String]) -> HashMap<String, Outcome> {
+    let mut map = HashMap::new();
+    for o in outcomes {
+        assert!(map.insert(o.token.to_string(), o).is_none(), "two outcomes");
+    }
+    assert_eq!(map.len(), tokens.len());
+    map
+}
+
+#[test]
+fn goaway_moves_the_rest_of_the_work_to_new_connections() {
+    // Every connection is closed with a graceful GOAWAY after 10 streams; 4 at a time keeps
+    // most of the work waiting for the next connection.
+    let mut config = MockConfig::new();
+    config.goaway_after_streams = Some(10);
+    config.max_concurrent_streams = 4;
+    let (server, engine, pool, sink) = setup(config, |_| {});
+    let tokens: Vec<String> = (0..200).map(token).collect();
+    engine.submit(pool, requests(&tokens)).unwrap();
+    let outcomes = by_token(sink.wait_all(tokens.len(), WAIT), &tokens);
+    for t in &tokens {
+        assert_eq!(
+            outcomes[t].kind,
+            OutcomeKind::Delivered,
+            "{:?}",
+            outcomes[t]
+        );
+        assert_eq!(server.received(t), 1, "the server processed {t} once");
+    }
+    assert_eq!(server.total_received(), 200);
+    let stats = engine.stats(pool).unwrap();
+    assert!(stats.connections_opened >= 10, "{stats:?}");
+    assert_eq!(server.connections_accepted(), stats.connections_opened);
+}
+
+#[test]
+fn an_abrupt_goaway_never_hides_a_request_the_server_read() {
+    // GOAWAY(NO_ERROR, last processed stream) at once, then the connection closes: streams
+    // at or below that id are ambiguous, those above it were never processed and are resent.
+    let goaway = token(999);
+    let mut config = MockConfig::new();
+    config.rules = vec![parse_rule(&format!("{goaway}=goaway")).unwrap()];
+    let (server, engine, pool, sink) = setup(config, |_| {});
+    let mut tokens: Vec<String> = (0..50).map(token).collect();
+    tokens.push(goaway.clone());
+    engine.submit(pool, requests(&tokens)).unwrap();
+    let outcomes = by_token(sink.wait_all(tokens.len(), WAIT), &tokens);
+    let hit = &outcomes[&goaway];
+    assert_eq!(hit.kind, OutcomeKind::Failed, "{hit:?}");
+    assert!(
+        hit.maybe_delivered,
+        "the server read it before GOAWAY: {hit:?}"
+    );
+    assert_eq!(server.received(&goaway), 1);
+    for t in &tokens {
+        let o = &outcomes[t];
+        assert!(
+            server.received(t) <= 1,
+            "resent after it was processed: {o:?}"
+        );
+        if server.received(t) == 1 {
+            // Read by the server: delivered, or at least never called safe to resend.
+            assert!(
+                o.kind == OutcomeKind::Delivered || o.maybe_delivered,
+                "{o:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn refused_stream_is_retried_and_reported_as_never_delivered() {
+    let refused = token(7);
+    let mut config = MockConfig::new();
+    config.rules = vec![parse_rule(&format!("{refused}=refused")).unwrap()];
+    let (server, engine, pool, sink) = setup(config, |p| p.max_retries = 2);
+    let tokens: Vec<String> = (0..20).map(token).collect();
+    engine.submit(pool, requests(&tokens)).unwrap();
+    let outcomes = by_token(sink.wait_all(tokens.len(), WAIT), &tokens);
+    let hit = &outcomes[&refused];
+    assert_eq!(hit.kind, OutcomeKind::Failed, "{hit:?}");
+    assert!(
+        !hit.maybe_delivered,
+        "REFUSED_STREAM means never processed: {hit:?}"
+    );
+    assert_eq!(hit.attempts, 3, "{hit:?}");
+    assert_eq!(server.received(&refused), 3, "one request per attempt");
+    let stats = engine.stats(pool).unwrap();
+    assert_eq!((stats.resets, stats.retries), (3, 2), "{stats:?}");
+    for t in tokens.iter().filter(|t| **t != refused) {
+        assert_eq!(
+            outcomes[t].kind,
+            OutcomeKind::Delivered,
+            "{:?}",
+            outcomes[t]
+        );
+        assert_eq!(server.received(t), 1);
+    }
+}
+
+#[test]
+fn a_lowered_stream_limit_is_obeyed_without_a_single_refusal() {
+    let mut config = MockConfig::new();
+    config.max_concurrent_streams = 16;
+    config.response_delay = Duration::from_millis(20);
+    let (server, engine, pool, sink) = setup(config, |p| p.max_connections = 1);
+    let tokens: Vec<String> = (0..200).map(token).collect();
+    engine.submit(pool, requests(&tokens)).unwrap();
+    let mut outcomes = sink.wait_all(20, WAIT);
+    let before = server.max_active_streams_seen();
+    assert!(
+        (3..=16).contains(&before),
+        "the first limit was used: {before}"
+    );
+    // Streams open now stay open; no new stream may take the total over 2.
+    server.set_max_concurrent_streams(2);
+    outcomes.extend(sink.wait_all(tokens.len() - outcomes.len(), WAIT));
+    let outcomes = by_token(outcomes, &tokens);
+    for t in &tokens {
+        assert_eq!(
+            outcomes[t].kind,
+            OutcomeKind::Delivered,
+            "{:?}",
+            outcomes[t]
+        );
+        assert_eq!(server.received(t), 1);
+    }
+    assert_eq!(
+        server.refused_streams(),
+        0,
+        "the engine overran the lowered limit"
+    );
+    assert_eq!(engine.stats(pool).unwrap().resets, 0);
+}
