@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..classify import BadTokenBurstDetector, ResultLike
 from . import applications as apps_module
@@ -47,6 +47,9 @@ from .segments import (
 from .sending import DEFAULT_APPLY_BATCH, Clients, Sender, Source
 from .stats import DailyKPI, SendReport, SendRun, daily_kpis, get_run, list_runs
 from .validation import check_attributes, check_data, check_user_id, normalize_token
+
+if TYPE_CHECKING:
+    from ..campaigns import Campaigns
 
 
 class Store:
@@ -122,6 +125,13 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.database.display_url!r})"
+
+    @property
+    def campaigns(self) -> Campaigns:
+        """Campaigns and engagement on this store (:mod:`pushwire.campaigns`)."""
+        from ..campaigns import Campaigns
+
+        return Campaigns(self)
 
     def migrate(self) -> list[int]:
         """Apply missing schema migrations; the versions applied."""

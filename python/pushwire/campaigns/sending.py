@@ -1,0 +1,434 @@
+"""Running one claimed slot in this process: select its endpoints a page at a time, assign
+treatments, apply the frequency cap, write a send record per endpoint, send, record outcomes.
+
+Exactly once per (slot, endpoint): the send record (``PRIMARY KEY (slot_id, endpoint_id)``)
+is committed BEFORE the notification is handed to the client, and only the records this
+transaction inserted are sent. A scheduler killed mid-slot leaves records in state
+``sending``: the one that resumes the slot marks them ``in_doubt`` (they may or may not have
+reached the provider), reports how many, and never sends them again; every other endpoint of
+the slot is sent exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from .._client import PushClient
+from .._message import Message
+from .._results import Result
+from ..fcm import FCMMessage
+from ..store.apply import ResultApplier
+from ..store.backend import Connection, Database
+from ..store.clock import Clock, utc_day
+from ..store.errors import StoreError
+from ..store.events import EventLog
+from ..store.message import PushMessage
+from ..store.model import Application
+from ..store.segments import endpoint_conditions, has_enabled_endpoints, selected_applications
+from ..store.sending import check_clients
+from ..store.stats import ApplicationTally, SendReport, finish_run, start_run
+from .assign import Splitter
+from .model import ENGAGEMENT_KEY, HOLDOUT, TIMEZONE_ATTRIBUTE, Campaign, State, valid_zone
+from .planning import timezone_expression
+
+log = logging.getLogger("pushwire.campaigns")
+
+_SEND_COLUMNS = [
+    ("slot_id", "bigint"),
+    ("endpoint_id", "bigint"),
+    ("campaign_id", "bigint"),
+    ("application_id", "bigint"),
+    ("treatment", "bigint"),
+    ("state", "text"),
+    ("disabled", "boolean"),
+    ("at", "bigint"),
+    ("day", "text"),
+]
+#: Send-record states that count as a push for the frequency cap.
+PUSHED_STATES = ("sending", "in_doubt", "delivered", "rejected", "timeout", "failed")
+
+
+def engagement_id(campaign_id: int, slot_id: int, treatment: int) -> str:
+    """What the app echoes back with its events: ``pw1.<campaign>.<slot>.<treatment>``."""
+    return f"pw1.{campaign_id}.{slot_id}.{treatment}"
+
+
+def treatment_message(campaign: Campaign, slot_id: int, number: int) -> PushMessage:
+    """Treatment ``number``'s message carrying the engagement id (APNs custom key, FCM data)."""
+    message = campaign.treatments[number].message
+    data = {**message.data, ENGAGEMENT_KEY: engagement_id(campaign.id, slot_id, number)}
+    return PushMessage(
+        title=message.title,
+        body=message.body,
+        data=data,
+        image_url=message.image_url,
+        sound=message.sound,
+        badge=message.badge,
+        silent=message.silent,
+        action=message.action,
+        url=message.url,
+        apns=message.apns,
+        fcm=message.fcm,
+    )
+
+
+@dataclass
+class SlotReport:
+    """What running (or resuming) one slot did."""
+
+    slot_id: int
+    campaign_id: int
+    zone: str
+    occurrence: str
+    #: ``done``, ``paused`` (the campaign was paused: the slot resumes later), ``cancelled``
+    #: or ``lost`` (another scheduler took the lease over).
+    state: str = "done"
+    run_id: int | None = None
+    sent: int = 0
+    holdout: int = 0
+    capped: int = 0
+    #: Records left ``sending`` by a scheduler that died: they may have been delivered and
+    #: are not sent again.
+    in_doubt: int = 0
+    by_treatment: dict[int, int] = field(default_factory=dict)
+    report: SendReport | None = None
+
+    def counts(self) -> dict[str, int]:
+        out = {"sent": self.sent, "holdout": self.holdout, "capped": self.capped}
+        out["in_doubt"] = self.in_doubt
+        if self.report is not None:
+            out["delivered"] = self.report.delivered
+            out["tokens_disabled"] = self.report.tokens_disabled
+        return out
+
+
+def _page_query(c: Connection, *, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    return c.query(sql, params)
+
+
+class RateLimiter:
+    """At most ``rate`` notifications per second, measured on the monotonic clock."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self._start = time.monotonic()
+        self._granted = 0
+
+    async def take(self, n: int) -> None:
+        self._granted += n
+        ready = self._start + (self._granted - n) / self.rate
+        delay = ready - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class SlotSender:
+    """Runs one slot (already claimed by ``owner``) through ``clients``."""
+
+    def __init__(
+        self,
+        database: Database,
+        events: EventLog,
+        clock: Clock,
+        campaign: Campaign,
+        slot: tuple[int, str, str, int],
+        *,
+        owner: str,
+        lease_ms: int,
+        clients: Mapping[str, PushClient],
+        page_size: int,
+        apply_batch: int,
+    ) -> None:
+        self._db = database
+        self._events = events
+        self._clock = clock
+        self.campaign = campaign
+        self.slot_id, self.zone, self.occurrence, self.attempts = slot
+        self._owner = owner
+        self._lease_ms = lease_ms
+        self._clients = clients
+        self._page_size = page_size
+        self._apply_batch = apply_batch
+        self._splitter = Splitter(
+            campaign.id, campaign.holdout_percent, [t.percent for t in campaign.treatments]
+        )
+        self._stop: str | None = None
+        self.outcome = SlotReport(self.slot_id, campaign.id, self.zone, self.occurrence)
+
+    # -- database steps ---------------------------------------------------------------------
+
+    def _resume(self) -> int | None:
+        """Mark what a dead scheduler left in flight; the slot's run id, if it had one."""
+
+        def work(c: Connection) -> tuple[int, int | None]:
+            rows = c.query(
+                "UPDATE campaign_sends SET state = 'in_doubt' WHERE slot_id = ? "
+                "AND state = 'sending' RETURNING endpoint_id",
+                (self.slot_id,),
+            )
+            run = c.query("SELECT run_id FROM campaign_slots WHERE id = ?", (self.slot_id,))
+            return len(rows), run[0][0]
+
+        in_doubt, run_id = self._db.write(work)
+        self.outcome.in_doubt = in_doubt
+        if in_doubt:
+            log.warning(
+                "slot %s resumed: %d notifications were in flight when its scheduler stopped "
+                "(may have been delivered; not sent again)",
+                self.slot_id,
+                in_doubt,
+            )
+        return run_id
+
+    def _renew(self) -> bool:
+        """Extend the lease; False when another scheduler holds the slot now, or the
+        campaign was paused or cancelled (``self._stop`` says which)."""
+        now = self._clock()
+
+        def work(c: Connection) -> tuple[list[Any], list[Any]]:
+            mine = c.query(
+                "UPDATE campaign_slots SET lease_until = ? WHERE id = ? AND owner = ? "
+                "AND state = 'running' RETURNING id",
+                (now + self._lease_ms, self.slot_id, self._owner),
+            )
+            state = c.query("SELECT state FROM campaigns WHERE id = ?", (self.campaign.id,))
+            return mine, state
+
+        mine, state = self._db.write(work)
+        if not mine:
+            self._stop = "lost"
+        elif state[0][0] == State.PAUSED.value:
+            self._stop = "paused"
+        elif state[0][0] == State.CANCELLED.value:
+            self._stop = "cancelled"
+        return self._stop is None
+
+    def _record_page(
+        self, app: Application, rows: list[tuple[int, str]]
+    ) -> list[tuple[int, str, int]]:
+        """Write the page's send records; the (endpoint id, token, treatment) to send now."""
+        now = self._clock()
+        day = utc_day(now)
+        assigned = [(eid, token, self._splitter.treatment(eid)) for eid, token in rows]
+        cap = self.campaign.frequency_cap
+        db = self._db
+
+        def work(c: Connection) -> list[tuple[int, str, int]]:
+            capped: set[int] = set()
+            if cap is not None:
+                ids = [eid for eid, _, t in assigned if t != HOLDOUT]
+                if ids:
+                    in_ids, id_params = db.in_condition("endpoint_id", ids)
+                    in_states, state_params = db.in_condition("state", list(PUSHED_STATES))
+                    counts = c.query(
+                        f"SELECT endpoint_id, COUNT(*) FROM campaign_sends WHERE {in_ids} "
+                        f"AND {in_states} AND at > ? GROUP BY endpoint_id",
+                        (*id_params, *state_params, now - cap.window_ms),
+                    )
+                    capped = {eid for eid, count in counts if count >= cap.limit}
+            records = []
+            for eid, _, t in assigned:
+                state = "holdout" if t == HOLDOUT else "capped" if eid in capped else "sending"
+                records.append(
+                    (self.slot_id, eid, self.campaign.id, app.id, t, state, False, now, day)
+                )
+            inserted = db.insert_many(
+                c,
+                "campaign_sends",
+                _SEND_COLUMNS,
+                records,
+                suffix="ON CONFLICT (slot_id, endpoint_id) DO NOTHING RETURNING endpoint_id, state",
+            )
+            new = dict(inserted)
+            self.outcome.holdout += sum(1 for s in new.values() if s == "holdout")
+            self.outcome.capped += sum(1 for s in new.values() if s == "capped")
+            return [(eid, tok, t) for eid, tok, t in assigned if new.get(eid) == "sending"]
+
+        return db.write(work)
+
+    def _pages(self, app: Application) -> Iterator[list[tuple[int, str]]]:
+        """(endpoint id, token) of the enabled endpoints of ``app`` in the segment and this
+        slot's zone, in id order, a page at a time."""
+        db = self._db
+        campaign = self.campaign
+        conditions, params = endpoint_conditions(db, campaign.segment)
+        local = campaign.schedule.local_time
+        default_zone = self.zone == campaign.schedule.timezone
+        if local and not default_zone:
+            zone_sql, zone_params = db.attribute_condition(TIMEZONE_ATTRIBUTE, [self.zone])
+            conditions += f" AND {zone_sql}"
+            params = [*params, *zone_params]
+        tz_column = f", {timezone_expression(db)}" if local and default_zone else ""
+        sql = (
+            f"SELECT endpoints.id, endpoints.token{tz_column} FROM endpoints "
+            f"WHERE endpoints.application_id = ? AND endpoints.enabled{conditions} "
+            "AND endpoints.id > ? ORDER BY endpoints.id LIMIT ?"
+        )
+        known: dict[object, bool] = {}
+
+        def ours(value: object) -> bool:
+            # The campaign's zone also takes endpoints whose zone is missing or unknown.
+            if value not in known:
+                known[value] = (
+                    value == self.zone or not isinstance(value, str) or valid_zone(value) is None
+                )
+            return known[value]
+
+        after = 0
+        while True:
+            bound = (app.id, *params, after, self._page_size)
+            rows = db.read(partial(_page_query, sql=sql, params=bound))
+            if not rows:
+                return
+            after = rows[-1][0]
+            if tz_column:
+                yield [(r[0], r[1]) for r in rows if ours(r[2])]
+            else:
+                yield [(r[0], r[1]) for r in rows]
+            if len(rows) < self._page_size:
+                return
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def run(self) -> SlotReport:
+        db = self._db
+        campaign = self.campaign
+        apps = db.read(
+            lambda c: [
+                a
+                for a in selected_applications(c, campaign.segment)
+                if has_enabled_endpoints(c, db, a, campaign.segment)
+            ]
+        )
+        check_clients(apps, self._clients)
+        rendered: dict[tuple[str, int], Message | FCMMessage] = {}
+        for number in range(len(campaign.treatments)):
+            message = treatment_message(campaign, self.slot_id, number)
+            for app in apps:
+                rendered[(app.name, number)] = message.render(app)
+        run_id = self._resume() if self.attempts > 1 else None
+        now = self._clock()
+        if run_id is None:
+            run_id = start_run(
+                db,
+                now=now,
+                actor=self._owner,
+                target_kind="campaign",
+                target={"campaign": campaign.id, "slot": self.slot_id, "zone": self.zone},
+                message=campaign.treatments[0].message.to_dict(),
+            )
+            db.write(
+                lambda c: c.execute(
+                    "UPDATE campaign_slots SET run_id = ? WHERE id = ?", (run_id, self.slot_id)
+                )
+            )
+        from ..store.clock import to_datetime
+
+        report = SendReport(run_id=run_id, started_at=to_datetime(now))
+        self.outcome.run_id = run_id
+        self.outcome.report = report
+        for app in apps:
+            report.applications[app.name] = ApplicationTally(app.name)
+        limiter = RateLimiter(campaign.rate_per_second) if campaign.rate_per_second else None
+        try:
+            for app in apps:
+                if self._stop is not None:
+                    break
+                await self._send_application(app, rendered, report, limiter)
+        except BaseException as e:
+            with contextlib.suppress(StoreError):
+                finish_run(db, report, now=self._clock(), status="failed", error=repr(e))
+            raise
+        self.outcome.state = self._stop or "done"
+        finish_run(
+            db,
+            report,
+            now=self._clock(),
+            status="finished" if self._stop is None else self._stop,
+        )
+        return self.outcome
+
+    async def _send_application(
+        self,
+        app: Application,
+        rendered: Mapping[tuple[str, int], Message | FCMMessage],
+        report: SendReport,
+        limiter: RateLimiter | None,
+    ) -> None:
+        client = self._clients[app.name]
+        applier = ResultApplier(self._db, self._events, app, run_id=report.run_id)
+        tally = report.applications[app.name]
+        in_flight: dict[str, int] = {}
+        batch: list[Result] = []
+        received_at = 0
+
+        def flush() -> None:
+            nonlocal batch
+            if not batch:
+                return
+            applied, published = applier.apply(batch, received_at=received_at, now=self._clock())
+            tally.add(applied)
+            self._events.publish(published)
+            disabled = set(applied.disabled)
+            rows = [
+                (r.outcome.value, r.token in disabled, self.slot_id, in_flight.pop(r.token))
+                for r in batch
+            ]
+            self._db.write(
+                lambda c: c.executemany(
+                    "UPDATE campaign_sends SET state = ?, disabled = ? "
+                    "WHERE slot_id = ? AND endpoint_id = ?",
+                    rows,
+                )
+            )
+            batch = []
+            self._renew()
+
+        def notifications(
+            pages: Iterator[list[tuple[int, str, int]]],
+        ) -> Iterator[tuple[str, Message | FCMMessage, None]]:
+            for page in pages:
+                for eid, token, number in page:
+                    in_flight[token] = eid
+                    self.outcome.sent += 1
+                    self.outcome.by_treatment[number] = self.outcome.by_treatment.get(number, 0) + 1
+                    yield (token, rendered[(app.name, number)], None)
+
+        def recorded_pages() -> Iterator[list[tuple[int, str, int]]]:
+            for page in self._pages(app):
+                if self._stop is not None or not self._renew():
+                    return
+                yield self._record_page(app, page)
+
+        async def consume(source: Iterator[tuple[str, Message | FCMMessage, None]]) -> None:
+            nonlocal received_at
+            async for result in client.stream(source):
+                if not batch:
+                    received_at = self._clock()
+                batch.append(result)
+                if len(batch) >= self._apply_batch:
+                    flush()
+
+        try:
+            if limiter is None:
+                await consume(notifications(recorded_pages()))
+            else:
+                # Paced: release a tenth of a second's worth at a time.
+                step = max(1, int(limiter.rate / 10))
+                for page in recorded_pages():
+                    for start in range(0, len(page), step):
+                        part = page[start : start + step]
+                        await limiter.take(len(part))
+                        await consume(notifications(iter([part])))
+        except BaseException:
+            with contextlib.suppress(StoreError):
+                flush()
+            raise
+        flush()
