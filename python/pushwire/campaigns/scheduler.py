@@ -129,7 +129,12 @@ class Scheduler:
     def _finish(self, report: SlotReport) -> None:
         now = self._now()
         db = self._db
-        state = {"done": "done", "paused": "pending", "cancelled": "cancelled"}.get(report.state)
+        state = {
+            "done": "done",
+            "dispatched": "dispatched",
+            "paused": "pending",
+            "cancelled": "cancelled",
+        }.get(report.state)
 
         def work(c: Connection) -> None:
             if state is None:  # lost the lease: the new holder finishes the slot
@@ -139,7 +144,7 @@ class Scheduler:
                 "finished_at = ?, counts = ? WHERE id = ? AND owner = ?",
                 (
                     state,
-                    now if state != "pending" else None,
+                    now if state in ("done", "cancelled") else None,
                     db.json_param(report.counts()),
                     report.slot_id,
                     self.owner,
@@ -187,7 +192,7 @@ class Scheduler:
             def work(c: Connection, campaign_id: int = campaign.id) -> bool:
                 open_slots = c.query(
                     "SELECT 1 FROM campaign_slots WHERE campaign_id = ? "
-                    "AND state IN ('pending', 'running') LIMIT 1",
+                    "AND state IN ('pending', 'running', 'dispatched') LIMIT 1",
                     (campaign_id,),
                 )
                 current = find_campaign(c, db, campaign_id, lock=True)
@@ -206,18 +211,7 @@ class Scheduler:
         if claimed is None:
             return None
         campaign, slot = claimed
-        sender = SlotSender(
-            self._db,
-            self.store._events,
-            self.store._clock,
-            campaign,
-            slot,
-            owner=self.owner,
-            lease_ms=self.lease_ms,
-            clients=self.clients,
-            page_size=self.page_size,
-            apply_batch=self.apply_batch,
-        )
+        sender = self._sender(campaign, slot)
         try:
             report = await sender.run()
         except BaseException:
@@ -238,6 +232,20 @@ class Scheduler:
             report.in_doubt,
         )
         return report
+
+    def _sender(self, campaign: Any, slot: tuple[int, str, str, int]) -> SlotSender:
+        return SlotSender(
+            self._db,
+            self.store._events,
+            self.store._clock,
+            campaign,
+            slot,
+            owner=self.owner,
+            lease_ms=self.lease_ms,
+            clients=self.clients,
+            page_size=self.page_size,
+            apply_batch=self.apply_batch,
+        )
 
     async def tick(self) -> list[SlotReport]:
         """Plan, then run every slot due now, then complete finished campaigns."""

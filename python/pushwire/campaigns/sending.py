@@ -50,6 +50,7 @@ _SEND_COLUMNS = [
     ("disabled", "boolean"),
     ("at", "bigint"),
     ("day", "text"),
+    ("job", "text"),
 ]
 #: Send-record states that count as a push for the frequency cap.
 PUSHED_STATES = ("sending", "in_doubt", "delivered", "rejected", "timeout", "failed")
@@ -162,6 +163,12 @@ class SlotSender:
         self._stop: str | None = None
         self.outcome = SlotReport(self.slot_id, campaign.id, self.zone, self.occurrence)
 
+    def job_id(self, first_endpoint: int, treatment: int) -> str:
+        """The Redis job of one page's treatment, unique per claim of the slot (``attempts``)
+        and page (keyset pages never start at the same endpoint twice in one claim)."""
+        c = self.campaign.id
+        return f"c{c}s{self.slot_id}p{first_endpoint}a{self.attempts}t{treatment}"
+
     # -- database steps ---------------------------------------------------------------------
 
     def _resume(self) -> int | None:
@@ -211,16 +218,18 @@ class SlotSender:
         return self._stop is None
 
     def _record_page(
-        self, app: Application, rows: list[tuple[int, str]]
+        self, app: Application, rows: list[tuple[int, str]], *, state: str = "sending"
     ) -> list[tuple[int, str, int]]:
-        """Write the page's send records; the (endpoint id, token, treatment) to send now."""
+        """Write the page's send records; the (endpoint id, token, treatment) to send now.
+        ``state`` ``queued`` (the worker fleet) records the job each goes out in."""
+        first = rows[0][0] if rows else 0
         now = self._clock()
         day = utc_day(now)
         assigned = [(eid, token, self._splitter.treatment(eid)) for eid, token in rows]
         cap = self.campaign.frequency_cap
         db = self._db
 
-        def work(c: Connection) -> list[tuple[int, str, int]]:
+        def work(c: Connection) -> dict[int, str]:
             capped: set[int] = set()
             if cap is not None:
                 ids = [eid for eid, _, t in assigned if t != HOLDOUT]
@@ -235,9 +244,10 @@ class SlotSender:
                     capped = {eid for eid, count in counts if count >= cap.limit}
             records = []
             for eid, _, t in assigned:
-                state = "holdout" if t == HOLDOUT else "capped" if eid in capped else "sending"
+                kind = "holdout" if t == HOLDOUT else "capped" if eid in capped else state
+                job = self.job_id(first, t) if kind == "queued" else None
                 records.append(
-                    (self.slot_id, eid, self.campaign.id, app.id, t, state, False, now, day)
+                    (self.slot_id, eid, self.campaign.id, app.id, t, kind, False, now, day, job)
                 )
             inserted = db.insert_many(
                 c,
@@ -246,12 +256,13 @@ class SlotSender:
                 records,
                 suffix="ON CONFLICT (slot_id, endpoint_id) DO NOTHING RETURNING endpoint_id, state",
             )
-            new = dict(inserted)
-            self.outcome.holdout += sum(1 for s in new.values() if s == "holdout")
-            self.outcome.capped += sum(1 for s in new.values() if s == "capped")
-            return [(eid, tok, t) for eid, tok, t in assigned if new.get(eid) == "sending"]
+            return dict(inserted)
 
-        return db.write(work)
+        # Pure with respect to self: PostgreSQL may run ``work`` again after a deadlock.
+        new: dict[int, str] = db.write(work)
+        self.outcome.holdout += sum(1 for s in new.values() if s == "holdout")
+        self.outcome.capped += sum(1 for s in new.values() if s == "capped")
+        return [(eid, tok, t) for eid, tok, t in assigned if new.get(eid) == state]
 
     def _pages(self, app: Application) -> Iterator[list[tuple[int, str]]]:
         """(endpoint id, token) of the enabled endpoints of ``app`` in the segment and this

@@ -167,10 +167,12 @@ def _campaign_tables(id_column: str, boolean: str, json: str) -> tuple[str, ...]
             disabled {boolean} NOT NULL,
             at BIGINT NOT NULL,
             day TEXT NOT NULL,
+            job TEXT,
             PRIMARY KEY (slot_id, endpoint_id)
         )""",
         "CREATE INDEX campaign_sends_by_endpoint ON campaign_sends (endpoint_id, at)",
         "CREATE INDEX campaign_sends_by_campaign ON campaign_sends (campaign_id, day)",
+        "CREATE INDEX campaign_sends_by_job ON campaign_sends (slot_id, job) WHERE job IS NOT NULL",
         f"""CREATE TABLE engagement_events (
             id {id_column},
             at BIGINT NOT NULL,
