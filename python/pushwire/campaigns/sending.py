@@ -427,17 +427,24 @@ class SlotSender:
                 if len(batch) >= self._apply_batch:
                     flush()
 
+        async def paced(limiter: RateLimiter) -> None:
+            # A tenth of a second's worth at a time, each recorded just before it goes (a
+            # scheduler killed mid-slot leaves at most one step in doubt).
+            step = max(1, int(limiter.rate / 10))
+            for page in self._pages(app):
+                for start in range(0, len(page), step):
+                    if self._stop is not None or not self._renew():
+                        return
+                    part = self._record_page(app, page[start : start + step])
+                    await limiter.take(len(part))
+                    await consume(notifications(iter([part])))
+                    flush()
+
         try:
             if limiter is None:
                 await consume(notifications(recorded_pages()))
             else:
-                # Paced: release a tenth of a second's worth at a time.
-                step = max(1, int(limiter.rate / 10))
-                for page in recorded_pages():
-                    for start in range(0, len(page), step):
-                        part = page[start : start + step]
-                        await limiter.take(len(part))
-                        await consume(notifications(iter([part])))
+                await paced(limiter)
         except BaseException:
             with contextlib.suppress(StoreError):
                 flush()
