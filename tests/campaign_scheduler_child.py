@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from pushwire import APNsClient, TokenCredentials
 from pushwire.campaigns import State
@@ -33,9 +34,8 @@ async def main(args: argparse.Namespace) -> int:
                 return await loop(store, scheduler, args)
             finally:
                 await scheduler.aclose()
-        credentials = TokenCredentials(
-            open(args.p8, "rb").read(), key_id="ABC123DEFG", team_id="TEAM123456"
-        )
+        key = Path(args.p8).read_bytes()
+        credentials = TokenCredentials(key, key_id="ABC123DEFG", team_id="TEAM123456")
         async with APNsClient(credentials, base_url=args.apns_url, ca_file=args.ca_file) as ios:
             scheduler = store.campaigns.scheduler(
                 clients={"ios": ios},
