@@ -7,18 +7,22 @@ is the holdout; the rest is cut among the treatments in proportion to their perc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 from .model import HOLDOUT
 
+_MASK = (1 << 64) - 1
 _SCALE = float(1 << 64)
 
 
 def point(campaign_id: int, endpoint_id: int) -> float:
-    """A uniform, stable point of [0, 1) for this campaign and endpoint."""
-    digest = hashlib.blake2b(f"{campaign_id}:{endpoint_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / _SCALE
+    """A uniform, stable point of [0, 1) for this campaign and endpoint: SplitMix64's
+    finaliser (a full-avalanche 64-bit mix) of the two ids; the same on every machine and
+    release, and a few times cheaper per endpoint than a cryptographic hash."""
+    z = ((campaign_id * 0x9E3779B97F4A7C15) ^ endpoint_id) & _MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return (z ^ (z >> 31)) / _SCALE
 
 
 class Splitter:
@@ -35,6 +39,11 @@ class Splitter:
             bounds.append(running)
         bounds[-1] = 1.0
         self._bounds = bounds
+
+    @property
+    def trivial(self) -> bool:
+        """One treatment and no holdout: every endpoint gets treatment 0."""
+        return len(self._bounds) == 1 and self._holdout == 0.0
 
     def treatment(self, endpoint_id: int) -> int:
         u = point(self.campaign_id, endpoint_id)

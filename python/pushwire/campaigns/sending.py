@@ -225,14 +225,30 @@ class SlotSender:
         first = rows[0][0] if rows else 0
         now = self._clock()
         day = utc_day(now)
-        assigned = [(eid, token, self._splitter.treatment(eid)) for eid, token in rows]
+        if self._splitter.trivial:
+            assigned = [(eid, token, 0) for eid, token in rows]
+        else:
+            treatment = self._splitter.treatment
+            assigned = [(eid, token, treatment(eid)) for eid, token in rows]
         cap = self.campaign.frequency_cap
         db = self._db
 
         def work(c: Connection) -> dict[int, str]:
+            # Records of this slot already written (a resumed slot): those never go again.
+            # The slot's holder is the only writer of its records, so this read is exact.
+            lowest, highest = rows[0][0], rows[-1][0]
+            existing = {
+                r[0]
+                for r in c.query(
+                    "SELECT endpoint_id FROM campaign_sends WHERE slot_id = ? "
+                    "AND endpoint_id >= ? AND endpoint_id <= ?",
+                    (self.slot_id, lowest, highest),
+                )
+            }
+            fresh = [a for a in assigned if a[0] not in existing]
             capped: set[int] = set()
             if cap is not None:
-                ids = [eid for eid, _, t in assigned if t != HOLDOUT]
+                ids = [eid for eid, _, t in fresh if t != HOLDOUT]
                 if ids:
                     in_ids, id_params = db.in_condition("endpoint_id", ids)
                     in_states, state_params = db.in_condition("state", list(PUSHED_STATES))
@@ -243,21 +259,25 @@ class SlotSender:
                     )
                     capped = {eid for eid, count in counts if count >= cap.limit}
             records = []
-            for eid, _, t in assigned:
+            new: dict[int, str] = {}
+            for eid, _, t in fresh:
                 kind = "holdout" if t == HOLDOUT else "capped" if eid in capped else state
                 job = self.job_id(first, t) if kind == "queued" else None
+                new[eid] = kind
                 records.append(
                     (self.slot_id, eid, self.campaign.id, app.id, t, kind, False, now, day, job)
                 )
-            inserted = db.insert_many(
+            db.insert_many(
                 c,
                 "campaign_sends",
                 _SEND_COLUMNS,
                 records,
-                suffix="ON CONFLICT (slot_id, endpoint_id) DO NOTHING RETURNING endpoint_id, state",
+                suffix="ON CONFLICT (slot_id, endpoint_id) DO NOTHING",
             )
-            return dict(inserted)
+            return new
 
+        if not rows:
+            return []
         # Pure with respect to self: PostgreSQL may run ``work`` again after a deadlock.
         new: dict[int, str] = db.write(work)
         self.outcome.holdout += sum(1 for s in new.values() if s == "holdout")

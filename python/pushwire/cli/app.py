@@ -9,6 +9,7 @@ import typer
 
 from .. import __version__
 from .bench import BENCH_CONTEXT, bench_command
+from .campaigns import campaigns_app, kpis_command
 from .check import check_credentials_command
 from .commands import Group, use_pushwire_classes
 from .demo import demo_command
@@ -57,6 +58,9 @@ app.command("demo")(demo_command)
 # The endpoint store.
 app.add_typer(endpoints_app, name="endpoints")
 app.command("send-segment")(send_to_segment_command)
+# Campaigns on the store, and their KPIs.
+app.add_typer(campaigns_app, name="campaigns")
+app.command("kpis")(kpis_command)
 # Scale-out on Redis Streams.
 app.command("enqueue")(enqueue_command)
 app.command("worker")(worker_command)
