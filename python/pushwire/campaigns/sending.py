@@ -26,7 +26,7 @@ from .._results import Result
 from ..fcm import FCMMessage
 from ..store.apply import ResultApplier
 from ..store.backend import Connection, Database
-from ..store.clock import Clock, utc_day
+from ..store.clock import Clock, to_datetime, utc_day
 from ..store.errors import StoreError
 from ..store.events import EventLog
 from ..store.message import PushMessage
@@ -171,19 +171,18 @@ class SlotSender:
 
     # -- database steps ---------------------------------------------------------------------
 
-    def _resume(self) -> int | None:
-        """Mark what a dead scheduler left in flight; the slot's run id, if it had one."""
+    def _resume(self) -> None:
+        """Mark what a dead scheduler left in flight."""
 
-        def work(c: Connection) -> tuple[int, int | None]:
+        def work(c: Connection) -> int:
             rows = c.query(
                 "UPDATE campaign_sends SET state = 'in_doubt' WHERE slot_id = ? "
                 "AND state = 'sending' RETURNING endpoint_id",
                 (self.slot_id,),
             )
-            run = c.query("SELECT run_id FROM campaign_slots WHERE id = ?", (self.slot_id,))
-            return len(rows), run[0][0]
+            return len(rows)
 
-        in_doubt, run_id = self._db.write(work)
+        in_doubt: int = self._db.write(work)
         self.outcome.in_doubt = in_doubt
         if in_doubt:
             log.warning(
@@ -192,7 +191,6 @@ class SlotSender:
                 self.slot_id,
                 in_doubt,
             )
-        return run_id
 
     def _renew(self) -> bool:
         """Extend the lease; False when another scheduler holds the slot now, or the
@@ -344,24 +342,24 @@ class SlotSender:
             message = treatment_message(campaign, self.slot_id, number)
             for app in apps:
                 rendered[(app.name, number)] = message.render(app)
-        run_id = self._resume() if self.attempts > 1 else None
+        if self.attempts > 1:
+            self._resume()
+        # One send run per claim (a resumed slot's run counts what this claim sent), so the
+        # store's daily KPIs, which sum runs, count every push once.
         now = self._clock()
-        if run_id is None:
-            run_id = start_run(
-                db,
-                now=now,
-                actor=self._owner,
-                target_kind="campaign",
-                target={"campaign": campaign.id, "slot": self.slot_id, "zone": self.zone},
-                message=campaign.treatments[0].message.to_dict(),
+        run_id = start_run(
+            db,
+            now=now,
+            actor=self._owner,
+            target_kind="campaign",
+            target={"campaign": campaign.id, "slot": self.slot_id, "zone": self.zone},
+            message=campaign.treatments[0].message.to_dict(),
+        )
+        db.write(
+            lambda c: c.execute(
+                "UPDATE campaign_slots SET run_id = ? WHERE id = ?", (run_id, self.slot_id)
             )
-            db.write(
-                lambda c: c.execute(
-                    "UPDATE campaign_slots SET run_id = ? WHERE id = ?", (run_id, self.slot_id)
-                )
-            )
-        from ..store.clock import to_datetime
-
+        )
         report = SendReport(run_id=run_id, started_at=to_datetime(now))
         self.outcome.run_id = run_id
         self.outcome.report = report

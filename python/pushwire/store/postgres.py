@@ -192,9 +192,9 @@ class PostgresDatabase(Database):
             f"FROM unnest({_array_params(columns)}) AS u({names})"
         )
         params = _column_arrays(columns, rows)
-        if suffix:
+        if "RETURNING" in suffix.upper():
             return connection.query(f"{sql} {suffix}", params)
-        connection.execute(sql, params)
+        connection.execute(f"{sql} {suffix}".rstrip(), params)
         return []
 
     def update_many(
