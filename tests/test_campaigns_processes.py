@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import jobs_support
 from campaigns_support import register_bulk
 from jobs_support import start_worker, stop_workers, wait_until, worker_args
@@ -19,7 +17,9 @@ from pushwire.store import PushMessage, Store
 from pushwire.testing import MockAPNs
 from test_store_support import postgres_schema
 
-CHILD = [sys.executable, str(Path(__file__).with_name("campaign_scheduler_child.py"))]
+#: `pushwire campaigns run`, ticking often, with short leases.
+RUN = [sys.executable, "-m", "pushwire.cli", "campaigns", "run", "--interval", "0.05",
+       "--lease", "1.5", "--page-size", "200"]  # fmt: skip
 ENDPOINTS = 3000
 MESSAGE = PushMessage(title="Flash sale", body="Two hours only")
 
@@ -87,8 +87,8 @@ def test_in_process_schedulers_killed_mid_slot_send_every_endpoint_at_most_once(
         tokens = _setup(url, p8, rate=1000)
 
         def start(owner: str) -> None:
-            args = [*CHILD, "--db", url, "--owner", owner, "--campaign", "flash"]
-            args += ["--apns-url", apns.url, "--ca-file", str(apns.ca_file), "--p8", str(p8)]
+            args = [*RUN, "--db", url, "--owner", owner]
+            args += ["--apns-url", apns.url, "--ca-file", str(apns.ca_file)]
             procs[owner] = start_worker(args, tmp_path / f"{owner}.log")
 
         try:
@@ -125,7 +125,7 @@ def test_fleet_schedulers_killed_mid_slot_send_every_endpoint_exactly_once(
         )
 
         def start(owner: str) -> None:
-            args = [*CHILD, "--db", url, "--owner", owner, "--campaign", "flash"]
+            args = [*RUN, "--db", url, "--owner", owner]
             args += ["--redis", redis_url, "--stream", stream, "--key-prefix", stream + ":k"]
             procs[owner] = start_worker(args, tmp_path / f"{owner}.log")
 
@@ -144,6 +144,3 @@ def test_fleet_schedulers_killed_mid_slot_send_every_endpoint_exactly_once(
     assert counts == [1] * ENDPOINTS, (sum(counts), logs)
     assert delivered == ENDPOINTS
     assert events.count("slot_resumed") == 1 and events.count("slot_done") == 1
-
-
-_ = pytest

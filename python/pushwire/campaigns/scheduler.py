@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .._client import PushClient
@@ -261,7 +261,6 @@ class Scheduler:
         *,
         stop: asyncio.Event | None = None,
         interval: float = 1.0,
-        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         """Tick every ``interval`` seconds until ``stop`` is set."""
         stop = stop or asyncio.Event()

@@ -208,6 +208,13 @@ def run_command(
     once: Annotated[bool, typer.Option("--once", help="Run what is due now, then exit.")] = False,
     interval: Annotated[float, typer.Option(min=0.05, help="Seconds between ticks.")] = 1.0,
     owner: Annotated[str | None, typer.Option(help="Scheduler name (default host-pid).")] = None,
+    lease: Annotated[
+        float, typer.Option(min=0.5, help="Seconds a slot (and the fleet lead) is held unrenewed.")
+    ] = 30.0,
+    page_size: Annotated[int, typer.Option(min=1, help="Endpoints read per query.")] = 2000,
+    key_prefix: Annotated[
+        str, typer.Option(help="Prefix of the leader lease key (with --redis).")
+    ] = "pushwire",
     redis: Annotated[
         str | None, typer.Option(help="Dispatch slots to the worker fleet on this Redis.")
     ] = None,
@@ -234,7 +241,18 @@ def run_command(
                 loop.add_signal_handler(sig, stop.set)
             async with AsyncExitStack() as stack:
                 scheduler = await _scheduler(
-                    store, stack, owner, redis, stream, apns_url, fcm_url, token_uri, ca_file
+                    store,
+                    stack,
+                    owner,
+                    redis,
+                    stream,
+                    apns_url,
+                    fcm_url,
+                    token_uri,
+                    ca_file,
+                    lease=lease,
+                    page_size=page_size,
+                    key_prefix=key_prefix,
                 )
                 while True:
                     for report in await scheduler.tick():
@@ -271,11 +289,23 @@ async def _scheduler(
     fcm_url: str | None,
     token_uri: str | None,
     ca_file: Path | None,
+    *,
+    lease: float,
+    page_size: int,
+    key_prefix: str,
 ) -> Any:
     if redis is not None:
         from ..campaigns.fleet import FleetScheduler
 
-        fleet = FleetScheduler(store, redis_url=redis, stream=stream, owner=owner)
+        fleet = FleetScheduler(
+            store,
+            redis_url=redis,
+            stream=stream,
+            key_prefix=key_prefix,
+            owner=owner,
+            lease_seconds=lease,
+            page_size=page_size,
+        )
         stack.push_async_callback(fleet.aclose)
         return fleet
     clients: dict[str, Any] = {}
@@ -291,7 +321,9 @@ async def _scheduler(
         if ca_file is not None:
             extra["ca_file"] = ca_file
         clients[app.name] = await stack.enter_async_context(client_for(app, **extra))
-    return store.campaigns.scheduler(clients=clients, owner=owner)
+    return store.campaigns.scheduler(
+        clients=clients, owner=owner, lease_seconds=lease, page_size=page_size
+    )
 
 
 @campaigns_app.command("ingest")
