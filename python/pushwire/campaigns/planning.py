@@ -45,15 +45,21 @@ def segment_zones(c: Connection, database: Database, campaign: Campaign) -> list
     return sorted(zones)
 
 
-def plan(database: Database, campaign: Campaign, now: int) -> int:
-    """Insert the slots of ``campaign`` that are due at ``now``; how many were new."""
+def plan(database: Database, campaign: Campaign, now: int, zones: list[str] | None = None) -> int:
+    """Insert the slots of ``campaign`` that are due at ``now``; how many were new.
+    ``zones``: its zones when the caller knows them (:func:`segment_zones`, cached)."""
     if campaign.state not in ACTIVE or campaign.scheduled_at is None:
         return 0
     schedule = campaign.schedule
     scheduled_ms = to_ms(campaign.scheduled_at)
 
-    def zones(c: Connection) -> tuple[list[str], dict[str, str]]:
-        names = segment_zones(c, database, campaign) if schedule.local_time else [schedule.timezone]
+    def read(c: Connection) -> tuple[list[str], dict[str, str]]:
+        if zones is not None:
+            names = zones
+        elif schedule.local_time:
+            names = segment_zones(c, database, campaign)
+        else:
+            names = [schedule.timezone]
         last = dict(
             c.query(
                 "SELECT zone, MAX(occurrence) FROM campaign_slots WHERE campaign_id = ? "
@@ -63,7 +69,7 @@ def plan(database: Database, campaign: Campaign, now: int) -> int:
         )
         return names, last
 
-    names, last = database.read(zones)
+    names, last = database.read(read)
     rows: list[tuple[Any, ...]] = []
     for name in names:
         tz = valid_zone(name)

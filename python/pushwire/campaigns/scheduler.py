@@ -26,7 +26,7 @@ from .._client import PushClient
 from ..store.backend import Connection
 from ..store.errors import StoreInputError
 from .model import ACTIVE, State
-from .planning import plan
+from .planning import plan, segment_zones
 from .records import CAMPAIGN_COLUMNS, add_event, campaign_from_row, find_campaign, transition
 from .schedule import last_moment_ms, to_ms
 from .sending import SlotReport, SlotSender
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pushwire.campaigns")
 
 DEFAULT_LEASE_SECONDS = 30.0
+#: How long the zones of a local-time campaign (a DISTINCT over its segment) are reused.
+ZONE_REFRESH_MS = 5 * 60_000
 
 _CLAIM = (
     "UPDATE campaign_slots SET state = 'running', owner = ?, lease_until = ?, "
@@ -78,6 +80,7 @@ class Scheduler:
         self.lease_ms = int(lease_seconds * 1000)
         self.page_size = page_size
         self.apply_batch = apply_batch
+        self._zones: dict[int, tuple[int, list[str]]] = {}
 
     def __repr__(self) -> str:
         return f"Scheduler({self.store!r}, owner={self.owner!r})"
@@ -98,7 +101,21 @@ class Scheduler:
                 [s.value for s in ACTIVE],
             )
         )
-        return sum(plan(self._db, campaign_from_row(self._db, r), now) for r in rows)
+        new = 0
+        for row in rows:
+            campaign = campaign_from_row(self._db, row)
+            new += plan(self._db, campaign, now, self._zones_of(campaign, now))
+        return new
+
+    def _zones_of(self, campaign: Any, now: int) -> list[str] | None:
+        """A local-time campaign's zones, read again every few minutes, not every tick."""
+        if not campaign.schedule.local_time:
+            return None
+        cached = self._zones.get(campaign.id)
+        if cached is None or now - cached[0] >= ZONE_REFRESH_MS or now < cached[0]:
+            zones = self._db.read(lambda c: segment_zones(c, self._db, campaign))
+            cached = self._zones[campaign.id] = (now, zones)
+        return cached[1]
 
     def _claim(self) -> tuple[Any, tuple[int, str, str, int]] | None:
         now = self._now()
