@@ -288,3 +288,38 @@ def test_bad_input_is_refused_before_anything_is_scheduled(store):
     assert campaigns.create(
         "capped", segment="plan=pro", message=MESSAGE, frequency_cap=FrequencyCap(1, "week")
     ).frequency_cap == FrequencyCap(1, "week")
+
+
+def test_quiet_hours_are_each_endpoints_own_when_the_campaign_is_not_in_local_time(
+    store, credentials
+):
+    clock = store.test_clock
+    zones = register_zones(store)
+    campaigns = store.campaigns
+    campaign = campaigns.create(
+        "evening",
+        segment="plan=pro",
+        message=MESSAGE,
+        # 21:00 UTC is 16:00 in New York, 22:00 in Paris, 06:00 in Tokyo.
+        schedule=Schedule("once", start="2026-12-01T21:00", timezone="UTC"),
+        quiet_hours=QuietHours("22:00", "08:00"),
+    )
+    campaigns.schedule(campaign.id)
+    with MockAPNs(credentials=credentials) as apns:
+        client = asyncio.run(_client(apns))
+        scheduler = campaigns.scheduler(clients={"ios": client})
+        run_ticks(scheduler, clock, utc(2026, 12, 2, 12), timedelta(minutes=15))
+        counts = {token: apns.received(token) for token in zones}
+    assert counts == dict.fromkeys(zones, 1)
+    times = send_times(store, campaign.id)
+    expected = {
+        "America/New_York": (1, 21),  # not quiet: at the campaign's time
+        None: (1, 21),  # no zone: the campaign's (UTC), not quiet
+        "Asia/Tokyo": (1, 23),  # held to 08:00 Tokyo
+        "Europe/Paris": (2, 7),  # held to 08:00 Paris
+    }
+    for token, zone_name in zones.items():
+        (at,) = times[token]
+        moment = clock_ms_to(ZoneInfo("UTC"), at)
+        assert (moment.day, moment.hour) == expected[zone_name], (zone_name, moment)
+    assert campaigns.get(campaign.id).state is State.COMPLETED

@@ -431,6 +431,11 @@ class Campaign:
     #: When it was scheduled (the moment an ``immediate`` campaign fires).
     scheduled_at: datetime | None
 
+    @property
+    def zoned(self) -> bool:
+        """Slots per endpoint zone: in local time, or quiet hours (in each endpoint's zone)."""
+        return self.schedule.local_time or self.quiet_hours is not None
+
     def spec(self) -> dict[str, Any]:
         """The JSON definition (what ``create`` takes back, what the CLI shows)."""
         return spec_dict(

@@ -1,6 +1,8 @@
 """Planning: turning a campaign's schedule into slot rows, once.
 
-A slot is one occurrence in one zone. Planning inserts the due slots with ``INSERT ... ON
+A slot is one occurrence in one zone: every endpoint zone of the segment when the campaign
+runs in local time or has quiet hours (each zone's quiet hours are its own), else the
+campaign's zone only. Planning inserts the due slots with ``INSERT ... ON
 CONFLICT DO NOTHING`` on ``UNIQUE (campaign_id, occurrence, zone)``: any number of schedulers
 may plan at once, each occurrence gets exactly one row. Occurrences that fell due while no
 scheduler ran are recorded as ``skipped`` (``missed``) except the latest, which still goes
@@ -26,8 +28,8 @@ def timezone_expression(database: Database) -> str:
 
 
 def segment_zones(c: Connection, database: Database, campaign: Campaign) -> list[str]:
-    """The zones a local-time campaign has slots in: the valid time zones of its enabled
-    endpoints, and the campaign's own (for endpoints without a valid one)."""
+    """The zones a campaign in local time or with quiet hours has slots in: the valid time
+    zones of its enabled endpoints, and the campaign's own (for endpoints without one)."""
     zones = {campaign.schedule.timezone}
     apps = selected_applications(c, campaign.segment)
     if not apps:
@@ -56,7 +58,7 @@ def plan(database: Database, campaign: Campaign, now: int, zones: list[str] | No
     def read(c: Connection) -> tuple[list[str], dict[str, str]]:
         if zones is not None:
             names = zones
-        elif schedule.local_time:
+        elif campaign.zoned:
             names = segment_zones(c, database, campaign)
         else:
             names = [schedule.timezone]
@@ -74,11 +76,14 @@ def plan(database: Database, campaign: Campaign, now: int, zones: list[str] | No
     for name in names:
         tz = valid_zone(name)
         assert tz is not None
-        after = from_ms(scheduled_ms - 1, tz)
+        # Local time: occurrences are wall-clock times in each zone. Otherwise they are the
+        # campaign zone's, the same instant for every zone (zones only for quiet hours).
+        walk = tz if schedule.local_time else schedule.zone
+        after = from_ms(scheduled_ms - 1, walk)
         if name in last:
-            after = max(after, datetime.fromisoformat(last[name]).replace(tzinfo=tz))
+            after = max(after, datetime.fromisoformat(last[name]).replace(tzinfo=walk))
         due = []
-        for moment in occurrences(schedule, tz, after=after, scheduled_at_ms=scheduled_ms):
+        for moment in occurrences(schedule, walk, after=after, scheduled_at_ms=scheduled_ms):
             if to_ms(moment) > now:
                 break
             due.append(moment)
@@ -87,7 +92,7 @@ def plan(database: Database, campaign: Campaign, now: int, zones: list[str] | No
             if i < len(due) - 1:
                 state, reason = "skipped", "missed"
             elif campaign.quiet_hours is not None:
-                release = quiet_release(campaign.quiet_hours, moment)
+                release = quiet_release(campaign.quiet_hours, moment.astimezone(tz))
                 if release is not None and campaign.quiet_hours.mode == "skip":
                     state, reason = "skipped", "quiet_hours"
                 elif release is not None:

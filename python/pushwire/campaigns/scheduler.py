@@ -108,8 +108,8 @@ class Scheduler:
         return new
 
     def _zones_of(self, campaign: Any, now: int) -> list[str] | None:
-        """A local-time campaign's zones, read again every few minutes, not every tick."""
-        if not campaign.schedule.local_time:
+        """A zoned campaign's zones, read again every few minutes, not every tick."""
+        if not campaign.zoned:
             return None
         cached = self._zones.get(campaign.id)
         if cached is None or now - cached[0] >= ZONE_REFRESH_MS or now < cached[0]:

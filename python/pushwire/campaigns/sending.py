@@ -288,7 +288,7 @@ class SlotSender:
         db = self._db
         campaign = self.campaign
         conditions, params = endpoint_conditions(db, campaign.segment)
-        local = campaign.schedule.local_time
+        local = campaign.zoned
         default_zone = self.zone == campaign.schedule.timezone
         if local and not default_zone:
             zone_sql, zone_params = db.attribute_condition(TIMEZONE_ATTRIBUTE, [self.zone])
