@@ -22,7 +22,7 @@ from typing import Any
 
 from .._client import PushClient
 from .._message import Message
-from .._results import Result
+from .._results import Outcome, Result
 from ..fcm import FCMMessage
 from ..store.apply import ResultApplier
 from ..store.backend import Connection, Database
@@ -52,6 +52,8 @@ _SEND_COLUMNS = [
     ("day", "text"),
     ("job", "text"),
 ]
+#: Outcome -> its name (``Enum.value`` costs a descriptor call per result).
+_OUTCOMES = {outcome: outcome.value for outcome in Outcome}
 #: Send-record states that count as a push for the frequency cap.
 PUSHED_STATES = ("sending", "in_doubt", "delivered", "rejected", "timeout", "failed")
 
@@ -231,7 +233,7 @@ class SlotSender:
         cap = self.campaign.frequency_cap
         db = self._db
 
-        def work(c: Connection) -> dict[int, str]:
+        def work(c: Connection) -> tuple[list[tuple[int, str, int]], int, int]:
             # Records of this slot already written (a resumed slot): those never go again.
             # The slot's holder is the only writer of its records, so this read is exact.
             lowest, highest = rows[0][0], rows[-1][0]
@@ -257,14 +259,21 @@ class SlotSender:
                     )
                     capped = {eid for eid, count in counts if count >= cap.limit}
             records = []
-            new: dict[int, str] = {}
-            for eid, _, t in fresh:
-                kind = "holdout" if t == HOLDOUT else "capped" if eid in capped else state
+            send_now = []
+            holdout = skipped = 0
+            slot_id, campaign_id, app_id = self.slot_id, self.campaign.id, app.id
+            for eid, token, t in fresh:
+                if t == HOLDOUT:
+                    kind = "holdout"
+                    holdout += 1
+                elif eid in capped:
+                    kind = "capped"
+                    skipped += 1
+                else:
+                    kind = state
+                    send_now.append((eid, token, t))
                 job = self.job_id(first, t) if kind == "queued" else None
-                new[eid] = kind
-                records.append(
-                    (self.slot_id, eid, self.campaign.id, app.id, t, kind, False, now, day, job)
-                )
+                records.append((slot_id, eid, campaign_id, app_id, t, kind, False, now, day, job))
             db.insert_many(
                 c,
                 "campaign_sends",
@@ -272,15 +281,15 @@ class SlotSender:
                 records,
                 suffix="ON CONFLICT (slot_id, endpoint_id) DO NOTHING",
             )
-            return new
+            return send_now, holdout, skipped
 
         if not rows:
             return []
         # Pure with respect to self: PostgreSQL may run ``work`` again after a deadlock.
-        new: dict[int, str] = db.write(work)
-        self.outcome.holdout += sum(1 for s in new.values() if s == "holdout")
-        self.outcome.capped += sum(1 for s in new.values() if s == "capped")
-        return [(eid, tok, t) for eid, tok, t in assigned if new.get(eid) == state]
+        send_now, holdout, skipped = db.write(work)
+        self.outcome.holdout += holdout
+        self.outcome.capped += skipped
+        return send_now
 
     def _pages(self, app: Application) -> Iterator[list[tuple[int, str]]]:
         """(endpoint id, token) of the enabled endpoints of ``app`` in the segment and this
@@ -407,7 +416,7 @@ class SlotSender:
             self._events.publish(published)
             disabled = set(applied.disabled)
             rows = [
-                (r.outcome.value, r.token in disabled, self.slot_id, in_flight.pop(r.token))
+                (_OUTCOMES[r.outcome], r.token in disabled, self.slot_id, in_flight.pop(r.token))
                 for r in batch
             ]
             self._db.write(
@@ -423,12 +432,14 @@ class SlotSender:
         def notifications(
             pages: Iterator[list[tuple[int, str, int]]],
         ) -> Iterator[tuple[str, Message | FCMMessage, None]]:
+            messages = {n: m for (name, n), m in rendered.items() if name == app.name}
+            counts = self.outcome.by_treatment
             for page in pages:
+                self.outcome.sent += len(page)
                 for eid, token, number in page:
                     in_flight[token] = eid
-                    self.outcome.sent += 1
-                    self.outcome.by_treatment[number] = self.outcome.by_treatment.get(number, 0) + 1
-                    yield (token, rendered[(app.name, number)], None)
+                    counts[number] = counts.get(number, 0) + 1
+                    yield (token, messages[number], None)
 
         def recorded_pages() -> Iterator[list[tuple[int, str, int]]]:
             for page in self._pages(app):
