@@ -323,3 +323,30 @@ def test_quiet_hours_are_each_endpoints_own_when_the_campaign_is_not_in_local_ti
         moment = clock_ms_to(ZoneInfo("UTC"), at)
         assert (moment.day, moment.hour) == expected[zone_name], (zone_name, moment)
     assert campaigns.get(campaign.id).state is State.COMPLETED
+
+
+def test_schedule_occurrences_weekly_cron_and_across_daylight_saving():
+    from datetime import datetime
+    from itertools import islice
+
+    from pushwire.campaigns.schedule import occurrences
+
+    tz = ZoneInfo("America/New_York")
+    after = datetime(2026, 3, 1, tzinfo=tz)
+
+    def first(schedule, n):
+        walk = occurrences(schedule, tz, after=after, scheduled_at_ms=0)
+        return [m.replace(tzinfo=None).isoformat(timespec="minutes") for m in islice(walk, n)]
+
+    # Weekly from a Thursday; daily at 09:00 keeps 09:00 across the March 8 DST change.
+    weekly = Schedule("weekly", start="2026-03-05T18:30", timezone="America/New_York")
+    assert first(weekly, 3) == ["2026-03-05T18:30", "2026-03-12T18:30", "2026-03-19T18:30"]
+    daily = Schedule("daily", start="2026-03-07T09:00", end="2026-03-09T09:00", timezone="UTC")
+    assert first(daily, 5) == ["2026-03-07T09:00", "2026-03-08T09:00", "2026-03-09T09:00"]
+    moments = list(occurrences(daily, tz, after=after, scheduled_at_ms=0))
+    assert [m.utcoffset().total_seconds() / 3600 for m in moments] == [-5, -4, -4]
+    # 02:30 does not exist on March 8 in New York: cron (and cronsim) run it at 03:00.
+    cron = Schedule("cron", cron="30 2 * * *", start="2026-03-07T00:00", timezone="UTC")
+    assert first(cron, 3) == ["2026-03-07T02:30", "2026-03-08T03:00", "2026-03-09T02:30"]
+    weekdays = Schedule("cron", cron="0 9 * * 1-5", start="2026-03-06T00:00")
+    assert first(weekdays, 3) == ["2026-03-06T09:00", "2026-03-09T09:00", "2026-03-10T09:00"]
