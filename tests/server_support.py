@@ -1,0 +1,158 @@
+"""Helpers for the `pushwire serve` tests (no tests here): the server as a real process on
+127.0.0.1 (started with the `pushwire serve` command, stopped with SIGTERM), keys and
+applications seeded straight into its store, an httpx client."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from pushwire.server import ApiKeys
+from pushwire.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_command(db: str, port: int, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "from pushwire.cli import main; main()",
+        "serve",
+        "--db",
+        db,
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *extra,
+    ]
+
+
+@dataclass
+class ServerProcess:
+    db: str
+    port: int
+    extra: Sequence[str] = ()
+    log: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    logs: list[bytes] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+        if self.log is not None:
+            with open(self.log, "ab") as out:
+                self.process = subprocess.Popen(
+                    server_command(self.db, self.port, *self.extra),
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+        else:
+            self.process = subprocess.Popen(
+                server_command(self.db, self.port, *self.extra),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"pushwire serve exited with {self.process.returncode}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("pushwire serve did not answer /healthz in time")
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM, then wait: the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log else ""
+
+
+@contextmanager
+def running_server(db: str, *extra: str, log: Path | None = None) -> Iterator[ServerProcess]:
+    server = ServerProcess(db, free_port(), extra, log)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.stop()
+
+
+def create_key(
+    db: str, name: str, scope: str, application: str | None = None, rate_limit: int | None = None
+) -> str:
+    with Store.open(db) as store:
+        return (
+            ApiKeys(store)
+            .create(name, scope, application=application, rate_limit=rate_limit)
+            .secret
+        )
+
+
+_OPEN: list[httpx.Client] = []
+
+
+def client(server: ServerProcess, key: str | None = None) -> httpx.Client:
+    """A client with ``key``; closed by :func:`close_clients` (an autouse fixture)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    c = httpx.Client(base_url=server.url, headers=headers, timeout=30)
+    _OPEN.append(c)
+    return c
+
+
+def close_clients() -> None:
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def is_problem(response: httpx.Response, status: int, field: str | None = None) -> dict:
+    """Assert an RFC 9457 problem document with ``status`` (and ``field``); return it."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/problem+json"), response.headers
+    problem = response.json()
+    assert problem["status"] == status and problem["title"] and problem["detail"], problem
+    assert problem["type"].startswith("urn:pushwire:problem:"), problem
+    if field is not None:
+        assert problem.get("field") == field, problem
+    return problem
+
+
+def apns_token(i: int, prefix: str = "") -> str:
+    width = 64 - len(prefix)
+    return prefix + format(i, f"0{width}x")
