@@ -42,6 +42,9 @@ from .services import Services, authorized, services_of
 
 Req = Request[Any, Any, Any]
 
+#: Largest id a client may page from (a database BIGINT).
+MAX_ID = 2**63 - 1
+
 
 async def _caller(request: Req) -> tuple[Services, Principal]:
     services = services_of(request)
@@ -281,7 +284,7 @@ async def events(
     user_id: str | None = None,
     kind: list[str] | None = None,
     since: datetime | None = None,
-    after: Annotated[int | None, Parameter(ge=0)] = None,
+    after: Annotated[int | None, Parameter(ge=0, le=MAX_ID)] = None,
     limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
 ) -> EventPage:
     """The store's change log (created, updated, disabled, re_enabled, deleted,

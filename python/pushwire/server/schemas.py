@@ -3,7 +3,7 @@ refused, and named), which also make the OpenAPI document."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
@@ -230,7 +230,8 @@ class KeyIn(Strict):
     name: str
     scope: Literal["app", "sender", "admin"]
     application: str | None = None
-    rate_limit: int | None = None
+    #: Requests per second (default: the server's).
+    rate_limit: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
 
 
 class KeyOut(msgspec.Struct):
