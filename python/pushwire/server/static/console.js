@@ -41,7 +41,7 @@ async function showApp(me) {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("logout").hidden = false;
-  $("who").textContent = me.name;
+  $("who").textContent = "signed in";
   await Promise.all([loadDashboard(), loadJobs(), searchDevices()]);
   startPolling();
 }
