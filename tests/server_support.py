@@ -156,3 +156,79 @@ def is_problem(response: httpx.Response, status: int, field: str | None = None) 
 def apns_token(i: int, prefix: str = "") -> str:
     width = 64 - len(prefix)
     return prefix + format(i, f"0{width}x")
+
+
+# -- load: many concurrent clients registering devices ------------------------------------------
+
+
+@dataclass
+class LoadResult:
+    registered: int
+    seconds: float
+    latencies: list[float]
+    retries: int
+
+    @property
+    def rate(self) -> float:
+        return self.registered / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        if not ordered:
+            return 0.0
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def register_devices(
+    url: str,
+    key: str,
+    application: str,
+    tokens: Sequence[str],
+    *,
+    concurrency: int = 200,
+    on_progress: object = None,
+) -> LoadResult:
+    """POST every token to /v1/devices from ``concurrency`` clients at once; a request that
+    fails for want of a server (connection refused or reset, 503) is retried until it is
+    answered 200, as a device retries its registration."""
+    import asyncio
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    retries = 0
+    done = 0
+    next_index = 0
+
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
+
+        async def worker() -> None:
+            nonlocal next_index, retries, done
+            while next_index < len(tokens):
+                token = tokens[next_index]
+                next_index += 1
+                body = f'{{"application":"{application}","token":"{token}"}}'.encode()
+                while True:
+                    start = time.perf_counter()
+                    try:
+                        answer = await c.post("/v1/devices", content=body)
+                    except httpx.TransportError:
+                        retries += 1
+                        await asyncio.sleep(0.05)
+                        continue
+                    if answer.status_code in (502, 503):
+                        retries += 1
+                        await asyncio.sleep(0.05)
+                        continue
+                    if answer.status_code != 200:
+                        raise AssertionError(f"{token}: {answer.status_code} {answer.text}")
+                    latencies.append(time.perf_counter() - start)
+                    done += 1
+                    if callable(on_progress):
+                        on_progress(done)
+                    break
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - start
+    return LoadResult(len(latencies), seconds, latencies, retries)
