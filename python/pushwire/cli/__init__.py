@@ -13,9 +13,9 @@ stderr, never a traceback; secrets are never printed.
 
 Modules: :mod:`.app` registers the commands; each command lives in its own module
 (:mod:`.send`, :mod:`.check`, :mod:`.mock`, :mod:`.demo`, :mod:`.endpoints`, :mod:`.segment`,
-:mod:`.jobs`, :mod:`.bench`, :mod:`.serve`); :mod:`.options` holds the options several commands share, and
-:mod:`.errors` the one way user errors are reported. ``import pushwire`` does not import this
-package: the library does not need typer or rich.
+:mod:`.jobs`, :mod:`.bench`, :mod:`.serve`); :mod:`.options` holds the options several
+commands share, and :mod:`.errors` the one way user errors are reported. ``import pushwire``
+does not import this package: the library does not need typer or rich.
 """
 
 from __future__ import annotations
