@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..jobs.keys import DEFAULT_GROUP, DEFAULT_STREAM
 from ..server.settings import SETTINGS_VARIABLE, ServerSettings
 from ..store import Store
 from ..store.backend import DATABASE_URL_VARIABLE
@@ -40,6 +41,12 @@ def serve_command(
             help="Redis URL: large sends become jobs for `pushwire worker`.",
         ),
     ] = None,
+    stream: Annotated[
+        str, typer.Option(envvar="PUSHWIRE_STREAM", help="Job stream (with --redis).")
+    ] = DEFAULT_STREAM,
+    group: Annotated[
+        str, typer.Option(envvar="PUSHWIRE_GROUP", help="Consumer group of the workers.")
+    ] = DEFAULT_GROUP,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(min=1, help="Server processes (>1 needs --redis).")] = 1,
@@ -81,6 +88,8 @@ def serve_command(
         settings = ServerSettings(
             db=url,
             redis=redis,
+            stream=stream,
+            group=group,
             max_body=max_body,
             rate_limit=rate_limit or None,
             sync_send_limit=sync_send_limit,

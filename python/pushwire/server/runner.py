@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from ..jobs import Queue
+from ..jobs import DEFAULT_GROUP, DEFAULT_STREAM, Queue
 from ..jobs.model import new_job_id
 from ..store import SegmentFilter, SendReport, Store
 from ..store.backend import Connection
@@ -125,10 +125,20 @@ SendCall = Callable[[dict[str, Client]], Awaitable[SendReport]]
 
 
 class JobRunner:
-    def __init__(self, store: Store, pool: ClientPool, redis_url: str | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        pool: ClientPool,
+        redis_url: str | None,
+        *,
+        stream: str = DEFAULT_STREAM,
+        group: str = DEFAULT_GROUP,
+    ) -> None:
         self._store = store
         self._pool = pool
         self._redis_url = redis_url
+        self._stream = stream
+        self._group = group
         self._queue: Queue | None = None
         self._local: dict[str, _LocalJob] = {}
 
@@ -139,7 +149,7 @@ class JobRunner:
     async def _redis_queue(self) -> Queue:
         if self._queue is None:
             assert self._redis_url is not None
-            self._queue = Queue(self._redis_url)
+            self._queue = Queue(self._redis_url, stream=self._stream, group=self._group)
         return self._queue
 
     async def submit_segment(self, segment: SegmentFilter, message: PushMessage, actor: str) -> str:

@@ -28,7 +28,9 @@ class Services:
         self.keys = ApiKeys(store)
         self.registry = registry
         self.pool = ClientPool(settings, registry)
-        self.jobs = JobRunner(store, self.pool, settings.redis)
+        self.jobs = JobRunner(
+            store, self.pool, settings.redis, stream=settings.stream, group=settings.group
+        )
         self.limiter = RateLimiter()
         # SQLite: one connection under a lock, microseconds per statement: run inline.
         # PostgreSQL: a pool and network round trips: run in threads.

@@ -20,6 +20,9 @@ class ServerSettings:
     #: Redis URL: large sends become jobs on the Redis Streams workers (`pushwire worker`).
     #: Without it, they run in this process.
     redis: str | None = None
+    #: The job stream and consumer group `pushwire worker` reads (their defaults).
+    stream: str = "pushwire:jobs"
+    group: str = "pushwire-workers"
     #: Largest request body, bytes (413 above).
     max_body: int = 1 << 20
     #: Requests per second per key when the key has no limit of its own (None: unlimited).
