@@ -29,7 +29,9 @@ class ClientPool:
         self._registry = metrics_registry
         self._clients: dict[str, tuple[datetime, Client]] = {}
         self._retired: set[asyncio.Task[None]] = set()
-        self._lock = asyncio.Lock()
+        # One lock per application: a slow build (credentials on a slow disk) holds up only
+        # that application's sends.
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def options(self, application: Application) -> dict[str, Any]:
         s = self._settings
@@ -51,7 +53,8 @@ class ClientPool:
 
     async def get(self, application: Application) -> Client:
         """The shared client of ``application`` (current settings)."""
-        async with self._lock:
+        lock = self._locks.setdefault(application.name, asyncio.Lock())
+        async with lock:
             held = self._clients.get(application.name)
             if held is not None and held[0] == application.updated_at:
                 return held[1]

@@ -30,6 +30,8 @@ from .errors import UnknownJobError
 log = logging.getLogger("pushwire.server")
 
 _OUTCOMES = ("delivered", "rejected", "timeout", "failed")
+#: Finished in-process jobs kept for GET /v1/jobs (their runs stay in the store).
+KEEP_FINISHED = 1000
 
 
 @dataclass
@@ -179,6 +181,9 @@ class JobRunner:
         return self._start([application], len(tokens), call)
 
     def _start(self, apps: list[Application], total: int, call: SendCall) -> str:
+        finished = [k for k, j in self._local.items() if j.finished_at is not None]
+        for job_id in finished[: max(0, len(finished) - KEEP_FINISHED)]:
+            del self._local[job_id]  # oldest first: dicts keep insertion order
         job = _LocalJob(new_job_id(), total, time.time())
         self._local[job.job_id] = job
         job.task = asyncio.ensure_future(self._run(job, apps, call))
