@@ -2,7 +2,7 @@
 200 concurrent clients) on SQLite and PostgreSQL, and a send to a segment through the API
 (time to the job's completion) against `pushwire send --to-segment` on the same store.
 
-    python benches/bench_server.py                                  # both parts, SQLite
+    python benches/bench_server.py                                  # every part, SQLite
     python benches/bench_server.py --backend all --devices 100000   # + PostgreSQL
     python benches/bench_server.py --segment-endpoints 100000 --results benches/RESULTS.md
 
@@ -10,6 +10,10 @@ Registration: the server is one `pushwire serve` process (uvicorn, uvloop); the 
 concurrent clients are asyncio + httpx connections spread over ``--client-processes``
 processes (one Python process cannot drive 200 connections at the server's pace). Each
 registration is a new token: one INSERT and one event per request.
+
+Restart: ``--restart-devices`` (100,000) registrations from 200 clients while the server is
+stopped with SIGTERM and started again halfway; every device must be stored exactly once
+(tests/test_server_processes.py runs the same with fewer devices).
 
 Segment send: ``--segment-endpoints`` enabled endpoints are imported, the mock APNs server
 runs in a process of its own; API: ``POST /v1/sends`` with ``segment=all`` and
@@ -46,6 +50,7 @@ from results_md import merge_section  # noqa: E402
 from server_support import (  # noqa: E402
     apns_token,
     create_key,
+    register_across_restart,
     register_devices,
     running_server,
 )
@@ -100,6 +105,30 @@ def bench_registration(backend: str, devices: int, processes: int) -> dict[str, 
         "rate": devices / (end - start),
         "p50": latencies[len(latencies) // 2] * 1000,
         "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
+    }
+
+
+def bench_restart(devices: int) -> dict[str, Any]:
+    """``devices`` registrations from 200 clients, the server stopped with SIGTERM and started
+    again halfway (clients retry): every device stored once."""
+    with tempfile.TemporaryDirectory() as directory:
+        db = f"sqlite:///{directory}/restart.db"
+        with Store.open(db) as store:
+            store.put_application("ios", provider="apns", topic="com.example.app")
+        key = create_key(db, "bench", "app", "ios", rate_limit=10_000_000)
+        tokens = [apns_token(i) for i in range(devices)]
+        with running_server(db) as server:
+            result, exit_codes = register_across_restart(server, key, "ios", tokens)
+        with Store.open(db) as store:
+            stored = sum(1 for _ in store.endpoints(page_size=10_000))
+            created = len(store.events(kinds=["created"], limit=2 * devices))
+    assert stored == created == devices, (stored, created, devices)
+    return {
+        "devices": devices,
+        "seconds": result.seconds,
+        "retries": result.retries,
+        "stored": stored,
+        "exit": exit_codes,
     }
 
 
@@ -171,7 +200,11 @@ def bench_segment(endpoints: int, pairs: int) -> dict[str, Any]:
     return {"endpoints": endpoints, "api": api_times, "cli": cli_times}
 
 
-def report(registrations: list[dict[str, Any]], segment: dict[str, Any] | None) -> str:
+def report(
+    registrations: list[dict[str, Any]],
+    segment: dict[str, Any] | None,
+    restart: dict[str, Any] | None = None,
+) -> str:
     load = os.getloadavg()
     lines = [
         "## `pushwire serve`",
@@ -197,6 +230,14 @@ def report(registrations: list[dict[str, Any]], segment: dict[str, Any] | None) 
                 f"{r['p50']:.1f} | {r['p99']:.1f} |"
             )
         lines.append("")
+    if restart:
+        lines += [
+            f"Registration across a restart: {restart['devices']:,} devices from 200 clients "
+            "(SQLite), the server stopped with SIGTERM and started again halfway, clients "
+            f"retrying: {restart['stored']:,} endpoints stored, each created once, "
+            f"{restart['retries']:,} retried requests, {restart['seconds']:.0f} s in all.",
+            "",
+        ]
     if segment:
         api, cli = segment["api"], segment["cli"]
         ratios = [a / c for a, c in zip(api, cli, strict=True)]
@@ -221,7 +262,10 @@ def main() -> None:
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--segment-endpoints", type=int, default=100_000)
     parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--skip", choices=["registration", "segment"], action="append", default=[])
+    parser.add_argument("--restart-devices", type=int, default=100_000)
+    parser.add_argument(
+        "--skip", choices=["registration", "restart", "segment"], action="append", default=[]
+    )
     parser.add_argument("--results", type=Path, help="merge the section into this RESULTS.md")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "all" else [args.backend]
@@ -230,11 +274,15 @@ def main() -> None:
         for backend in backends:
             registrations.append(bench_registration(backend, args.devices, args.client_processes))
             print(registrations[-1], file=sys.stderr)
+    restart = None
+    if "restart" not in args.skip:
+        restart = bench_restart(args.restart_devices)
+        print(restart, file=sys.stderr)
     segment = None
     if "segment" not in args.skip:
         segment = bench_segment(args.segment_endpoints, args.pairs)
         print(segment, file=sys.stderr)
-    text = report(registrations, segment)
+    text = report(registrations, segment, restart)
     print(text)
     if args.results:
         merge_section(args.results, "server", text)

@@ -232,3 +232,35 @@ async def register_devices(
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - start
     return LoadResult(len(latencies), seconds, latencies, retries)
+
+
+def register_across_restart(
+    server: ServerProcess, key: str, application: str, tokens: Sequence[str], concurrency: int = 200
+) -> tuple[LoadResult, list[int]]:
+    """:func:`register_devices` while the server gets SIGTERM and is started again (same
+    port, same store) once half the tokens are registered; the result and the exit status of
+    the stopped server."""
+    import asyncio
+    import threading
+
+    halfway = threading.Event()
+    exit_codes: list[int] = []
+
+    def progress(done: int) -> None:
+        if done >= len(tokens) // 2:
+            halfway.set()
+
+    async def restart() -> None:
+        await asyncio.to_thread(halfway.wait)
+        exit_codes.append(await asyncio.to_thread(server.stop))
+        await asyncio.to_thread(server.start)
+
+    async def main() -> LoadResult:
+        restarting = asyncio.ensure_future(restart())
+        result = await register_devices(
+            server.url, key, application, tokens, concurrency=concurrency, on_progress=progress
+        )
+        await restarting
+        return result
+
+    return asyncio.run(main()), exit_codes

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from server_support import (
     client,
     close_clients,
     create_key,
-    register_devices,
+    register_across_restart,
     running_server,
 )
 
@@ -53,28 +52,8 @@ def test_registrations_survive_a_sigterm_and_restart_exactly_once(tmp_path):
         store.put_application("ios", provider="apns", topic="com.example.app")
     key = create_key(db, "ios-app", "app", "ios", rate_limit=1_000_000)
     tokens = [apns_token(i) for i in range(DEVICES)]
-    exit_codes: list[int] = []
     with running_server(db, log=tmp_path / "server.log") as server:
-        halfway = threading.Event()
-
-        def progress(done: int) -> None:
-            if done >= DEVICES // 2:
-                halfway.set()
-
-        async def restart() -> None:
-            await asyncio.to_thread(halfway.wait)
-            exit_codes.append(await asyncio.to_thread(server.stop))
-            await asyncio.to_thread(server.start)
-
-        async def main():
-            restarting = asyncio.ensure_future(restart())
-            result = await register_devices(
-                server.url, key, "ios", tokens, concurrency=200, on_progress=progress
-            )
-            await restarting
-            return result
-
-        result = asyncio.run(main())
+        result, exit_codes = register_across_restart(server, key, "ios", tokens)
     # uvicorn stops gracefully on SIGTERM, then re-raises it: the exit status says SIGTERM.
     assert exit_codes in ([0], [-signal.SIGTERM]), exit_codes
     assert result.registered == DEVICES and result.retries > 0, (result.registered, result.retries)
