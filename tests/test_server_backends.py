@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from pushwire.server import ApiKeys
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
 from server_support import (
@@ -136,3 +137,34 @@ def test_large_sends_go_to_the_redis_workers(tmp_path, p8_key, redis_url):
             assert all(mock.received(t) == 1 for t in tokens)
         finally:
             del os.environ["PUSHWIRE_STREAM"]
+
+
+NUL_BODIES = [
+    ("/v1/devices", {"application": "ios", "token": "ab", "data": {"x": "a\u0000b"}}, "data.x"),
+    (
+        "/v1/devices",
+        {"application": "ios", "token": "ab", "attributes": {"x": "\u0000"}},
+        "attributes.x",
+    ),
+    ("/v1/devices", {"application": "ios\u0000", "token": "ab"}, "application"),
+    ("/v1/keys", {"name": "n", "scope": "app", "application": "a\u0000"}, "application"),
+]
+
+
+def test_nul_characters_are_refused_before_postgresql_sees_them():
+    """PostgreSQL cannot store NUL in text or JSONB: the API refuses them as bad input (a 4xx
+    naming the field), never as a database failure, and writes nothing."""
+    with postgres_schema() as db:
+        with Store.open(db) as store:
+            store.put_application("ios", provider="apns", topic="com.x")
+        admin = create_key(db, "admin", "admin")
+        with running_server(db) as server:
+            c = client(server, admin)
+            for path, body, field in NUL_BODIES:
+                is_problem(c.post(path, json=body), 422, field)
+            for params in ({"application": "i\u0000"}, {"token": "a\u0000"}, {"user_id": "\u0000"}):
+                is_problem(c.get("/v1/events", params=params), 400)
+            is_problem(c.get("/v1/devices", params={"segment": "plan=a\u0000"}), 400)
+            is_problem(c.get("/v1/users/a%00b/devices"), 400)
+        with Store.open(db) as store:
+            assert list(store.endpoints()) == [] and len(ApiKeys(store).list()) == 1

@@ -38,7 +38,7 @@ from .schemas import (
     SendRequest,
     UpdateDevice,
 )
-from .services import Services, authorized, services_of
+from .services import Services, authorized, refuse_nul, services_of
 
 Req = Request[Any, Any, Any]
 
@@ -60,6 +60,7 @@ async def register_device(request: Req, data: RegisterDevice) -> DeviceOut:
     application only)."""
     services, principal = await _caller(request)
     principal.require_application(data.application)
+    refuse_nul(data)
     endpoint = await services.db(
         services.store.register,
         data.application,
@@ -85,6 +86,7 @@ async def update_device(
     """Set a device's user, data or attributes (an app key: its own application's)."""
     services, principal = await _caller(request)
     principal.require_application(application)
+    refuse_nul(data)
     if data.detach_user and data.user_id is not None:
         raise ApiProblem(
             422, "Invalid value", "give user_id or detach_user, not both", field="detach_user"
@@ -175,6 +177,7 @@ async def send(request: Req, data: SendRequest) -> SendAnswer:
     ``sync_send_limit`` endpoints) are answered with their report; larger ones, or
     ``mode=job``, become a job whose id the answer carries (``GET /v1/jobs/{id}``)."""
     services, principal = await _caller(request)
+    refuse_nul(data)
     targets = [t for t in ("tokens", "user_id", "segment") if getattr(data, t) is not None]
     if len(targets) != 1:
         raise ApiProblem(
@@ -333,6 +336,7 @@ async def put_application(request: Req, name: str, data: ApplicationIn) -> Appli
     """Create an application or change its settings; new credentials take effect at the
     next send, without a restart."""
     services, _ = await _caller(request)
+    refuse_nul(data)
     app = await services.db(
         services.store.put_application,
         name,
@@ -355,6 +359,7 @@ async def list_keys(request: Req, include_revoked: bool = False) -> KeyList:
 @post("/keys", status_code=201, opt={"action": ADMIN}, tags=["admin"])
 async def create_key(request: Req, data: KeyIn) -> CreatedKeyOut:
     services, _ = await _caller(request)
+    refuse_nul(data)
     created = await services.db(
         services.keys.create,
         data.name,

@@ -106,8 +106,20 @@ def pushwire_error(request: Request[Any, Any, Any], exc: PushwireError) -> Respo
     for kind, status, title in _STATUSES:
         if isinstance(exc, kind):
             return problem_response(status, title, str(exc), field=exc.field, index=exc.index)
+    if _from_database_driver(exc):
+        # A statement the database refused: the server's fault, not the request's; its text
+        # (database URL, SQL) stays in the log.
+        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
+        return problem_response(
+            500, "Internal error", "the database refused an operation; it is logged"
+        )
     # Another store or engine refusal: the request conflicts with the current state.
     return problem_response(409, "Conflict", str(exc), field=exc.field, index=exc.index)
+
+
+def _from_database_driver(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    return cause is not None and type(cause).__module__.split(".")[0] in ("sqlite3", "psycopg")
 
 
 def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:

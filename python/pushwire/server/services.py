@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -14,6 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 from ..store import Store
 from .auth import Principal, RateLimiter, authenticate
 from .clients import ClientPool
+from .errors import ApiProblem
 from .keys import ApiKeys
 from .runner import JobRunner
 from .settings import ServerSettings
@@ -56,6 +58,32 @@ class Services:
         return principal
 
 
+def refuse_nul_in_url(request: Request[Any, Any, Any]) -> None:
+    """NUL characters mean nothing in a path or query and PostgreSQL cannot store them."""
+    raw = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+    if b"%00" in raw or b"\x00" in raw or "\x00" in request.scope["path"]:
+        raise ApiProblem(400, "Invalid request", "NUL characters are not accepted in the URL")
+
+
+def refuse_nul(value: Any, field: str = "") -> None:
+    """422 naming the field of the first string (or key) of a decoded body holding a NUL."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiProblem(
+                422, "Invalid value", "NUL characters are not accepted", field=field or None
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{field}.{key}" if field else str(key)
+            refuse_nul(key, path)
+            refuse_nul(item, path)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            refuse_nul(item, f"{field}[{i}]")
+    elif isinstance(value, msgspec.Struct):
+        refuse_nul(msgspec.to_builtins(value), field)
+
+
 def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
     services: Services = connection.app.state.services
     return services
@@ -70,6 +98,7 @@ async def authorized(
     request = connection if isinstance(connection, Request) else None
     if request is None:
         return
+    refuse_nul_in_url(request)
     principal = await services.principal(request)
     action = handler.opt.get("action")
     if action is not None:
