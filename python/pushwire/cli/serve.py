@@ -14,16 +14,7 @@ from ..server.settings import SETTINGS_VARIABLE, ServerSettings
 from ..store import Store
 from ..store.backend import DATABASE_URL_VARIABLE
 from .errors import CLIError, user_errors
-
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        envvar=DATABASE_URL_VARIABLE,
-        help="Store URL: sqlite:///path.db (or a path) or postgresql://... "
-        f"(env {DATABASE_URL_VARIABLE}).",
-    ),
-]
+from .options import DbOption
 
 
 def _db(db: str | None) -> str:
