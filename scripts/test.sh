@@ -56,5 +56,16 @@ if ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
     apt-get install -y -qq --no-install-recommends nginx-light >&2
 fi
 
+step "Chromium and chromedriver for the console browser test (tests/test_server_console.py), installed from Debian if missing"
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "chromium is not installed; as root run: apt-get install -y chromium chromium-driver" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq --no-install-recommends chromium chromium-driver >&2
+fi
+
 step "Python tests"
 python3 -m pytest -q

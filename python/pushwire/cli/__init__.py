@@ -3,8 +3,9 @@
 Commands: ``send`` (a file of tokens, or ``--to-segment`` of the endpoint store),
 ``check-credentials``, ``mock``, ``demo``, ``endpoints ...`` (the endpoint store),
 ``send-segment``, ``campaigns ...`` and ``kpis`` (campaigns), ``enqueue``, ``worker`` and
-``jobs ...`` (scale-out on Redis Streams), and ``bench`` (the throughput harness of a source
-checkout).
+``jobs ...`` (scale-out on Redis Streams), ``bench`` (the throughput harness of a source
+checkout), ``serve`` and ``keys ...`` (the HTTP API and console,
+``pip install 'pushwire[serve]'``).
 
 Options come from flags, then ``PUSHWIRE_*`` environment variables, then ``--config
 FILE.toml``, then defaults. Exit codes: 0 all delivered / all fine, 1 some notifications were
@@ -13,9 +14,9 @@ stderr, never a traceback; secrets are never printed.
 
 Modules: :mod:`.app` registers the commands; each command lives in its own module
 (:mod:`.send`, :mod:`.check`, :mod:`.mock`, :mod:`.demo`, :mod:`.endpoints`, :mod:`.segment`,
-:mod:`.campaigns`, :mod:`.jobs`, :mod:`.bench`); :mod:`.options` holds the options several
-commands share, and :mod:`.errors` the one way user errors are reported. ``import pushwire``
-does not import this package: the library does not need typer or rich.
+:mod:`.campaigns`, :mod:`.jobs`, :mod:`.bench`, :mod:`.serve`); :mod:`.options` holds the
+options several commands share, and :mod:`.errors` the one way user errors are reported.
+``import pushwire`` does not import this package: the library does not need typer or rich.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from .jobs import enqueue_command, jobs_app, worker_command
 from .mock import mock_command
 from .segment import send_to_segment_command
 from .send import send_command
+from .serve import keys_app, serve_command
 
 app = typer.Typer(
     cls=Group,
@@ -67,6 +68,9 @@ app.command("worker")(worker_command)
 app.add_typer(jobs_app, name="jobs")
 # The throughput harness of a source checkout.
 app.command("bench", context_settings=BENCH_CONTEXT)(bench_command)
+# The HTTP API and console, and its API keys.
+app.command("serve")(serve_command)
+app.add_typer(keys_app, name="keys")
 # Plain help readable at any width, one-line usage errors: for every command, whoever adds it.
 use_pushwire_classes(app)
 

@@ -495,6 +495,30 @@ class Store:
             target={"user_id": user_id},
         )
 
+    async def send_to_tokens(
+        self,
+        application: str,
+        tokens: Sequence[str],
+        message: PushMessage,
+        *,
+        clients: Clients,
+        actor: str | None = None,
+    ) -> SendReport:
+        """Send to the given tokens of one application (each checked first), applying the
+        results to its endpoints and recording the run like the other sends."""
+        app = self.application(application)
+        if isinstance(tokens, str) or not isinstance(tokens, Sequence):
+            raise StoreInputError("tokens must be a list of tokens", field="tokens")
+        checked = [normalize_token(app.provider, t, i) for i, t in enumerate(tokens)]
+        return await self._sender.run(
+            sources=[(app, [checked])],
+            message=message,
+            clients=clients,
+            actor=actor,
+            target_kind="tokens",
+            target={"application": app.name, "tokens": len(checked)},
+        )
+
     async def send_to_segment(
         self,
         segment: SegmentFilter | str,
