@@ -584,7 +584,8 @@ def report(runs: dict[str, list[dict[str, Any]]], n: int, pushwire_n: int, conne
         "",
         f"{pushwire_n:,} (pushwire, h2load) or {n:,} (others) data messages to distinct "
         f"tokens, mock FCM answering each after {RTT * 1000:.0f} ms with at most {STREAMS} "
-        "concurrent streams per connection; each tool in a fresh process, tools taking turns, medians of "
+        "concurrent streams per connection; each tool in a fresh process, tools taking turns, "
+        "medians of "
         f"{max(len(v) for v in runs.values())} repeat(s). {datetime.date.today().isoformat()}, "
         f"{platform.machine()}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}; the machine was busy "
