@@ -642,6 +642,29 @@ def report(runs: dict[str, list[dict[str, Any]]], n: int, pushwire_n: int, conne
             note,
         )
         lines.append("| " + " | ".join(row) + " |")
+    ceiling = _median(
+        [r["n"] / r["elapsed"] for r in good.get("h2load (C, the machine's ceiling)", [])]
+    )
+    if not math.isnan(ceiling):
+        lines += [
+            "",
+            f"pushwire sends at {base / ceiling:.0%} of h2load's rate on the same four "
+            "connections: what stands between either and 100% of `connections x 100 / 0.04 s` "
+            "is this busy machine (the mock, the client and other sessions share 2 cores, so "
+            "each answer takes longer than 40 ms), not the client.",
+        ]
+    own_cpu = _median([r["cpu"] / r["n"] for r in good["pushwire"]])
+    others = [
+        _median([r["cpu"] / r["n"] for r in good[label]])
+        for label, tool, _ in TOOLS
+        if tool.startswith(("httpx", "firebase")) and good[label]
+    ]
+    if others:
+        lines[-1] += (
+            f" The Python clients spend {min(others) / own_cpu:.0f} to "
+            f"{max(others) / own_cpu:.0f} times more CPU per message than pushwire and run out "
+            "of it long before the streams are full."
+        )
     lines += [
         "",
         "CPU is the sending process's user+system time (the mock and nginx are other processes). "

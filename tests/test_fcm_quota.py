@@ -182,3 +182,27 @@ def test_a_scaled_down_project_quota_is_spent_whole(service_account: Any) -> Non
     used = len(tokens) / (elapsed * 1_000)  # the quota's rate is 1,000/s
     print(f"quota used {used:.1%} in {elapsed:.2f} s, {rejected} answered 429 of {received}")
     assert used >= 0.95, (used, elapsed)
+
+
+def test_a_quota_set_too_high_meets_429s_and_pauses_every_send(service_account: Any) -> None:
+    """The client believes in twice the real quota: the mock answers 429 QUOTA_EXCEEDED with
+    Retry-After; the client holds all sends for it, resends the rejected, loses nothing."""
+    tokens = [f"p{i:05d}" for i in range(1_500)]
+
+    async def main() -> tuple[pushwire.Results, float]:
+        async with server.client(
+            quota_per_minute=36_000,  # 600/s; the mock allows 300/s
+            quota_window=1.0,
+            streams_per_connection=100,
+            retry=RetryPolicy(max_attempts=10, quota_delay=1.0),
+        ) as client:
+            results = await client.send_to_tokens(FCMMessage(data={"k": "v"}), tokens)
+            return results, client._pace._paused_until if client._pace else 0.0
+
+    with MockFCM(credentials=service_account, quota_per_window=300, quota_window=1.0) as server:
+        results, paused_until = asyncio.run(main())
+        rejected = server.quota_rejections
+        received = server.total_received
+    assert Counter(r.outcome for r in results) == {Outcome.DELIVERED: len(tokens)}
+    assert rejected > 0 and paused_until > 0
+    assert received == len(tokens) + rejected
