@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from pushwire import PayloadError, payload
@@ -179,7 +180,6 @@ def test_apns_and_webpush_fields_and_the_top_level_options() -> None:
                 vibrate=[100, 50, 100],
                 actions=[WebpushNotificationAction(action="open", title="Open", icon="/o.png")],
                 data={"deep": [1, 2]},
-                custom={"x-extra": "y"},
             ),
             fcm_options=WebpushFcmOptions(link="https://example.com/n", analytics_label="web"),
         ),
@@ -214,7 +214,6 @@ def test_apns_and_webpush_fields_and_the_top_level_options() -> None:
                 "vibrate": [100, 50, 100],
                 "actions": [{"action": "open", "title": "Open", "icon": "/o.png"}],
                 "data": {"deep": [1, 2]},
-                "x-extra": "y",
             },
             "fcm_options": {"link": "https://example.com/n", "analytics_label": "web"},
         },
@@ -223,8 +222,9 @@ def test_apns_and_webpush_fields_and_the_top_level_options() -> None:
 
 
 def test_a_webpush_notification_dict_is_sent_as_given() -> None:
-    message = FCMMessage(webpush={"notification": {"title": "t", "requireInteraction": True}})
-    assert sent(message)["webpush"] == {"notification": {"title": "t", "requireInteraction": True}}
+    notification = {"title": "t", "requireInteraction": True, "x-own": {"k": 1}}
+    message = FCMMessage(webpush={"notification": notification})
+    assert sent(message)["webpush"] == {"notification": notification}
 
 
 def test_a_message_as_apns_payload_carries_its_headers() -> None:
@@ -339,6 +339,7 @@ BAD: list[tuple[str, Callable[[], object], str]] = [
     # data
     ("reserved gcm", lambda: FCMMessage(data={"gcm": "x"}), "data.gcm"),
     ("reserved googlex", lambda: FCMMessage(data={"googlex": "x"}), "data.googlex"),
+    ("reserved gcm.x", lambda: FCMMessage(data={"gcm.x": "x"}), "data.gcm.x"),
     ("reserved notification", lambda: FCMMessage(data={"notification": "x"}), "data.notification"),
     ("reserved from", lambda: FCMMessage(data={"from": "x"}), "data.from"),
     ("data list", lambda: FCMMessage(data=["a"]), "data"),  # type: ignore[arg-type]
@@ -453,9 +454,19 @@ BAD: list[tuple[str, Callable[[], object], str]] = [
         "android.notification.bypass_proxy_notification",
     ),
     (
-        "event_time string",
-        lambda: AndroidNotification(event_time="2026-01-01"),  # type: ignore[arg-type]
+        "event_time not RFC 3339",
+        lambda: AndroidNotification(event_time="5 Dec 2026"),
         "android.notification.event_time",
+    ),
+    (
+        "event_time int",
+        lambda: AndroidNotification(event_time=1700000000),  # type: ignore[arg-type]
+        "android.notification.event_time",
+    ),
+    (
+        "vibrate ISO nonsense",
+        lambda: AndroidNotification(vibrate_timings=["PT-S"]),
+        "android.notification.vibrate_timings",
     ),
     (
         "priority lowercase",
@@ -601,11 +612,6 @@ BAD: list[tuple[str, Callable[[], object], str]] = [
         lambda: WebpushNotification(actions=[{"action": "a", "title": 3}]),
         "webpush.notification.actions.title",
     ),
-    (
-        "web custom clash",
-        lambda: WebpushNotification(custom={"requireInteraction": True}),
-        "webpush.notification.custom.requireInteraction",
-    ),
     # top level options
     ("label space", lambda: FCMMessage(analytics_label="a b"), "fcm_options.analytics_label"),
     ("label int", lambda: FCMMessage(analytics_label=5), "fcm_options.analytics_label"),  # type: ignore[arg-type]
@@ -643,3 +649,21 @@ def test_bad_input_sends_nothing(service_account: Any) -> None:
         refused = asyncio.run(main())
         assert refused == len(BAD)
         assert server.total_received == 0 and server.dry_runs == 0
+
+
+def test_configs_survive_a_round_trip_through_builtins() -> None:
+    """What the endpoint store does with overrides: msgspec.to_builtins, JSON, then the
+    class built again from the dict; the v1 JSON is unchanged."""
+    android = AndroidConfig(
+        ttl=dt.timedelta(minutes=5),
+        notification=AndroidNotification(
+            event_time=EVENT,
+            vibrate_timings=[dt.timedelta(milliseconds=500), 1.5],
+            light_settings=LightSettings("#00ff00", dt.timedelta(seconds=1), 2),
+        ),
+    )
+    again = AndroidConfig(**json.loads(json.dumps(msgspec.to_builtins(android))))
+    assert again.to_json() == android.to_json()
+    web = WebpushConfig(notification=WebpushNotification(title="t", require_interaction=True))
+    again_web = WebpushConfig(**json.loads(json.dumps(msgspec.to_builtins(web))))
+    assert again_web.to_json() == {"notification": {"title": "t", "requireInteraction": True}}

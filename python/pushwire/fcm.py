@@ -116,6 +116,13 @@ def _duration(value: object, field: str, maximum: float | None = None) -> str:
         text = f"{value:.9f}".rstrip("0").rstrip(".") + "s"
     elif isinstance(value, str) and _DURATION.match(value):
         seconds, text = float(value[:-1]), value
+    elif isinstance(value, str) and value.startswith(("P", "-P")):
+        # ISO 8601, as msgspec.to_builtins writes a timedelta: parse it and go round again.
+        try:
+            parsed = msgspec.convert(value, _dt.timedelta)
+        except msgspec.ValidationError:
+            raise _fail(f"{value!r} is not an ISO 8601 duration", field) from None
+        return _duration(parsed, field, maximum)
     else:
         raise _fail(
             f"{value!r} is not a duration (seconds, a timedelta or a string such as '3.5s')",
@@ -127,7 +134,13 @@ def _duration(value: object, field: str, maximum: float | None = None) -> str:
 
 
 def _timestamp(value: object, field: str) -> str:
-    """RFC 3339 in UTC with microseconds; a naive datetime is taken as UTC."""
+    """RFC 3339 in UTC with microseconds; a naive datetime is taken as UTC. An RFC 3339 string
+    (as msgspec.to_builtins writes a datetime) is read back."""
+    if isinstance(value, str):
+        try:
+            value = msgspec.convert(value, _dt.datetime)
+        except msgspec.ValidationError:
+            raise _fail(f"{value!r} is not an RFC 3339 time", field) from None
     if not isinstance(value, _dt.datetime):
         raise _fail(f"must be a datetime, not {type(value).__name__}", field)
     if value.tzinfo is not None:
@@ -154,7 +167,7 @@ def _string_map(value: object, field: str) -> None:
 def _check_data(data: object, field: str) -> None:
     _string_map(data, field)
     for key in data or ():  # type: ignore[attr-defined]
-        if key in _RESERVED_EXACT or key.lower().startswith(_RESERVED_PREFIXES):
+        if key in _RESERVED_EXACT or key.startswith(_RESERVED_PREFIXES):
             raise _fail(
                 f"key {key!r} is reserved by FCM (from, notification, message_type and keys "
                 "starting with google or gcm)",
@@ -344,7 +357,7 @@ class AndroidNotification(_Config):
     channel_id: str | None = None
     ticker: str | None = None
     sticky: bool | None = None
-    event_time: _dt.datetime | None = None
+    event_time: Union[_dt.datetime, str, None] = None
     local_only: bool | None = None
     notification_priority: NotificationPriority | None = None
     default_sound: bool | None = None
@@ -582,14 +595,12 @@ class WebpushNotificationAction(_Config):
             _text(getattr(self, name), self._at(name))
 
 
-#: Python names of WebpushNotification -> the Notification API's (camelCase) keys.
-_WEB_KEYS = {"require_interaction": "requireInteraction"}
-
-
-class WebpushNotification(_Config):
+class WebpushNotification(_Config, rename={"require_interaction": "requireInteraction"}):
     """``webpush.notification``: the Web Notification API's options (keys as the browser
-    spells them: ``require_interaction`` is sent as ``requireInteraction``). ``timestamp`` is
-    milliseconds since the epoch; ``custom`` adds keys of your own beside these."""
+    spells them: ``require_interaction`` is sent as ``requireInteraction``, also by
+    ``msgspec.to_builtins``, so the builtins are the v1 JSON). ``timestamp`` is milliseconds
+    since the epoch. For options of your own beside these, give ``webpush.notification`` as a
+    plain dict."""
 
     PATH: ClassVar[str] = "webpush.notification"
     title: str | None = None
@@ -607,7 +618,6 @@ class WebpushNotification(_Config):
     vibrate: Union[int, list[int], None] = None
     actions: list[Union[WebpushNotificationAction, dict[str, Any]]] | None = None
     data: Any = None
-    custom: dict[str, Any] | None = None
 
     def _check(self) -> None:
         for name in ("title", "body", "icon", "badge", "image", "lang", "tag"):
@@ -629,20 +639,9 @@ class WebpushNotification(_Config):
             ]
         if self.data is not None:
             _json_value(self.data, self._at("data"))
-        if self.custom is not None:
-            _json_object(self.custom, self._at("custom"))
-            for key in self.custom:
-                if key in self.__struct_fields__ or key in _WEB_KEYS.values():
-                    raise _fail(
-                        f"{key!r} is a notification field; set it directly",
-                        self._at(f"custom.{key}"),
-                    )
 
     def to_json(self) -> dict[str, Any]:
-        out = {_WEB_KEYS.get(k, k): v for k, v in super().to_json().items() if k != "custom"}
-        if self.actions is not None:
-            out["actions"] = [a.to_json() for a in self.actions]  # type: ignore[union-attr]
-        out.update(self.custom or {})
+        out: dict[str, Any] = msgspec.to_builtins(self)
         return out
 
 
