@@ -104,7 +104,7 @@ class FCMClient(PushClient):
                 raise ConfigurationError(str(e), field="target_rate") from None
             pool_options.setdefault("max_streams_per_connection", streams_per_connection)
             self.connection_plan = (
-                f"{max_connections} connections = ceil({target_rate:g}/s x {round_trip:g} s "
+                f"{max_connections} connection{'s' if max_connections != 1 else ''} = ceil({target_rate:g}/s x {round_trip:g} s "
                 f"/ {streams_per_connection} streams)"
             )
         super().__init__(
