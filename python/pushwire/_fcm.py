@@ -103,9 +103,10 @@ class FCMClient(PushClient):
             except ValueError as e:
                 raise ConfigurationError(str(e), field="target_rate") from None
             pool_options.setdefault("max_streams_per_connection", streams_per_connection)
+            plural = "s" if max_connections != 1 else ""
             self.connection_plan = (
-                f"{max_connections} connection{'s' if max_connections != 1 else ''} = ceil({target_rate:g}/s x {round_trip:g} s "
-                f"/ {streams_per_connection} streams)"
+                f"{max_connections} connection{plural} = ceil({target_rate:g}/s x "
+                f"{round_trip:g} s / {streams_per_connection} streams)"
             )
         super().__init__(
             base_url,
