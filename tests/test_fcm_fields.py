@@ -528,6 +528,31 @@ BAD: list[tuple[str, Callable[[], object], str]] = [
     ("apns str", lambda: FCMMessage(apns="x"), "apns"),  # type: ignore[arg-type]
     ("apns payload no aps", lambda: ApnsConfig(payload={"alert": "x"}), "apns.payload"),
     ("apns payload aps str", lambda: ApnsConfig(payload={"aps": "x"}), "apns.payload"),
+    (
+        "aps badge str",
+        lambda: ApnsConfig(payload={"aps": {"badge": "1"}}),
+        "apns.payload.aps.badge",
+    ),
+    (
+        "aps unknown key",
+        lambda: ApnsConfig(payload={"aps": {"bagde": 1}}),
+        "apns.payload.aps.bagde",
+    ),
+    (
+        "aps critical volume",
+        lambda: ApnsConfig(payload={"aps": {"sound": {"name": "a", "volume": 2, "critical": 1}}}),
+        "apns.payload.aps.sound.volume",
+    ),
+    (
+        "aps loc-args alone",
+        lambda: ApnsConfig(payload={"aps": {"alert": {"loc-args": ["a"]}}}),
+        "apns.payload.aps.alert.loc-args",
+    ),
+    (
+        "aps empty sound",
+        lambda: ApnsConfig(payload={"aps": {"sound": ""}}),
+        "apns.payload.aps.sound",
+    ),
     ("apns payload object", lambda: ApnsConfig(payload={"aps": {}, "s": object()}), "apns.payload"),
     (
         "apns payload too big",

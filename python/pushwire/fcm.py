@@ -511,6 +511,32 @@ def _check_apns_headers(headers: Mapping[str, str]) -> None:
             )
 
 
+_AT = re.compile(r" - at `\$(.*)`$")
+_NAMED = re.compile(r"^(aps(?:\.[a-z-]+)+) ")
+_UNKNOWN = re.compile(r"unknown field `([^`]+)`")
+
+
+def _check_aps(aps: dict[str, Any]) -> None:
+    """An ``aps`` given as a dict gets the checks of pushwire's own payload builders (types,
+    Apple's key names, critical sounds, localization pairs, Live Activity rules)."""
+    from .payload import Aps  # payload.py imports this module's neighbours; import late
+
+    try:
+        msgspec.convert(aps, Aps)
+    except msgspec.ValidationError as e:
+        text = str(e)
+        where = _AT.search(text)
+        problem = _AT.sub("", text)
+        field = "apns.payload.aps" + (where.group(1) if where else "")
+        named = _NAMED.match(problem)  # the builders' own message names the key exactly
+        unknown = _UNKNOWN.search(problem)
+        if named:
+            field = "apns.payload." + named.group(1)
+        elif unknown:
+            field += "." + unknown.group(1)
+        raise _fail(problem, field) from None
+
+
 def _message_headers(message: Message) -> dict[str, str]:
     headers = {"apns-push-type": message.push_type, "apns-topic": message.topic}
     if message.priority is not None:
@@ -556,6 +582,8 @@ class ApnsConfig(_Config):
                 raise _fail(f"is {size} bytes; APNs allows {MAX_APNS_PAYLOAD}", "apns.payload")
         if self.payload is not None and not isinstance(payload.get("aps"), dict):
             raise _fail("must be an APNs payload with an 'aps' dictionary", "apns.payload")
+        if isinstance(self.payload, dict):
+            _check_aps(self.payload["aps"])
         _check_apns_headers(merged)
         if self.fcm_options is not None:
             self.fcm_options = _struct(self.fcm_options, ApnsFcmOptions, self._at("fcm_options"))
