@@ -27,6 +27,7 @@ import msgspec
 from . import _core
 from ._errors import PayloadError
 from ._message import PUSH_TYPES, Message
+from .payload import Aps
 
 #: FCM's payload limit: bytes of the data keys and values, to a token, FID or condition.
 MAX_DATA_BYTES = 4096
@@ -519,8 +520,6 @@ _UNKNOWN = re.compile(r"unknown field `([^`]+)`")
 def _check_aps(aps: dict[str, Any]) -> None:
     """An ``aps`` given as a dict gets the checks of pushwire's own payload builders (types,
     Apple's key names, critical sounds, localization pairs, Live Activity rules)."""
-    from .payload import Aps  # payload.py imports this module's neighbours; import late
-
     try:
         msgspec.convert(aps, Aps)
     except msgspec.ValidationError as e:
