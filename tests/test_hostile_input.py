@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import subprocess
 import sys
 import textwrap
@@ -345,7 +346,11 @@ def test_fcm_message_gives_a_message_or_a_payload_error_naming_the_field(
 
     message = build_or_payload_error(build)
     if message is not None:
-        assert len(message.encoded) + 256 <= 4096
+        # FCM's payload rule: data keys and values plus the notification's texts.
+        sent = json.loads(message.encoded)
+        shown = sum(len(k.encode()) + len(v.encode()) for k, v in sent["notification"].items())
+        limit = 2048 if message.target_kind == "topic" else 4096
+        assert pushwire.fcm.data_bytes(sent.get("data")) + shown <= limit
 
 
 # --- classification -------------------------------------------------------------------------------
@@ -503,8 +508,9 @@ def test_unhashable_priority_or_push_type_is_a_payload_error(kwargs, field):
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
-        ({"android": {"priority": "HIGH"}}, "android"),
-        ({"apns": {"headers": {}}}, "apns"),
+        ({"android": {"priority": "URGENT"}}, "android.priority"),
+        ({"apns": {"headrs": {}}}, "apns.headrs"),
+        ({"android": 3}, "android"),
         ({"webpush": "x"}, "webpush"),
         ({"notification": object()}, "notification"),
     ],

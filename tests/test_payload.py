@@ -578,6 +578,19 @@ BAD_INPUT: list[tuple[str, Callable[[], object], str]] = [
     ("critical 2", lambda: Sound("a.caf", critical=2), "aps.sound.critical"),
     ("sound name int", lambda: Sound(3), "aps.sound.name"),
     ("sound int", alert_with(sound=5), "aps.sound"),
+    ("sound empty", alert_with(body="b", sound=""), "aps.sound"),
+    ("critical sound empty name", lambda: Sound(""), "aps.sound.name"),
+    ("loc-args without loc-key", alert_with(loc_args=["a"]), "aps.alert.loc-args"),
+    (
+        "title-loc-args without title-loc-key",
+        alert_with(title_loc_args=["a"], body="b"),
+        "aps.alert.title-loc-args",
+    ),
+    (
+        "subtitle-loc-args without subtitle-loc-key",
+        alert_with(subtitle_loc_args=["a"], body="b"),
+        "aps.alert.subtitle-loc-args",
+    ),
     # badge
     ("badge negative", alert_with(badge=-1), "aps.badge"),
     ("badge bool", alert_with(badge=True), "aps.badge"),

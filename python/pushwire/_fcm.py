@@ -14,6 +14,7 @@ from ._client import PathLike, PushClient
 from ._dispatch import AUTH_GENERATION, AuthRetry
 from ._errors import ConfigurationError, CredentialsError
 from ._oauth import ServiceAccountCredentials, parse_token_response
+from ._pacing import QuotaRetry, SlidingWindowPace, connections_for
 from ._results import Result
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from .fcm import FCMMessage, as_item
@@ -30,6 +31,15 @@ class FCMClient(PushClient):
     429 (QUOTA_EXCEEDED waits at least a minute), 500 and 503 are resent after Retry-After or
     an exponential backoff with jitter, up to ``retry.max_attempts`` sends. ``rate_limit``
     caps messages per minute (FCM's default project quota is 600,000/min); off by default.
+
+    At quota speed: ``quota_per_minute`` paces sends so that no ``quota_window`` seconds
+    (60 by default; FCM's minutes are not clock-aligned) hold more than the quota, and a 429
+    QUOTA_EXCEEDED holds every send for its Retry-After plus jitter; ``avoid_hour_start``
+    starts nothing in the first two minutes of an hour. FCM allows about 100 streams per
+    connection, so one connection carries about ``streams / round_trip`` messages a second:
+    give ``streams_per_connection`` (the server's SETTINGS_MAX_CONCURRENT_STREAMS) and
+    ``round_trip`` (seconds per answer) and the pool gets ``ceil(rate * round_trip /
+    streams)`` connections for ``target_rate`` messages/s (by default the quota's rate).
 
     The OAuth2 access token is fetched before the first send, refreshed in the background
     before it expires (sends never wait for a refresh while the current token is valid), and
@@ -52,6 +62,12 @@ class FCMClient(PushClient):
         worker_threads: int = 1,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         rate_limit: int | None = None,
+        quota_per_minute: int | None = None,
+        quota_window: float = 60.0,
+        avoid_hour_start: bool = False,
+        target_rate: float | None = None,
+        round_trip: float = 0.05,
+        streams_per_connection: int | None = None,
         **pool_options: Any,
     ) -> None:
         if not isinstance(service_account, ServiceAccountCredentials):
@@ -66,6 +82,32 @@ class FCMClient(PushClient):
         self._credentials = service_account
         if token_uri is not None:
             service_account.token_uri = token_uri
+        pace = _quota_pace(quota_per_minute, quota_window, avoid_hour_start, rate_limit)
+        if pace is not None and retry is not None:
+            retry = QuotaRetry.around(retry, pace)
+        if target_rate is None and pace is not None:
+            target_rate = pace.rate
+        #: The pool size chosen for ``target_rate``, and why (observability).
+        self.connection_plan: str | None = None
+        if target_rate is not None:
+            if streams_per_connection is None:
+                # The engine does not yet report the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+                raise ConfigurationError(
+                    "target_rate (or quota_per_minute) sizes the pool from "
+                    "streams_per_connection: give the server's SETTINGS_MAX_CONCURRENT_STREAMS "
+                    "(FCM: about 100)",
+                    field="streams_per_connection",
+                )
+            try:
+                max_connections = connections_for(target_rate, round_trip, streams_per_connection)
+            except ValueError as e:
+                raise ConfigurationError(str(e), field="target_rate") from None
+            pool_options.setdefault("max_streams_per_connection", streams_per_connection)
+            plural = "s" if max_connections != 1 else ""
+            self.connection_plan = (
+                f"{max_connections} connection{plural} = ceil({target_rate:g}/s x "
+                f"{round_trip:g} s / {streams_per_connection} streams)"
+            )
         super().__init__(
             base_url,
             identity=f"fcm:{service_account.client_email}",
@@ -79,6 +121,9 @@ class FCMClient(PushClient):
             path_prefix="/v1/projects/" + urllib.parse.quote(self.project_id, safe=""),
             **pool_options,
         )
+        if pace is not None:
+            self._limiter = pace  # type: ignore[assignment]  # same interface, sliding window
+        self._pace = pace
         self._token_pool, self._token_path = self._add_token_pool(service_account.token_uri)
         self._expires_at = 0.0  # monotonic time the current access token expires
         self._auth_generation = 0  # engine generation of the current access token
@@ -173,6 +218,29 @@ class FCMClient(PushClient):
         if isinstance(notification, FCMMessage):
             notification = as_item(notification)
         return await super().send(notification)
+
+
+def _quota_pace(
+    quota_per_minute: int | None, window: float, avoid_hour_start: bool, rate_limit: int | None
+) -> SlidingWindowPace | None:
+    if quota_per_minute is None:
+        if avoid_hour_start:
+            raise ConfigurationError(
+                "avoid_hour_start needs quota_per_minute", field="avoid_hour_start"
+            )
+        return None
+    if rate_limit is not None:
+        raise ConfigurationError(
+            "give quota_per_minute or rate_limit, not both", field="quota_per_minute"
+        )
+    if type(quota_per_minute) is not int or quota_per_minute < 1 or not 0 < window <= 60:
+        raise ConfigurationError(
+            "quota_per_minute must be a positive int and quota_window in (0, 60] seconds",
+            field="quota_per_minute",
+        )
+    # The quota is per minute; a shorter window (tests, mocks) takes its share of it.
+    per_window = max(1, round(quota_per_minute * window / 60.0))
+    return SlidingWindowPace(per_window, window, avoid_hour_start=avoid_hour_start)
 
 
 def _log_refresh_failure(task: asyncio.Task[None]) -> None:

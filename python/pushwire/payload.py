@@ -127,6 +127,15 @@ def _check_json_object(value: object, field: str) -> None:
 def _check_sound(value: object, field: str) -> None:
     if not isinstance(value, (str, Sound)):
         raise _fail(field, "must be a file name string or a Sound")
+    if isinstance(value, str) and not value:
+        # iOS plays nothing and reports nothing; leave sound unset for a silent alert.
+        raise _fail(field, 'must name a sound file or "default" (leave it unset for silence)')
+
+
+def _check_loc_pair(args: object, key: object, field: str, key_field: str) -> None:
+    """``*-loc-args`` fill a ``*-loc-key`` format string; without the key iOS ignores them."""
+    if args is not None and key is None:
+        raise _fail(field, f"needs {key_field} (the format string the arguments fill)")
 
 
 def _check_alert_text(value: object, field: str) -> None:
@@ -176,6 +185,8 @@ class Sound(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def __post_init__(self) -> None:
         _check_text(self.name, "aps.sound.name")
+        if not self.name:
+            raise _fail("aps.sound.name", 'must name a sound file or "default"')
         _check_number(self.volume, "aps.sound.volume", 0.0, 1.0)
         if type(self.critical) is not int or self.critical not in (0, 1):
             raise _fail("aps.sound.critical", f"must be 0 or 1, not {self.critical!r}")
@@ -226,6 +237,19 @@ class Alert(
             _check_text_list(self.loc_args, "aps.alert.loc-args")
         if self.sound is not None:
             _check_sound(self.sound, "aps.alert.sound")
+        _check_loc_pair(
+            self.title_loc_args,
+            self.title_loc_key,
+            "aps.alert.title-loc-args",
+            "aps.alert.title-loc-key",
+        )
+        _check_loc_pair(
+            self.subtitle_loc_args,
+            self.subtitle_loc_key,
+            "aps.alert.subtitle-loc-args",
+            "aps.alert.subtitle-loc-key",
+        )
+        _check_loc_pair(self.loc_args, self.loc_key, "aps.alert.loc-args", "aps.alert.loc-key")
 
 
 class Aps(

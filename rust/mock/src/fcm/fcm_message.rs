@@ -7,11 +7,15 @@ use serde_json::{Map, Value};
 
 use crate::fcm::google_error::GoogleError;
 
-/// Largest accepted serialized `message` object.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 4096;
+/// FCM's payload limit: the bytes of the data keys and values (FCM's error reference,
+/// "Message is too big"), 4096 for most messages and 2048 for messages to topics.
+pub(crate) const MAX_DATA_BYTES: usize = 4096;
+pub(crate) const MAX_TOPIC_DATA_BYTES: usize = 2048;
+/// A sanity cap on the whole serialized `message` (notification, configs, payloads).
+pub(crate) const MAX_MESSAGE_BYTES: usize = 32 * 1024;
 /// FCM's TTL ceiling: 4 weeks.
 const MAX_TTL_SECS: u64 = 2_419_200;
-const TARGET_FIELDS: [&str; 3] = ["token", "topic", "condition"];
+const TARGET_FIELDS: [&str; 4] = ["token", "topic", "condition", "fid"];
 const RESERVED_DATA_KEYS: [&str; 2] = ["from", "message_type"];
 const RESERVED_DATA_PREFIXES: [&str; 2] = ["google.", "gcm.notification."];
 
@@ -21,12 +25,14 @@ pub(crate) enum Target {
     Token(String),
     Topic(String),
     Condition(String),
+    /// A Firebase installation id.
+    Fid(String),
 }
 
 impl Target {
     pub fn rule_key(&self) -> &str {
         match self {
-            Target::Token(s) | Target::Topic(s) | Target::Condition(s) => s,
+            Target::Token(s) | Target::Topic(s) | Target::Condition(s) | Target::Fid(s) => s,
         }
     }
 }
@@ -106,11 +112,31 @@ impl SendBody {
             Some(other) => return Err(type_mismatch("message.android", "TYPE_MESSAGE", other)),
         }
         let size = serde_json::to_vec(message).map_or(usize::MAX, |bytes| bytes.len());
-        if size > MAX_MESSAGE_BYTES {
+        let data_limit = match target {
+            Target::Topic(_) => MAX_TOPIC_DATA_BYTES,
+            _ => MAX_DATA_BYTES,
+        };
+        let android_data = message
+            .get("android")
+            .and_then(|android| android.get("data"));
+        if size > MAX_MESSAGE_BYTES
+            || data_bytes(message.get("data")) > data_limit
+            || data_bytes(android_data) > data_limit
+        {
             return Err(too_big());
         }
         Ok(target)
     }
+}
+
+/// UTF-8 bytes of a data map's keys and values (checked to be strings before).
+fn data_bytes(data: Option<&Value>) -> usize {
+    let Some(Value::Object(map)) = data else {
+        return 0;
+    };
+    map.iter()
+        .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
+        .sum()
 }
 
 fn too_big() -> GoogleError {
@@ -158,6 +184,7 @@ fn target(message: &Map<String, Value>) -> Result<Target, GoogleError> {
         found = Some(match name {
             "token" => Target::Token(text.clone()),
             "topic" => Target::Topic(text.clone()),
+            "fid" => Target::Fid(text.clone()),
             _ => Target::Condition(text.clone()),
         });
     }
@@ -317,6 +344,8 @@ mod tests {
         assert_eq!(token, Ok(Target::Token("abc".into())));
         let topic = validate(&json!({"message": {"topic": "news", "token": ""}}));
         assert_eq!(topic, Ok(Target::Topic("news".into())));
+        let fid = validate(&json!({"message": {"fid": "f1"}}));
+        assert_eq!(fid, Ok(Target::Fid("f1".into())));
         let condition = validate(&json!({"message": {"condition": "'a' in topics"}}));
         assert_eq!(condition.unwrap().rule_key(), "'a' in topics");
     }
@@ -384,12 +413,21 @@ mod tests {
     }
 
     #[test]
-    fn size_counts_the_serialized_message() {
-        let fits = "x".repeat(MAX_MESSAGE_BYTES - 40);
+    fn size_counts_data_keys_and_values_and_topics_get_half() {
+        let fits = "x".repeat(MAX_DATA_BYTES - 1);
         assert!(validate(&json!({"message": {"token": "t", "data": {"k": fits}}})).is_ok());
-        let big = "x".repeat(MAX_MESSAGE_BYTES);
+        let big = "x".repeat(MAX_DATA_BYTES);
         let error = validate(&json!({"message": {"token": "t", "data": {"k": big}}}));
         assert_eq!(error.unwrap_err()["error"]["message"], "Message is too big");
+        let android = json!({"message": {"fid": "f", "android": {"data": {"k": big}}}});
+        assert!(validate(&android).is_err());
+        let topic_fits = "x".repeat(MAX_TOPIC_DATA_BYTES - 1);
+        assert!(validate(&json!({"message": {"topic": "t", "data": {"k": topic_fits}}})).is_ok());
+        let topic_big = "x".repeat(MAX_TOPIC_DATA_BYTES);
+        assert!(validate(&json!({"message": {"topic": "t", "data": {"k": topic_big}}})).is_err());
+        let notification = "x".repeat(MAX_MESSAGE_BYTES);
+        let huge = json!({"message": {"token": "t", "notification": {"body": notification}}});
+        assert!(validate(&huge).is_err());
         let truncated = SendBody::parse(b"{", false).unwrap_err().into_reply();
         assert_eq!(truncated.status, 400);
     }
