@@ -1,4 +1,5 @@
-//! The engine: a tokio runtime, the pools, the in-flight window and the completion sink.
+//! The engine: its runtime (its own or the process's shared one), the pools, the in-flight
+//! window and the completion sink.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,10 +11,11 @@ use crate::error::{Error, ErrorKind};
 use crate::metrics::MetricsSnapshot;
 use crate::pool::{self, PoolShared};
 use crate::request::{validate_header_value, Request};
+use crate::runtime;
 use crate::transport::Transport;
 
-/// More engine threads than this never help a push sender (and tokio panics on absurd counts).
-const MAX_WORKER_THREADS: usize = 64;
+/// How long stopping waits for tasks to end (and hand out their outcomes) after the grace.
+const STOP_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// Index of a pool in its engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,7 +41,7 @@ pub struct PoolStats {
 }
 
 pub struct Engine {
-    /// Taken out on shutdown; `handle` spawns while it lives.
+    /// This engine's own runtime, taken out on shutdown; `None` on the shared runtime.
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     closed: std::sync::atomic::AtomicBool,
@@ -52,34 +54,41 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// An engine with its own runtime (`config.worker_threads` threads), stopped with it.
     pub fn new(config: EngineConfig, sink: Arc<dyn CompletionSink>) -> Result<Engine, Error> {
-        if !(1..=MAX_WORKER_THREADS).contains(&config.worker_threads) {
-            return Err(Error::invalid(
-                "worker_threads",
-                format!("must be between 1 and {MAX_WORKER_THREADS}"),
-            ));
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.worker_threads.max(1))
-            .thread_name("pushwire-engine")
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Runtime,
-                    format!("cannot start the engine runtime: {e}"),
-                )
-            })?;
-        Ok(Engine {
-            handle: runtime.handle().clone(),
-            runtime: Mutex::new(Some(runtime)),
+        let runtime = runtime::build(config.worker_threads)?;
+        let handle = runtime.handle().clone();
+        Ok(Self::assemble(config, sink, handle, Some(runtime)))
+    }
+
+    /// An engine on the process's shared runtime: every engine made this way runs on the same
+    /// threads (sized by the first one's `worker_threads`), so many clients cost no more
+    /// threads than one. [`Engine::shutdown`] stops this engine's tasks, not the runtime. A
+    /// forked child gets its own shared runtime on first use.
+    pub fn on_shared_runtime(
+        config: EngineConfig,
+        sink: Arc<dyn CompletionSink>,
+    ) -> Result<Engine, Error> {
+        let handle = runtime::shared(config.worker_threads)?;
+        Ok(Self::assemble(config, sink, handle, None))
+    }
+
+    fn assemble(
+        config: EngineConfig,
+        sink: Arc<dyn CompletionSink>,
+        handle: tokio::runtime::Handle,
+        runtime: Option<tokio::runtime::Runtime>,
+    ) -> Engine {
+        Engine {
+            handle,
+            runtime: Mutex::new(runtime),
             closed: std::sync::atomic::AtomicBool::new(false),
             config,
             completions: Arc::new(Completions::new(sink)),
             pools: Mutex::new(Vec::new()),
             next_conn_id: Arc::new(AtomicU64::new(1)),
             owner_pid: std::process::id(),
-        })
+        }
     }
 
     fn forked(&self) -> bool {
@@ -147,7 +156,8 @@ impl Engine {
             self.next_conn_id.clone(),
             transport,
         )?);
-        self.handle.spawn(pool::manage(shared.clone()));
+        let manager = self.handle.spawn(pool::manage(shared.clone()));
+        shared.track(manager.abort_handle());
         let mut pools = self.pools();
         pools.push(shared);
         Ok(PoolId(pools.len() - 1))
@@ -243,18 +253,30 @@ impl Engine {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        let Some(runtime) = runtime else { return };
         if self.forked() {
             // Its threads live in the parent: joining them here would wait for nothing, and
             // nothing submitted here could be outstanding (submit refuses in a child).
             std::mem::forget(runtime);
             return;
         }
-        let deadline = std::time::Instant::now() + grace;
+        self.wait_outstanding(grace);
+        if let Some(runtime) = runtime {
+            runtime.shutdown_timeout(STOP_TIMEOUT);
+        } else {
+            // The shared runtime keeps running: stop only this engine's tasks, whose drop
+            // guards hand out the outcomes they still held.
+            for pool in self.pools().iter() {
+                pool.abort_tasks();
+            }
+            self.wait_outstanding(STOP_TIMEOUT);
+        }
+    }
+
+    fn wait_outstanding(&self, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
         while self.outstanding() > 0 && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        runtime.shutdown_timeout(Duration::from_millis(200));
     }
 }
 

@@ -18,6 +18,7 @@ mod outcome;
 mod pool;
 pub mod queue;
 pub mod request;
+mod runtime;
 mod tls;
 pub mod tracker;
 mod transport;

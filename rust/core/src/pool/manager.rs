@@ -69,12 +69,13 @@ pub(crate) async fn manage(pool: Arc<PoolShared>) {
         pool.conns().retain(|c| !c.closed.load(Ordering::Acquire));
         if !connecting && Instant::now() >= next_attempt && needs_connection(&pool) {
             connecting = true;
-            let pool = pool.clone();
+            let attempt_pool = pool.clone();
             let tx = connected_tx.clone();
-            tokio::spawn(async move {
-                let result = connect(&pool).await;
+            let task = tokio::spawn(async move {
+                let result = connect(&attempt_pool).await;
                 let _ = tx.send(result).await;
             });
+            pool.track(task.abort_handle());
         }
     }
 }
@@ -137,5 +138,6 @@ fn start_driver(pool: &Arc<PoolShared>, connected: Connected) {
         ping,
     } = connected;
     let driver = Driver::new(pool.clone(), state, send, io_task, pool.retire_signal());
-    tokio::spawn(driver.run(ping));
+    let task = tokio::spawn(driver.run(ping));
+    pool.track(task.abort_handle());
 }

@@ -8,6 +8,7 @@ use http::uri::Authority;
 use http::HeaderValue;
 use rustls::pki_types::ServerName;
 use tokio::sync::Notify;
+use tokio::task::AbortHandle;
 use tokio_rustls::TlsConnector;
 use tokio_util::sync::CancellationToken;
 
@@ -78,6 +79,9 @@ pub(crate) struct PoolShared {
     pub(super) next_conn_id: Arc<AtomicU64>,
     /// Opens connections instead of TCP + TLS to `base_url` when set.
     pub(super) transport: Option<Arc<dyn Transport>>,
+    /// The manager, connect and driver tasks, aborted when the engine stops on a runtime it
+    /// shares (an engine with its own runtime stops them by stopping the runtime).
+    tasks: Mutex<Vec<AbortHandle>>,
 }
 
 impl PoolShared {
@@ -111,6 +115,7 @@ impl PoolShared {
             completions,
             next_conn_id,
             transport,
+            tasks: Mutex::new(Vec::new()),
         })
     }
 
@@ -168,6 +173,29 @@ impl PoolShared {
             self.metrics.record(&outcomes);
         }
         self.completions.complete(outcomes);
+    }
+
+    /// Remember a task of this pool so [`PoolShared::abort_tasks`] can stop it.
+    pub(crate) fn track(&self, task: AbortHandle) {
+        let mut tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
+    }
+
+    /// Stop every task of this pool: their drop guards give whatever they held an outcome.
+    pub(crate) fn abort_tasks(&self) {
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            task.abort();
+        }
     }
 
     pub(crate) fn note_error(&self, message: String) {
