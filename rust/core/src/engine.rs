@@ -61,9 +61,9 @@ impl Engine {
         Ok(Self::assemble(config, sink, handle, Some(runtime)))
     }
 
-    /// An engine on the process's shared runtime: every engine made this way runs on the same
-    /// threads (sized by the first one's `worker_threads`), so many clients cost no more
-    /// threads than one. [`Engine::shutdown`] stops this engine's tasks, not the runtime. A
+    /// An engine on the process's shared runtime: every engine made this way with the same
+    /// `worker_threads` runs on the same threads, so many clients cost no more threads than
+    /// one. [`Engine::shutdown`] stops this engine's tasks, not the runtime. A
     /// forked child gets its own shared runtime on first use.
     pub fn on_shared_runtime(
         config: EngineConfig,

@@ -2,8 +2,10 @@
 //! ([`Engine::on_shared_runtime`](crate::Engine::on_shared_runtime)): a server holding clients
 //! for 200 applications runs them all on the same few threads instead of 200 runtimes.
 //!
-//! The runtime is made on first use and lives as long as the process (idle threads cost
-//! nothing). A forked child gets a fresh one: a runtime's threads do not survive `fork()`.
+//! One runtime per distinct `worker_threads` value, so a client that asks for two threads gets
+//! two (shared with every other client that asked for two). Each is made on first use and
+//! lives as long as the process (idle threads cost nothing). A forked child gets fresh ones: a
+//! runtime's threads do not survive `fork()`.
 
 use std::sync::Mutex;
 
@@ -17,10 +19,11 @@ pub(crate) const MAX_WORKER_THREADS: usize = 64;
 struct Shared {
     /// The process that made the runtime; only there do its threads exist.
     pid: u32,
+    worker_threads: usize,
     runtime: Runtime,
 }
 
-static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+static SHARED: Mutex<Vec<Shared>> = Mutex::new(Vec::new());
 
 pub(crate) fn check_worker_threads(worker_threads: usize) -> Result<(), Error> {
     if (1..=MAX_WORKER_THREADS).contains(&worker_threads) {
@@ -49,24 +52,29 @@ pub(crate) fn build(worker_threads: usize) -> Result<Runtime, Error> {
         })
 }
 
-/// The process's shared runtime, made with `worker_threads` by its first user (later callers
-/// share it whatever they ask for).
+/// The process's shared runtime with `worker_threads` threads.
 pub(crate) fn shared(worker_threads: usize) -> Result<Handle, Error> {
     check_worker_threads(worker_threads)?;
     let mut shared = SHARED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pid = std::process::id();
-    if let Some(current) = shared.as_ref().filter(|s| s.pid == pid) {
-        return Ok(current.runtime.handle().clone());
+    if shared.iter().any(|s| s.pid != pid) {
+        // Made before a fork: their threads live in the parent, so dropping them here would
+        // wait for threads that do not exist.
+        for parents in std::mem::take(&mut *shared) {
+            std::mem::forget(parents.runtime);
+        }
     }
-    if let Some(parents) = shared.take() {
-        // Made before a fork: its threads live in the parent, so dropping it here would wait
-        // for threads that do not exist.
-        std::mem::forget(parents.runtime);
+    if let Some(current) = shared.iter().find(|s| s.worker_threads == worker_threads) {
+        return Ok(current.runtime.handle().clone());
     }
     let runtime = build(worker_threads)?;
     let handle = runtime.handle().clone();
-    *shared = Some(Shared { pid, runtime });
+    shared.push(Shared {
+        pid,
+        worker_threads,
+        runtime,
+    });
     Ok(handle)
 }

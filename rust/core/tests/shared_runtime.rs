@@ -55,7 +55,7 @@ fn engine_threads() -> usize {
 #[test]
 fn engines_share_threads_and_stop_independently() {
     let mut config = MockConfig::new();
-    config.rules = vec![parse_rule(&format!("{HANG}*=hang")).unwrap()];
+    config.rules = vec![parse_rule(&format!("{HANG}=hang")).unwrap()];
     let server = Arc::new(MockServer::start(config).unwrap());
 
     // 50 clients, 20 notifications each, all on one runtime.
@@ -70,11 +70,31 @@ fn engines_share_threads_and_stop_independently() {
     }
     let threads = engine_threads();
     assert!(threads <= 2, "{threads} engine threads for 50 engines");
+    // A client asking for more threads gets them, on a runtime of its own size.
+    let sink = Arc::new(Collect::default());
+    let config = EngineConfig {
+        worker_threads: 3,
+        ..EngineConfig::default()
+    };
+    let wider = Engine::on_shared_runtime(config, sink).unwrap();
+    // Worker threads start in the background: wait for them to show.
+    let deadline = std::time::Instant::now() + WAIT;
+    while engine_threads() < threads + 3 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(engine_threads(), threads + 3, "before: {threads}");
+    drop(wider);
 
     // Stopping one engine with work in hand: its own requests end, the others go on.
     let (stopping, pool, sink) = &engines[0];
     stopping.submit(*pool, requests(5, HANG)).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
     while stopping.stats(*pool).unwrap().in_flight < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            stopping.stats(*pool).unwrap()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     stopping.submit(*pool, requests(3, "")).unwrap();
