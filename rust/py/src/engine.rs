@@ -92,7 +92,8 @@ impl Engine {
             worker_threads,
             max_in_flight: max_in_flight.max(1),
         };
-        let engine = pushwire_core::Engine::new(config, inbox.clone())
+        // One runtime per process (per worker_threads value) for every client.
+        let engine = pushwire_core::Engine::on_shared_runtime(config, inbox.clone())
             .map_err(|e| to_pyerr(py, &e, None))?;
         Ok(Engine {
             engine,
