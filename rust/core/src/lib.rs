@@ -22,6 +22,7 @@ mod runtime;
 mod tls;
 pub mod tracker;
 mod transport;
+pub mod webpush;
 
 pub use completion::CompletionSink;
 pub use config::{EngineConfig, PoolConfig};
