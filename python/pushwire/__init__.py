@@ -30,6 +30,7 @@ from ._oauth import ServiceAccountCredentials
 from ._results import Outcome, Result, Results
 from ._retry import RetryPolicy
 from ._sync import SyncAPNsClient, SyncFCMClient
+from ._webpush import WebPushClient
 from .classify import (
     Action,
     BadTokenBurstDetector,
@@ -53,6 +54,8 @@ from .fcm import (
     WebpushConfig,
 )
 from .payload import Alert, Aps, LocalizedString, Sound
+from .vapid import VapidKey
+from .webpush import WebPushMessage, WebPushNotification, WebPushSubscription
 
 __all__ = [
     "PUSH_TYPES",
@@ -97,6 +100,11 @@ __all__ = [
     "RetryPolicy",
     "SyncAPNsClient",
     "TokenCredentials",
+    "VapidKey",
+    "WebPushClient",
+    "WebPushMessage",
+    "WebPushNotification",
+    "WebPushSubscription",
     "__version__",
     "new_apns_id",
 ]

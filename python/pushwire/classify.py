@@ -507,6 +507,41 @@ FCM_TABLE: dict[tuple[int, str], tuple[Action, str]] = {
     (500, Reason.FCM_UNSPECIFIED_ERROR): (_X, "FCM gave no detail: resend with backoff."),
 }
 
+#: Web Push (RFC 8030 push services; Apple's answers JSON reasons). 404/410 without a reason
+#: reach here as ``SubscriptionGone`` (set by the Web Push client). Apple's ``Unregistered``,
+#: ``PayloadTooLarge`` and ``TooManyRequests`` rows are the APNs ones.
+WEBPUSH_TABLE: dict[tuple[int, str], tuple[Action, str]] = {
+    (404, "SubscriptionGone"): (
+        Action.DROP_TOKEN,
+        "The push subscription no longer exists (404): delete it.",
+    ),
+    (410, "SubscriptionGone"): (
+        Action.DROP_TOKEN,
+        "The push subscription expired or the user unsubscribed (410): delete it.",
+    ),
+    (404, "BadDeviceToken"): (
+        Action.DROP_TOKEN,
+        "The push service does not know this subscription (404): delete it.",
+    ),
+    (403, "BadJwtToken"): (
+        Action.FIX_CONFIG,
+        "The push service refused the VAPID JWT (key, audience, expiry, or a mailto: subject "
+        "at localhost for Apple): fix the VAPID key or subject.",
+    ),
+    (403, "ExpiredJwtToken"): (
+        Action.RETRY_AFTER_AUTH,
+        "The VAPID JWT expired: mint a new one and resend.",
+    ),
+    (400, "BadWebPushTopic"): (
+        Action.FIX_PAYLOAD,
+        "The Topic header is invalid (at most 32 base64url characters): fix it.",
+    ),
+    (400, "DecryptionFailed"): (
+        Action.FIX_PAYLOAD,
+        "The push service could not decrypt the message: check the subscription's keys.",
+    ),
+}
+
 _INVALID_TOKEN_CLASSIFICATION = Classification(
     Action.DROP_TOKEN,
     Reason.FCM_INVALID_ARGUMENT,
@@ -643,7 +678,11 @@ def _classification_for(status: int, reason: str | None) -> Classification:
 def _build_classification(status: int, reason: str | None) -> Classification:
     row = None
     if reason is not None:
-        row = APNS_TABLE.get((status, reason)) or FCM_TABLE.get((status, reason))
+        row = (
+            APNS_TABLE.get((status, reason))
+            or FCM_TABLE.get((status, reason))
+            or WEBPUSH_TABLE.get((status, reason))
+        )
     action, description = row if row is not None else _status_fallback(status, reason)
     return Classification(
         action, parse_reason(reason), _default_retry_after(action, status, reason), description

@@ -29,7 +29,10 @@ from ._apns import APNsClient
 from ._fcm import FCMClient
 from ._oauth import ServiceAccountCredentials
 from ._sync import SyncAPNsClient, SyncFCMClient
+from ._webpush import WebPushClient
 from .credentials import TokenCredentials
+from .vapid import VapidKey
+from .webpush import WebPushSubscription
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -339,3 +342,113 @@ class MockFCM(_MockServer):
 
     def __repr__(self) -> str:
         return f"MockFCM({self._state()}, project_id={self._project_id!r})"
+
+
+class MockWebPush:
+    """Several mock Web Push push services (one server per ``services``, on its own port,
+    origin ``https://localhost:<port>``), sharing one CA.
+
+    Each checks ``TTL``, ``Urgency``, ``Topic``, the VAPID header (ES256 signature against
+    ``k``, ``aud`` = its origin, ``exp`` in the future and at most 24 h ahead, ``sub``
+    ``mailto:``/``https:``; else 403 with a JSON ``reason``), the 4,096-byte limit (413) and
+    ``Content-Encoding: aes128gcm``, then **decrypts** the body with the subscription's private
+    key (400 ``DecryptionFailed`` if it cannot) and records the plaintext: :meth:`messages`.
+    Success is 201. Rules match the subscription id: ``unregistered`` answers 410, ``bad-token``
+    404, ``429`` 429 with ``retry-after``, and ``hang``/``reset``/``goaway``... as for APNs.
+
+    :meth:`subscription` mints a subscription whose keys derive from its id, as the servers
+    derive them: nothing needs registering.
+    """
+
+    def __init__(self, *, services: int = 3, rules: Rules = None) -> None:
+        if services < 1:
+            raise ValueError("services must be at least 1")
+        import shutil
+        import tempfile
+
+        self._cert_dir = tempfile.mkdtemp(prefix="pushwire-mock-webpush-")
+        self._rmtree = shutil.rmtree
+        self._servers: list[_core.MockServer] = []
+        try:
+            for _ in range(services):
+                # One cert_dir: every service signs with the same CA, one ca_file trusts all.
+                self._servers.append(
+                    _core.MockServer(rules=_rule_strings(rules), cert_dir=self._cert_dir)
+                )
+        except BaseException:
+            self.stop()
+            raise
+        self._ids = iter(range(1 << 62))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def urls(self) -> list[str]:
+        """Each push service's origin."""
+        return [server.url for server in self._servers]
+
+    @property
+    def ca_file(self) -> Path:
+        return Path(self._servers[0].ca_file)
+
+    def subscription(self, id: str | None = None, *, service: int = 0) -> WebPushSubscription:
+        """A subscription on push service ``service`` (ids: ASCII letters, digits, - and _;
+        rules match their prefix)."""
+        import base64
+
+        sub_id = id if id is not None else f"s{next(self._ids):x}"
+        p256dh, auth = _core.mock_webpush_keys(sub_id)
+        return WebPushSubscription(
+            f"{self._servers[service].url}/wp/{sub_id}",
+            base64.urlsafe_b64encode(p256dh).rstrip(b"=").decode(),
+            base64.urlsafe_b64encode(auth).rstrip(b"=").decode(),
+        )
+
+    def _server_of(self, subscription: WebPushSubscription) -> tuple[_core.MockServer, str]:
+        origin, _, sub_id = subscription.endpoint.partition("/wp/")
+        for server in self._servers:
+            if server.url == origin:
+                return server, sub_id
+        raise ValueError(f"{subscription.endpoint!r} is not a subscription of this mock")
+
+    def messages(self, subscription: WebPushSubscription) -> list[bytes]:
+        """The plaintexts the push service decrypted for ``subscription``, in arrival order."""
+        server, sub_id = self._server_of(subscription)
+        return _core.mock_webpush_messages(server, sub_id)
+
+    def received(self, subscription: WebPushSubscription) -> int:
+        """Requests fully received for ``subscription``, valid or not."""
+        server, sub_id = self._server_of(subscription)
+        return server.received(sub_id)
+
+    @property
+    def total_received(self) -> int:
+        return sum(server.total_received for server in self._servers)
+
+    def set_rules(self, rules: Rules) -> None:
+        for server in self._servers:
+            server.set_rules(_rule_strings(rules))
+
+    def client(
+        self,
+        vapid_key: VapidKey | None = None,
+        *,
+        subject: str = "mailto:ops@example.com",
+        **options: Any,
+    ) -> WebPushClient:
+        """A WebPushClient trusting these services' CA (a new VAPID key unless given)."""
+        options.setdefault("ca_file", self.ca_file)
+        return WebPushClient(vapid_key or VapidKey.generate(), subject=subject, **options)
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+        self._servers = []
+        self._rmtree(self._cert_dir, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"MockWebPush({', '.join(self.urls) or 'stopped'})"

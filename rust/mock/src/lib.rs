@@ -12,6 +12,7 @@ mod route;
 mod server;
 mod state;
 mod transport;
+pub mod webpush;
 
 pub use config::{
     parse_behavior, parse_rule, Behavior, Failure, JwtKey, Match, MockConfig, Rule,

@@ -7,7 +7,7 @@ use crate::fcm::oauth;
 use crate::reply::Action;
 use crate::state::ConnectionHandle;
 use crate::state::Shared;
-use crate::{apns, fcm};
+use crate::{apns, fcm, webpush};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Route<'a> {
@@ -17,6 +17,8 @@ pub(crate) enum Route<'a> {
     OAuthToken,
     /// `/v1/...`; the project is set for a well-formed send path.
     Fcm { project: Option<&'a str> },
+    /// `/wp/<subscription id>`: a Web Push push service.
+    WebPush,
 }
 
 impl<'a> Route<'a> {
@@ -24,6 +26,8 @@ impl<'a> Route<'a> {
         let path = path.split_once('?').map_or(path, |(path, _)| path);
         if path == oauth::TOKEN_PATH {
             Route::OAuthToken
+        } else if path.starts_with(webpush::PATH_PREFIX) {
+            Route::WebPush
         } else if path.starts_with(fcm::PATH_PREFIX) {
             Route::Fcm {
                 project: fcm::send_project(path),
@@ -39,6 +43,7 @@ impl<'a> Route<'a> {
             Route::Apns => apns::body_limit(parts),
             Route::OAuthToken => oauth::BODY_LIMIT,
             Route::Fcm { .. } => fcm::BODY_LIMIT,
+            Route::WebPush => webpush::BODY_LIMIT,
         }
     }
 
@@ -55,6 +60,7 @@ impl<'a> Route<'a> {
             Route::Apns => apns::handle(parts, body, body_len, shared, conn),
             Route::OAuthToken => Action::Reply(oauth::handle(parts, body, body_len, shared)),
             Route::Fcm { project } => fcm::handle(parts, project, body, body_len, shared),
+            Route::WebPush => webpush::handle(parts, body, body_len, shared),
         }
     }
 }
@@ -74,5 +80,6 @@ mod tests {
             Route::Fcm { project: Some("p") }
         );
         assert_eq!(Route::of("/v1/batch"), Route::Fcm { project: None });
+        assert_eq!(Route::of("/wp/abc"), Route::WebPush);
     }
 }

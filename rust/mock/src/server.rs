@@ -194,6 +194,11 @@ impl MockServer {
         self.shared.counters.received(token)
     }
 
+    /// Web Push: the plaintexts the push service decrypted for subscription `id`, in order.
+    pub fn webpush_messages(&self, id: &str) -> Vec<bytes::Bytes> {
+        self.shared.webpush.messages(id)
+    }
+
     /// Every APNs and FCM request fully received (not token grants, not FCM dry runs).
     pub fn total_received(&self) -> u64 {
         self.shared.counters.total_received.load(Ordering::Relaxed)

@@ -111,6 +111,8 @@ pub(crate) struct Shared {
     /// `https://localhost:<port>/token`, an audience assertions may name.
     pub token_uri: String,
     pub counters: Counters,
+    /// Web Push: the decrypted plaintexts per subscription.
+    pub webpush: crate::webpush::inbox::Inbox,
     connections: Mutex<HashMap<u64, Arc<ConnectionHandle>>>,
     next_connection_id: AtomicU64,
     apns_id_state: AtomicU64,
@@ -144,6 +146,7 @@ impl Shared {
                 .map(|messages| ProjectQuota::new(messages, config.fcm_quota_window)),
             token_uri,
             counters: Counters::default(),
+            webpush: crate::webpush::inbox::Inbox::default(),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(0),
             apns_id_state: AtomicU64::new(seed),

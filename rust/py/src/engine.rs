@@ -54,7 +54,7 @@ fn secs(value: f64, field: &str) -> PyResult<Duration> {
 }
 
 impl Engine {
-    fn engine(&self, py: Python<'_>) -> PyResult<&pushwire_core::Engine> {
+    pub(crate) fn engine(&self, py: Python<'_>) -> PyResult<&pushwire_core::Engine> {
         if self.engine.is_closed() {
             return Err(closed_error(py));
         }

@@ -8,6 +8,7 @@ mod engine;
 mod errors;
 mod mock;
 mod template;
+mod webpush;
 
 use pyo3::prelude::*;
 
@@ -22,6 +23,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<template::Template>()?;
     m.add_class::<mock::MockServer>()?;
+    m.add_class::<webpush::WebPushSender>()?;
+    m.add_function(wrap_pyfunction!(webpush::webpush_encrypt, m)?)?;
+    m.add_function(wrap_pyfunction!(webpush::webpush_split_endpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(webpush::mock_webpush_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(webpush::mock_webpush_messages, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
         "__all__",

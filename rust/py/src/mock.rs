@@ -25,7 +25,7 @@ fn seconds(name: &str, value: f64) -> PyResult<Duration> {
 }
 
 impl MockServer {
-    fn server(&self) -> PyResult<&pushwire_mock::MockServer> {
+    pub(crate) fn server(&self) -> PyResult<&pushwire_mock::MockServer> {
         self.server
             .as_ref()
             .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("the mock server is stopped"))
