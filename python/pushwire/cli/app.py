@@ -19,6 +19,7 @@ from .mock import mock_command
 from .segment import send_to_segment_command
 from .send import send_command
 from .serve import keys_app, serve_command
+from .vapid import vapid_app
 
 app = typer.Typer(
     cls=Group,
@@ -66,6 +67,8 @@ app.command("kpis")(kpis_command)
 app.command("enqueue")(enqueue_command)
 app.command("worker")(worker_command)
 app.add_typer(jobs_app, name="jobs")
+# Web Push keys.
+app.add_typer(vapid_app, name="vapid")
 # The throughput harness of a source checkout.
 app.command("bench", context_settings=BENCH_CONTEXT)(bench_command)
 # The HTTP API and console, and its API keys.
