@@ -2,9 +2,11 @@
 RFC 8291 encryption and VAPID included.
 
     python benches/bench_webpush.py                 # 20,000 subscriptions, 3 push services
-    python benches/bench_webpush.py --count 100000  # the 100k scale run (one outcome each)
+    python benches/bench_webpush.py --scale 100000  # 100k with dead (410) and hung ones:
+                                                    # one outcome each, hung ones time out
     python benches/bench_webpush.py --write-results # merge the section into RESULTS.md
-                                                    # (<!-- begin:webpush --> ... end:webpush)
+                                                    # (<!-- begin:webpush --> ... end:webpush;
+                                                    # with --scale: webpush-scale)
 
 pushwire: ``WebPushClient.send_to_subscriptions`` against three mock push services running in
 a process of their own (their CPU, including decrypting every message, is not counted), over
@@ -44,20 +46,26 @@ from results_md import merge_section
 PAYLOAD = {"title": "Sale", "body": "50% off everything today", "url": "https://example.com/"}
 
 
-def _serve(services: int, connection: Any) -> None:
+#: Rules of the --scale run: subscription ids starting "dead" answer 410, "hung" never answer.
+SCALE_RULES = {"dead": "unregistered", "hung": "hang"}
+
+
+def _serve(services: int, connection: Any, rules: dict[str, str] | None = None) -> None:
     from pushwire.testing import MockWebPush
 
-    with MockWebPush(services=services) as mock:
+    with MockWebPush(services=services, rules=rules) as mock:
         connection.send((mock.urls, str(mock.ca_file)))
         connection.recv()
         connection.send(mock.total_received)
 
 
 @contextmanager
-def mock_in_child(services: int) -> Iterator[tuple[list[str], str]]:
+def mock_in_child(
+    services: int, rules: dict[str, str] | None = None
+) -> Iterator[tuple[list[str], str]]:
     context = multiprocessing.get_context("spawn")
     parent, child_end = context.Pipe()
-    child = context.Process(target=_serve, args=(services, child_end))
+    child = context.Process(target=_serve, args=(services, child_end, rules))
     child.start()
     if not parent.poll(60):
         child.kill()
@@ -70,13 +78,20 @@ def mock_in_child(services: int) -> Iterator[tuple[list[str], str]]:
         child.join(30)
 
 
-def subscriptions(urls: list[str], count: int) -> list[WebPushSubscription]:
+def scale_id(i: int) -> str:
+    """Every 20th subscription is dead, every 97th (not dead) hangs."""
+    return ("dead" if i % 20 == 0 else "hung" if i % 97 == 0 else "live") + f"{i:x}"
+
+
+def subscriptions(
+    urls: list[str], count: int, name: Any = lambda i: f"b{i:x}"
+) -> list[WebPushSubscription]:
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
     subs = []
     for i in range(count):
-        sub_id = f"b{i:x}"
+        sub_id = name(i)
         p256dh, auth = _core.mock_webpush_keys(sub_id)
         subs.append(
             WebPushSubscription(f"{urls[i % len(urls)]}/wp/{sub_id}", b64(p256dh), b64(auth))
@@ -141,13 +156,52 @@ def run_pywebpush(subs: list[WebPushSubscription], count: int) -> dict[str, floa
     return {"rate": count / wall, "cpu_us": cpu / count * 1e6}
 
 
+def run_scale(count: int, services: int, timeout: float) -> str:
+    """``count`` subscriptions with dead and hung ones: exactly one outcome each, the dead
+    410 (drop), the hung ``timeout`` at their deadline, the rest delivered."""
+    message = WebPushMessage(PAYLOAD, ttl=3600)
+    with mock_in_child(services, SCALE_RULES) as (urls, ca_file):
+        subs = subscriptions(urls, count, scale_id)
+
+        async def main() -> tuple[float, list[Any]]:
+            key = pushwire.VapidKey.generate()
+            async with pushwire.WebPushClient(
+                key, subject="mailto:ops@example.com", ca_file=ca_file, request_timeout=timeout
+            ) as client:
+                started = time.perf_counter()
+                results = await client.send_to_subscriptions(message, subs)
+                return time.perf_counter() - started, list(results)
+
+        elapsed, results = asyncio.run(main())
+    expected = {"dead": "rejected", "hung": "timeout", "live": "delivered"}
+    assert len(results) == count
+    assert [r.index for r in results] == list(range(count))
+    wrong = [i for i, r in enumerate(results) if r.outcome != expected[scale_id(i)[:4]]]
+    assert not wrong, [results[i] for i in wrong[:5]]
+    kinds = [scale_id(i)[:4] for i in range(count)]
+    return (
+        f"{count:,} subscriptions over {services} push services: {kinds.count('live'):,} "
+        f"delivered, {kinds.count('dead'):,} dead (410, drop_token), {kinds.count('hung'):,} "
+        f"hung (`timeout` at the {timeout:g} s deadline), one outcome each, in {elapsed:.1f} s."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--pywebpush-count", type=int, default=2_000)
     parser.add_argument("--services", type=int, default=3)
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument("--scale", type=int, default=0, help="run the fault scale check only")
+    parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
+    if args.scale:
+        line = run_scale(args.scale, args.services, args.timeout)
+        print(line)
+        if args.write_results:
+            body = f"## Web Push at scale (benches/bench_webpush.py --scale)\n\n{line}\n"
+            merge_section(Path(__file__).resolve().parent / "RESULTS.md", "webpush-scale", body)
+        return
     with mock_in_child(args.services) as (urls, ca_file):
         subs = subscriptions(urls, args.count)
         ours = run_pushwire(urls, ca_file, subs)
