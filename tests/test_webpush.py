@@ -349,3 +349,24 @@ def test_10k_subscriptions_over_3_services_dead_and_hung() -> None:
 
     with MockWebPush(services=3, rules=rules) as mock:
         asyncio.run(main(mock))
+
+
+def test_endpoint_origin_is_the_vapid_audience() -> None:
+    split = _core.webpush_split_endpoint
+    assert split("https://fcm.googleapis.com/fcm/send/abc:def") == (
+        "https://fcm.googleapis.com",
+        "/fcm/send/abc:def",
+    )
+    # The default port is not part of the origin; another port is.
+    assert split("https://push.example:443/x")[0] == "https://push.example"
+    assert split("https://push.example:8443/x")[0] == "https://push.example:8443"
+    for bad in (
+        "http://push.example/x",
+        "https://user@push.example/x",
+        "https://push.example",
+        "https://push.example/a b",
+        "https://push.example/" + "x" * 1100,
+    ):
+        with pytest.raises(PayloadError) as e:
+            split(bad)
+        assert e.value.field == "endpoint"
