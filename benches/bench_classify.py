@@ -15,7 +15,7 @@ import random
 import pytest
 
 import pushwire
-from pushwire.classify import Action, classify, summarize
+from pushwire import Action, classify, summarize
 
 N = 100_000
 TIMESTAMP_MS = 1_700_000_000_000

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 import pushwire
 from conftest import make_p8
 from pushwire import _core
-from pushwire._results import result_from_raw
+from pushwire._record import ID
+from pushwire._results import result_from_record
 from pushwire.testing import MockAPNs
 
 N = 10_000
@@ -42,7 +43,7 @@ def credentials() -> pushwire.TokenCredentials:
 def engine_and_pool(credentials: pushwire.TokenCredentials) -> Iterator[tuple[Any, int]]:
     with MockAPNs(credentials=credentials) as server:
         engine = _core.Engine(max_in_flight=1_000_000)
-        pool = engine.add_pool(server.url, ca_file=str(server.ca_file))
+        pool = engine.add_pool(server.url, pushwire.PoolOptions(), ca_file=str(server.ca_file))
         engine.set_authorization(pool, credentials.authorization())
         yield engine, pool
         engine.close(grace=5.0)
@@ -94,8 +95,8 @@ def test_drain_10k_outcomes_and_build_results(benchmark, engine_and_pool) -> Non
     def drain() -> None:
         got = 0
         while got < N:
-            raws = engine.drain(N)
-            results = [result_from_raw(raw, raw[0] & 0xFFFFFFFF) for raw in raws]
+            records = engine.drain(N)
+            results = [result_from_record(record, record[ID] & 0xFFFFFFFF) for record in records]
             got += len(results)
         drained.append(got)
 

@@ -1,7 +1,7 @@
 """Classification of results into actions, the 410 rule, burst detection and batch summaries.
 
 The expected tables below are transcribed from /work/shared/protocol.md (§1.5, §1.9, §2) by
-hand, independently of ``pushwire.classify.APNS_TABLE``: a change to either side shows up here.
+hand, independently of ``pushwire.APNS_TABLE``: a change to either side shows up here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import pushwire
 from _util import tokens
-from pushwire.classify import (
+from pushwire import (
     APNS_TABLE,
     Action,
     BadTokenBurstDetector,
@@ -33,8 +33,8 @@ from pushwire.classify import (
 )
 
 Outcome = pushwire.Outcome
-# The module itself, even once pushwire re-exports the classify() function under that name.
-classify_module = importlib.import_module("pushwire.classify")
+# The module itself (pushwire re-exports its tables and functions).
+classify_module = importlib.import_module("pushwire._classify")
 
 # APNs 410 timestamp used throughout: 2023-11-14T22:13:20Z, in MILLISECONDS.
 TS_MS = 1_700_000_000_000

@@ -548,6 +548,8 @@ def test_an_absurd_worker_thread_count_is_a_configuration_error():
 
 CRASH_SCRIPT = textwrap.dedent(
     """
+    import types
+
     import pushwire
     from pushwire import _core
 
@@ -555,10 +557,15 @@ CRASH_SCRIPT = textwrap.dedent(
     msg = pushwire.Message({"aps": {}}, topic="t")
     t = msg._template
     e = _core.Engine()
-    p = e.add_pool("https://localhost:1")
+    p = e.add_pool("https://localhost:1", pushwire.PoolOptions())
+    WIRING = {"path_prefix", "ca_file", "client_cert_pem", "client_key_pem", "identity"}
 
     def pool(**kw):
-        return e.add_pool("https://localhost:1", **kw)
+        # The engine reads options from any object with PoolOptions' attributes: these
+        # values skip PoolOptions' own checks, so the engine's are exercised.
+        options = vars(pushwire.PoolOptions()) | {k: v for k, v in kw.items() if k not in WIRING}
+        wiring = {k: v for k, v in kw.items() if k in WIRING}
+        return e.add_pool("https://localhost:1", types.SimpleNamespace(**options), **wiring)
 
     CASES = {
         "Template()": lambda: _core.Template(),
@@ -586,9 +593,12 @@ CRASH_SCRIPT = textwrap.dedent(
         "Engine(max_in_flight=2**70)": lambda: _core.Engine(max_in_flight=2**70),
         "Engine(max_in_flight=0)": lambda: _core.Engine(max_in_flight=0),
         "add_pool()": lambda: e.add_pool(),
-        "add_pool(url=int)": lambda: e.add_pool(123),
-        "add_pool(url surrogate)": lambda: e.add_pool("https://\\ud800"),
-        "add_pool(url 10 MB)": lambda: e.add_pool("https://" + "a" * 10_000_000),
+        "add_pool(url=int)": lambda: e.add_pool(123, pushwire.PoolOptions()),
+        "add_pool(options=None)": lambda: e.add_pool("https://localhost:1", None),
+        "add_pool(url surrogate)": lambda: e.add_pool("https://\\ud800", pushwire.PoolOptions()),
+        "add_pool(url 10 MB)": lambda: e.add_pool(
+            "https://" + "a" * 10_000_000, pushwire.PoolOptions()
+        ),
         "add_pool(request_timeout=nan)": lambda: pool(request_timeout=float("nan")),
         "add_pool(request_timeout=inf)": lambda: pool(request_timeout=float("inf")),
         "add_pool(request_timeout=-1)": lambda: pool(request_timeout=-1.0),
@@ -653,7 +663,9 @@ def test_wrong_types_and_absurd_values_never_crash_the_interpreter():
     # Typed pushwire errors where the engine validates; plain Python errors for wrong types;
     # a Rust panic only as a Python exception.
     assert outcomes["submit(item=str)"] == "pushwire._errors.PayloadError"
-    assert outcomes["add_pool(request_timeout=nan)"] == "builtins.ValueError"
+    assert outcomes["add_pool(request_timeout=nan)"] == "pushwire._errors.ConfigurationError"
+    assert outcomes["add_pool(path_prefix bad)"] == "pushwire._errors.ConfigurationError"
+    assert outcomes["add_pool(url=int)"] == "builtins.TypeError"
     assert outcomes["add_pool(ca_file=/dev/null)"] == "pushwire._errors.ConfigurationError"
     assert outcomes["Engine(worker_threads=2**62)"] in (
         "pyo3_runtime.PanicException",

@@ -13,6 +13,7 @@ pushwire writes are private.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import inspect
 import logging
@@ -111,6 +112,7 @@ def _option_names() -> set[str]:
         names |= set(inspect.signature(target).parameters)
     text_signature = pushwire._core.Engine.add_pool.__text_signature__ or ""
     names |= set(re.findall(r"(\w+)\s*=", text_signature))
+    names |= {option.name for option in dataclasses.fields(pushwire.PoolOptions)}
     return names
 
 
@@ -122,7 +124,7 @@ def test_no_client_option_turns_verification_off(option):
     assert "ca_file" in names and "request_timeout" in names  # the introspection works
     assert not [n for n in names if PYTHON_BYPASS.search(n) or n in ("verify", "ssl")]
     # Unknown options are refused, not ignored.
-    with pytest.raises(TypeError):
+    with pytest.raises(pushwire.ConfigurationError, match="unknown pool option"):
         pushwire.APNsClient(base_url="https://localhost:1", **{option: False})
 
 

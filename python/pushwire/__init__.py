@@ -16,6 +16,26 @@ from __future__ import annotations
 
 from . import _allocator, payload, store  # noqa: F401 (_allocator first: it sets up _core)
 from ._apns import APNsClient
+from ._classify import (
+    APNS_TABLE,
+    DEFAULT_BACKOFF_SECONDS,
+    FCM_TABLE,
+    QUOTA_EXCEEDED_DELAY_SECONDS,
+    TOO_MANY_REQUESTS_DELAY_SECONDS,
+    Action,
+    BadTokenBurstDetector,
+    Classification,
+    Reason,
+    RegisteredAt,
+    ResultLike,
+    Summary,
+    TokenToDrop,
+    classify,
+    parse_reason,
+    should_drop_token,
+    summarize,
+    tokens_to_drop,
+)
 from ._core import __version__
 from ._errors import (
     ClientClosedError,
@@ -27,23 +47,12 @@ from ._errors import (
 from ._fcm import FCMClient
 from ._message import PUSH_TYPES, Message, Notification, new_apns_id
 from ._oauth import ServiceAccountCredentials
-from ._results import Outcome, Result, Results
+from ._outcome import Outcome
+from ._pool_options import PoolOptions
+from ._results import Result, Results
 from ._retry import RetryPolicy
 from ._sync import SyncAPNsClient, SyncFCMClient
 from ._webpush import WebPushClient
-from .classify import (
-    Action,
-    BadTokenBurstDetector,
-    Classification,
-    Reason,
-    Summary,
-    TokenToDrop,
-    classify,
-    parse_reason,
-    should_drop_token,
-    summarize,
-    tokens_to_drop,
-)
 from .credentials import CertificateCredentials, TokenCredentials
 from .fcm import (
     AndroidConfig,
@@ -76,9 +85,16 @@ __all__ = [
     "ServiceAccountCredentials",
     "SyncFCMClient",
     "WebpushConfig",
+    "APNS_TABLE",
+    "DEFAULT_BACKOFF_SECONDS",
+    "FCM_TABLE",
+    "QUOTA_EXCEEDED_DELAY_SECONDS",
+    "TOO_MANY_REQUESTS_DELAY_SECONDS",
     "BadTokenBurstDetector",
     "Classification",
     "Reason",
+    "RegisteredAt",
+    "ResultLike",
     "Summary",
     "TokenToDrop",
     "classify",
@@ -94,6 +110,7 @@ __all__ = [
     "Notification",
     "Outcome",
     "PayloadError",
+    "PoolOptions",
     "PushwireError",
     "Result",
     "Results",

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
 from ._errors import ConfigurationError
+from ._pool_options import PoolOptionArgs, PoolOptions
+from ._record import REASON, OutcomeRecord
 from ._retry import RetryPolicy
 from .credentials import CertificateCredentials, Credentials, TokenCredentials
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: APNs 5xx are resent (bounded); 429 TooManyRequests concerns one device and waits longer.
 APNS_RETRY = RetryPolicy(statuses=frozenset({500, 503}))
@@ -45,7 +50,7 @@ class APNsClient(PushClient):
         worker_threads: int = 1,
         retry: RetryPolicy | None = APNS_RETRY,
         rate_limit: int | None = None,
-        **pool_options: Any,
+        **pool_options: Unpack[PoolOptionArgs],
     ) -> None:
         if base_url is None:
             if environment not in ENVIRONMENTS:
@@ -54,24 +59,26 @@ class APNsClient(PushClient):
                     field="environment",
                 )
             base_url = ENVIRONMENTS[environment]
+        options = PoolOptions.from_keywords(
+            {"request_timeout": request_timeout, "max_connections": max_connections, **pool_options}
+        )
         self.environment = environment
         self._credentials = credentials
+        client_cert = None
         if isinstance(credentials, CertificateCredentials):
-            cert_pem, key_pem = credentials.client_cert()
-            pool_options.update(client_cert_pem=cert_pem, client_key_pem=key_pem)
+            client_cert = credentials.client_cert()
         # APNs binds a connection to the first key used on it: pool per (credential, env).
         identity = f"{credentials.identity}:{environment}" if credentials is not None else ""
         super().__init__(
             base_url,
             identity=identity,
             ca_file=ca_file,
-            request_timeout=request_timeout,
-            max_connections=max_connections,
+            options=options,
             max_in_flight=max_in_flight,
             worker_threads=worker_threads,
             retry=retry,
             rate_limit=rate_limit,
-            **pool_options,
+            client_cert=client_cert,
         )
         self._auth_sent: str | None = None
         #: What the engine numbered the current header (outcomes carry the one they used).
@@ -97,10 +104,10 @@ class APNsClient(PushClient):
             self._auth_generation = self._engine.set_authorization(self._pool, value)
             self._auth_sent = value
 
-    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
+    def _fix_auth(self, rejected: list[OutcomeRecord]) -> Awaitable[None] | None:
         """Mint a new JWT (ExpiredProviderToken; never within 20 minutes of the last one) or
         move to fresh connections (UnrelatedKeyIdInToken)."""
-        reasons = {raw[4] for raw in rejected}
+        reasons = {record[REASON] for record in rejected}
         creds = self._credentials
         if "ExpiredProviderToken" in reasons and isinstance(creds, TokenCredentials):
             self._set_authorization(creds.authorization(force=True))

@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from . import _core
 from ._dispatch import AuthRetry, Dispatcher
 from ._errors import ClientClosedError, ConfigurationError
+from ._pool_options import PoolOptions
+from ._record import OutcomeRecord
 from ._results import Result, Results
 from ._retry import NO_RETRY, RateLimiter, RetryPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._message import Message, NotificationLike
+    from .fcm import FCMMessage
 
 PathLike = Union[str, os.PathLike[str]]
 
@@ -29,27 +37,31 @@ class PushClient:
         *,
         identity: str,
         ca_file: PathLike | None,
-        request_timeout: float,
-        max_connections: int,
+        options: PoolOptions,
         max_in_flight: int,
         worker_threads: int,
         retry: RetryPolicy | None,
         rate_limit: int | None,
-        **pool_options: Any,
+        path_prefix: str = "",
+        client_cert: tuple[bytes, bytes] | None = None,
     ) -> None:
-        if request_timeout <= 0:
+        if options.request_timeout <= 0:
             raise ConfigurationError("request_timeout must be positive", field="request_timeout")
         self.base_url = base_url
-        self.request_timeout = request_timeout
+        self.request_timeout = options.request_timeout
+        #: The pool's validated options (what the keyword arguments became).
+        self.pool_options = options
         self._ca_file = os.fspath(ca_file) if ca_file is not None else None
         self._engine = _core.Engine(worker_threads=worker_threads, max_in_flight=max_in_flight)
+        cert_pem, key_pem = client_cert if client_cert is not None else (None, None)
         self._pool = self._engine.add_pool(
             base_url,
+            options,
+            path_prefix=path_prefix,
             ca_file=self._ca_file,
             identity=identity,
-            max_connections=max_connections,
-            request_timeout=request_timeout,
-            **pool_options,
+            client_cert_pem=cert_pem,
+            client_key_pem=key_pem,
         )
         self._retry = retry if retry is not None else NO_RETRY
         if rate_limit is not None and rate_limit <= 0:
@@ -67,8 +79,8 @@ class PushClient:
     def _before_submit(self) -> None:
         """Called before every engine call: hand the engine a fresh credential if due."""
 
-    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
-        """The provider refused our credential (``rejected``: the engine's outcome tuples);
+    def _fix_auth(self, rejected: list[OutcomeRecord]) -> Awaitable[None] | None:
+        """The provider refused our credential (``rejected``: the engine's outcome records);
         fix it, and the notifications are resent once afterwards. Return an awaitable when the
         fix needs the network."""
         return None
@@ -78,7 +90,7 @@ class PushClient:
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Any:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -139,20 +151,20 @@ class PushClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def send(self, notification: Any) -> Result:
+    async def send(self, notification: NotificationLike) -> Result:
         """Send one notification. Calls from many tasks are batched into one engine call."""
         dispatcher = self._dispatch()
         await self._ready()
         return await dispatcher.send_one(notification)
 
-    async def send_many(self, notifications: Sequence[Any]) -> Results:
+    async def send_many(self, notifications: Sequence[NotificationLike]) -> Results:
         """Send a batch; results in input order. The whole batch is validated first."""
         items = notifications if isinstance(notifications, list) else list(notifications)
         dispatcher = self._dispatch()
         await self._ready()
         return await dispatcher.send_list(items)
 
-    async def send_to_tokens(self, message: Any, tokens: Sequence[str]) -> Results:
+    async def send_to_tokens(self, message: Message | FCMMessage, tokens: Sequence[str]) -> Results:
         """Send one message to many tokens; the payload is encoded and stored once."""
         token_list = tokens if isinstance(tokens, list) else list(tokens)
         dispatcher = self._dispatch()
@@ -160,7 +172,7 @@ class PushClient:
         return await dispatcher.send_list(token_list, tokens_of=message._template)
 
     async def stream(
-        self, notifications: Iterable[Any], *, strict: bool = False
+        self, notifications: Iterable[NotificationLike], *, strict: bool = False
     ) -> AsyncIterator[Result]:
         """Send an iterable of any length with bounded memory; yield results as they complete.
 

@@ -3,10 +3,16 @@
 import os
 from typing import Any, Callable, final
 
-__all__ = ["Engine", "MockServer", "Template", "__version__"]
+from ._pool_options import PoolOptions
+
+__all__ = ["OUTCOME_FIELDS", "Engine", "MockServer", "Template", "__version__"]
 __version__: str
 
-RawOutcome = tuple[
+#: The names of an outcome record's fields, in order (pushwire._record reads them by name).
+OUTCOME_FIELDS: tuple[str, ...]
+
+#: One outcome as the engine hands it over: a plain tuple, fields in OUTCOME_FIELDS order.
+OutcomeRecord = tuple[
     int,
     str,
     str,
@@ -57,27 +63,13 @@ class Engine:
     def add_pool(
         self,
         base_url: str,
+        options: PoolOptions,
         *,
         path_prefix: str = ...,
         ca_file: str | os.PathLike[str] | None = None,
         client_cert_pem: bytes | None = None,
         client_key_pem: bytes | None = None,
         identity: str = ...,
-        max_connections: int = 4,
-        max_streams_per_connection: int = 1000,
-        request_timeout: float = 10.0,
-        queue_timeout: float = 60.0,
-        connect_timeout: float = 10.0,
-        ping_interval: float = 10.0,
-        ping_timeout: float = 5.0,
-        dead_after_timeouts: int = 10,
-        stream_id_limit: int | None = None,
-        backoff_base: float = 0.1,
-        backoff_max: float = 30.0,
-        max_connect_attempts: int = 5,
-        max_retries: int = 5,
-        retry_uncertain: bool = False,
-        metrics: bool = True,
     ) -> int: ...
     def set_authorization(self, pool: int, value: str | None) -> int: ...
     def retire_connections(self, pool: int) -> None: ...
@@ -90,7 +82,7 @@ class Engine:
         self, pool: int, first_id: int, template: Template, tokens: list[str]
     ) -> None: ...
     def fileno(self) -> int: ...
-    def drain(self, max: int = ...) -> list[RawOutcome]: ...
+    def drain(self, max: int = ...) -> list[OutcomeRecord]: ...
     def stats(self, pool: int) -> dict[str, int]: ...
     def metrics(self, pool: int) -> dict[str, Any]: ...
     def close(self, grace: float = 0.0) -> None: ...

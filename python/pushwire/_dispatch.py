@@ -18,17 +18,18 @@ from typing import Any, Callable
 
 from . import _core
 from ._errors import ClientClosedError, PayloadError, PushwireError
-from ._results import Outcome, Result, Results, result_from_raw
+from ._outcome import Outcome
+from ._record import ATTEMPTS, ID, OUTCOME, REASON, RETRY_AFTER, STATUS, OutcomeRecord
+from ._record import replace as replace_fields
+from ._results import Result, Results, result_from_record
 from ._retry import NO_RETRY, RateLimiter, RetryPolicy
 
 _INDEX_BITS = 32
 _INDEX_MASK = (1 << _INDEX_BITS) - 1
 #: (status, reason) of rejections a fixed credential cures: resent once after the fix.
 AuthRetry = frozenset[tuple[int, str]]
-#: Called with the rejected outcome tuples; returns an awaitable when the fix needs the network.
-FixAuth = Callable[[list[tuple[Any, ...]]], Awaitable[None] | None]
-#: Index of the credential generation in an engine outcome tuple.
-AUTH_GENERATION = 15
+#: Called with the rejected outcome records; returns an awaitable when the fix needs the network.
+FixAuth = Callable[[list[OutcomeRecord]], Awaitable[None] | None]
 #: Largest batch handed to the engine in one call: bounds the time the loop spends in Rust.
 _MAX_CHUNK = 4096
 
@@ -63,10 +64,10 @@ class _ListJob:
         if not self.future.done():
             self.future.set_result(Results(self.results))  # type: ignore[arg-type]
 
-    def on_result(self, raw: tuple[Any, ...], index: int) -> None:
+    def on_result(self, record: OutcomeRecord, index: int) -> None:
         if self.results[index] is None:
             self.remaining -= 1
-        self.results[index] = result_from_raw(raw, index)
+        self.results[index] = result_from_record(record, index)
         if self.remaining == 0 and not self.future.done():
             self.future.set_result(Results(self.results))  # type: ignore[arg-type]
 
@@ -98,8 +99,8 @@ class _StreamJob:
         start = self._chunk_start(index)
         return self.chunks[start][0][index - start], None
 
-    def on_result(self, raw: tuple[Any, ...], index: int) -> None:
-        self.ready.append(result_from_raw(raw, index))
+    def on_result(self, record: OutcomeRecord, index: int) -> None:
+        self.ready.append(result_from_record(record, index))
         start = self._chunk_start(index)
         entry = self.chunks[start]
         entry[1] -= 1
@@ -159,7 +160,7 @@ class Dispatcher:
         #: id -> engine submissions so far, for notifications being resent after 429/5xx
         self._resends: dict[int, int] = {}
         #: id -> (timer, last outcome) of notifications waiting for their resend
-        self._waiting_resend: dict[int, tuple[asyncio.TimerHandle, tuple[Any, ...]]] = {}
+        self._waiting_resend: dict[int, tuple[asyncio.TimerHandle, OutcomeRecord]] = {}
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
         self._singles: dict[int, tuple[asyncio.Future[Result], Any]] = {}
@@ -203,102 +204,104 @@ class Dispatcher:
             if not w.done():
                 w.set_result(None)
 
-    def deliver(self, batch: list[tuple[Any, ...]]) -> None:
-        resend: list[tuple[Any, ...]] = []
+    def deliver(self, batch: list[OutcomeRecord]) -> None:
+        resend: list[OutcomeRecord] = []
         retried = self._auth_retried
-        for raw in batch:
-            rid = raw[0]
-            if (raw[3], raw[4]) in self._auth_retry and rid not in retried:
-                resend.append(raw)
+        for record in batch:
+            rid = record[ID]
+            status = record[STATUS]
+            if (status, record[REASON]) in self._auth_retry and rid not in retried:
+                resend.append(record)
                 continue
             if retried:
                 retried.discard(rid)
-            if raw[3] in self._retry.statuses and raw[2] == "rejected":
-                final = self._maybe_resend_later(raw)
+            if status in self._retry.statuses and record[OUTCOME] == "rejected":
+                final = self._maybe_resend_later(record)
                 if final is None:
                     continue
-                raw = final
+                record = final
             elif self._resends:
-                raw = self._count_attempts(raw)
-            self._route(raw)
+                record = self._count_attempts(record)
+            self._route(record)
         if resend:
             self._resend_after_auth(resend)
 
-    def _maybe_resend_later(self, raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    def _maybe_resend_later(self, record: OutcomeRecord) -> OutcomeRecord | None:
         """Schedule a resend after the delay the policy (or Retry-After) asks for; None when
         scheduled. When the policy gives up, the result becomes ``failed`` with the last
         status and reason."""
-        rid = raw[0]
+        rid = record[ID]
+        status, reason = record[STATUS], record[REASON]
         submissions = self._resends.get(rid, 1)
-        if self._retry.should_retry(raw[3], submissions):
-            delay = self._retry.delay(submissions, raw[4], raw[7])
+        if self._retry.should_retry(status, submissions):
+            delay = self._retry.delay(submissions, reason, record[RETRY_AFTER])
             if delay is not None:
                 self._resends[rid] = submissions + 1
-                timer = self.loop.call_later(delay, self._resend_one, raw)
-                self._waiting_resend[rid] = (timer, raw)
+                timer = self.loop.call_later(delay, self._resend_one, record)
+                self._waiting_resend[rid] = (timer, record)
                 return None
         if self._retry.max_attempts <= 1:
-            return raw
-        raw = self._count_attempts(raw)
-        why = f"gave up after {submissions} sends: {raw[3]} {raw[4] or ''}".rstrip()
-        return (*raw[:2], "failed", *raw[3:12], why, False, *raw[14:])
+            return record
+        record = self._count_attempts(record)
+        why = f"gave up after {submissions} sends: {status} {reason or ''}".rstrip()
+        return replace_fields(record, outcome="failed", error=why, maybe_delivered=False)
 
-    def _count_attempts(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+    def _count_attempts(self, record: OutcomeRecord) -> OutcomeRecord:
         """Add the earlier sends of a resent notification to its ``attempts``."""
-        earlier = self._resends.pop(raw[0], 1) - 1
+        earlier = self._resends.pop(record[ID], 1) - 1
         if earlier:
-            raw = (*raw[:11], raw[11] + earlier, *raw[12:])
-        return raw
+            record = replace_fields(record, attempts=record[ATTEMPTS] + earlier)
+        return record
 
-    def _resend_one(self, raw: tuple[Any, ...]) -> None:
-        self._waiting_resend.pop(raw[0], None)
+    def _resend_one(self, record: OutcomeRecord) -> None:
+        self._waiting_resend.pop(record[ID], None)
         if self._engine.closed:
-            self._route(self._count_attempts(raw))
+            self._route(self._count_attempts(record))
             return
-        self._resend([raw])
+        self._resend([record])
 
-    def _route(self, raw: tuple[Any, ...]) -> None:
-        rid = raw[0]
+    def _route(self, record: OutcomeRecord) -> None:
+        rid = record[ID]
         job_id = rid >> _INDEX_BITS
         if job_id == 0:
             entry = self._singles.pop(rid, None)
             if entry is not None and not entry[0].done():
-                entry[0].set_result(result_from_raw(raw, 0))
+                entry[0].set_result(result_from_record(record, 0))
         else:
             job = self._jobs.get(job_id)
             if job is not None:
-                job.on_result(raw, rid & _INDEX_MASK)
+                job.on_result(record, rid & _INDEX_MASK)
 
-    def _resend_after_auth(self, raws: list[tuple[Any, ...]]) -> None:
+    def _resend_after_auth(self, records: list[OutcomeRecord]) -> None:
         """Fix the credential once (new JWT, new access token, fresh connections), then resend
         each notification once; a second auth rejection is reported as the result."""
-        fixing = self._on_auth_rejected(raws)
+        fixing = self._on_auth_rejected(records)
         if fixing is None:
-            self._auth_retried.update(self._resend(raws))
+            self._auth_retried.update(self._resend(records))
         else:
-            self.loop.create_task(self._resend_when_fixed(fixing, raws))
+            self.loop.create_task(self._resend_when_fixed(fixing, records))
 
     async def _resend_when_fixed(
-        self, fixing: Awaitable[None], raws: list[tuple[Any, ...]]
+        self, fixing: Awaitable[None], records: list[OutcomeRecord]
     ) -> None:
         try:
             await fixing
         except BaseException as e:
             # Whatever broke the fix (an error, a cancellation), each notification keeps its
             # one outcome: the rejection it got.
-            for raw in raws:
-                self._route(raw)
+            for record in records:
+                self._route(record)
             if not isinstance(e, Exception):
                 raise
             return
-        self._auth_retried.update(self._resend(raws))
+        self._auth_retried.update(self._resend(records))
 
-    def _resend(self, raws: list[tuple[Any, ...]]) -> list[int]:
-        """Submit the notifications behind ``raws`` again under the same ids; returns the ids
-        resent (the others are reported as they are)."""
+    def _resend(self, records: list[OutcomeRecord]) -> list[int]:
+        """Submit the notifications behind ``records`` again under the same ids; returns the
+        ids resent (the others are reported as they are)."""
         resent = []
-        for raw in raws:
-            rid = raw[0]
+        for record in records:
+            rid = record[ID]
             job_id = rid >> _INDEX_BITS
             try:
                 if job_id == 0:
@@ -307,7 +310,7 @@ class Dispatcher:
                     item, template = self._jobs[job_id].item(rid & _INDEX_MASK)
                 self._submit(rid, [item], template)
             except (KeyError, PushwireError):
-                self._route(raw)  # the caller is gone or the client closed: report as is
+                self._route(record)  # the caller is gone or the client closed: report as is
                 continue
             resent.append(rid)
         return resent
@@ -526,9 +529,9 @@ class Dispatcher:
             self._coalescing = None
         self.deliver(self._engine.drain())
         # Closed before their resend: their last answer is their result.
-        for timer, raw in list(self._waiting_resend.values()):
+        for timer, record in list(self._waiting_resend.values()):
             timer.cancel()
-            self._route(self._count_attempts(raw))
+            self._route(self._count_attempts(record))
         self._waiting_resend.clear()
         self.loop.remove_reader(self._fd)  # harmless when already removed (coalescing)
         closed = ClientClosedError("the client was closed before this notification had an outcome")

@@ -7,17 +7,24 @@ import logging
 import time
 import urllib.parse
 from collections.abc import Awaitable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from . import _core
 from ._client import PathLike, PushClient
-from ._dispatch import AUTH_GENERATION, AuthRetry
+from ._dispatch import AuthRetry
 from ._errors import ConfigurationError, CredentialsError
 from ._oauth import ServiceAccountCredentials, parse_token_response
 from ._pacing import QuotaRetry, SlidingWindowPace, connections_for
+from ._pool_options import PoolOptionArgs, PoolOptions
+from ._record import AUTH_GENERATION, OutcomeRecord
 from ._results import Result
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from .fcm import FCMMessage, as_item
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ._message import NotificationLike
 
 DEFAULT_BASE_URL = "https://fcm.googleapis.com"
 _log = logging.getLogger("pushwire.fcm")
@@ -68,7 +75,7 @@ class FCMClient(PushClient):
         target_rate: float | None = None,
         round_trip: float = 0.05,
         streams_per_connection: int | None = None,
-        **pool_options: Any,
+        **pool_options: Unpack[PoolOptionArgs],
     ) -> None:
         if not isinstance(service_account, ServiceAccountCredentials):
             raise ConfigurationError(
@@ -108,18 +115,19 @@ class FCMClient(PushClient):
                 f"{max_connections} connection{plural} = ceil({target_rate:g}/s x "
                 f"{round_trip:g} s / {streams_per_connection} streams)"
             )
+        options = PoolOptions.from_keywords(
+            {"request_timeout": request_timeout, "max_connections": max_connections, **pool_options}
+        )
         super().__init__(
             base_url,
             identity=f"fcm:{service_account.client_email}",
             ca_file=ca_file,
-            request_timeout=request_timeout,
-            max_connections=max_connections,
+            options=options,
             max_in_flight=max_in_flight,
             worker_threads=worker_threads,
             retry=retry,
             rate_limit=rate_limit,
             path_prefix="/v1/projects/" + urllib.parse.quote(self.project_id, safe=""),
-            **pool_options,
         )
         if pace is not None:
             self._limiter = pace  # type: ignore[assignment]  # same interface, sliding window
@@ -139,10 +147,9 @@ class FCMClient(PushClient):
             )
         pool = self._engine.add_pool(
             f"https://{parsed.netloc}",
+            PoolOptions(max_connections=1, request_timeout=self.request_timeout),
             ca_file=self._ca_file,
             identity="oauth",
-            max_connections=1,
-            request_timeout=self.request_timeout,
         )
         return pool, parsed.path or "/"
 
@@ -168,10 +175,10 @@ class FCMClient(PushClient):
         if self._expires_at and time.monotonic() > self._expires_at - REFRESH_MARGIN:
             self._start_refresh()
 
-    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
+    def _fix_auth(self, rejected: list[OutcomeRecord]) -> Awaitable[None] | None:
         if self._refreshing is not None and not self._refreshing.done():
             return self._refreshing
-        if all(raw[AUTH_GENERATION] < self._auth_generation for raw in rejected):
+        if all(record[AUTH_GENERATION] < self._auth_generation for record in rejected):
             # They carried a token we have replaced since: resend, no new grant.
             return None
         self._expires_at = 0.0  # the server refused the current token
@@ -213,7 +220,7 @@ class FCMClient(PushClient):
 
     # -- sending ---------------------------------------------------------------------------
 
-    async def send(self, notification: Any) -> Result:
+    async def send(self, notification: NotificationLike | FCMMessage) -> Result:
         """Send a ``Notification(token, message)``, or a message with its own target."""
         if isinstance(notification, FCMMessage):
             notification = as_item(notification)

@@ -7,12 +7,15 @@ same bytes to the engine a million times by reference.
 from __future__ import annotations
 
 import uuid
-from typing import Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import msgspec
 
 from . import _core
 from ._errors import PayloadError
+
+if TYPE_CHECKING:
+    from .fcm import FCMMessage
 
 #: push type -> (topic suffix, allowed priorities, default priority, payload limit)
 PUSH_TYPES: dict[str, tuple[str, frozenset[int], int | None, int]] = {
@@ -168,8 +171,14 @@ class Notification(NamedTuple):
     """One message to one device. A plain tuple, so batches cross into Rust without copies."""
 
     token: str
-    message: Message
+    #: A :class:`Message` for APNs, an :class:`pushwire.FCMMessage` for FCM.
+    message: Message | FCMMessage
     apns_id: str | None = None
+
+
+#: What a client takes as one notification: a :class:`Notification`, or the plain
+#: ``(token, message, apns_id)`` tuple it is.
+NotificationLike = Union[Notification, tuple[str, "Message | FCMMessage", Union[str, None]]]
 
 
 def new_apns_id() -> str:

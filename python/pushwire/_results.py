@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import datetime as _dt
-import enum
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from ._classify import (
+    Action,
+    RegisteredAt,
+    Summary,
+    TokenToDrop,
+    classify,
+    summarize,
+    tokens_to_drop,
+)
+from ._outcome import OUTCOMES_BY_VALUE, Outcome
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from ._core import OutcomeRecord
 
-    from .classify import Action, RegisteredAt, Summary, TokenToDrop
-
-
-class Outcome(str, enum.Enum):
-    """What happened to one notification."""
-
-    #: The provider accepted it (HTTP 200). Not proof it was displayed.
-    DELIVERED = "delivered"
-    #: The provider refused it; ``status`` and ``reason`` say why.
-    REJECTED = "rejected"
-    #: No answer before ``request_timeout``: the stream was reset. It may have been delivered.
-    TIMEOUT = "timeout"
-    #: No answer for another reason (connection lost, could not connect, client closed).
-    #: ``maybe_delivered`` tells whether it may have reached the provider.
-    FAILED = "failed"
-
-
-_OUTCOMES = {o.value: o for o in Outcome}
+__all__ = ["Outcome", "Result", "Results", "result_from_record"]
 
 
 class Result(msgspec.Struct, frozen=True, gc=False):
@@ -76,8 +70,6 @@ class Result(msgspec.Struct, frozen=True, gc=False):
     @property
     def action(self) -> Action:
         """What to do about this result (drop the token, retry, fix the payload...)."""
-        from .classify import classify
-
         return classify(self).action
 
     @property
@@ -97,21 +89,17 @@ class Results(list[Result]):
         """Tokens to disable. With ``registered_at`` (token -> last registration), a 410 only
         drops tokens registered before its timestamp. A burst of BadDeviceToken (wrong
         environment) drops nothing: see :meth:`summary`."""
-        from .classify import summarize, tokens_to_drop
-
         if registered_at is None:
             return summarize(self).tokens_to_drop
         return tokens_to_drop(self, registered_at)
 
     def summary(self) -> Summary:
         """Counts by outcome, reason and action, tokens to drop, retryable indexes, warnings."""
-        from .classify import summarize
-
         return summarize(self)
 
 
-def result_from_raw(raw: tuple[Any, ...], index: int) -> Result:
-    """Build a Result from the engine's outcome tuple (order fixed in rust/py/src/engine.rs)."""
+def result_from_record(record: OutcomeRecord, index: int) -> Result:
+    """Build a Result from the engine's outcome record (fields in ``_record.FIELDS`` order)."""
     (
         _id,
         token,
@@ -129,11 +117,11 @@ def result_from_raw(raw: tuple[Any, ...], index: int) -> Result:
         maybe_delivered,
         body,
         _auth_generation,
-    ) = raw
+    ) = record
     return Result(
         index,
         token,
-        _OUTCOMES[outcome],
+        OUTCOMES_BY_VALUE[outcome],
         status,
         reason,
         apns_id,

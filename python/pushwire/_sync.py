@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._apns import APNsClient
 from ._client import PushClient
 from ._fcm import FCMClient
 from ._results import Result, Results
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
+
+    from ._message import Message, NotificationLike
+    from .fcm import FCMMessage
 
 C = TypeVar("C", bound=PushClient)
 
@@ -21,7 +27,7 @@ class _SyncClient(Generic[C]):
         self._loop = loop
         self._client = client
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -33,19 +39,21 @@ class _SyncClient(Generic[C]):
     def _run(self, coro: Any) -> Any:
         return self._loop.run_until_complete(coro)
 
-    def send(self, notification: Any) -> Result:
+    def send(self, notification: NotificationLike) -> Result:
         result: Result = self._run(self._client.send(notification))
         return result
 
-    def send_many(self, notifications: Sequence[Any]) -> Results:
+    def send_many(self, notifications: Sequence[NotificationLike]) -> Results:
         results: Results = self._run(self._client.send_many(notifications))
         return results
 
-    def send_to_tokens(self, message: Any, tokens: Sequence[str]) -> Results:
+    def send_to_tokens(self, message: Message | FCMMessage, tokens: Sequence[str]) -> Results:
         results: Results = self._run(self._client.send_to_tokens(message, tokens))
         return results
 
-    def stream(self, notifications: Iterable[Any], *, strict: bool = False) -> Iterator[Result]:
+    def stream(
+        self, notifications: Iterable[NotificationLike], *, strict: bool = False
+    ) -> Iterator[Result]:
         agen: AsyncIterator[Result] = self._client.stream(notifications, strict=strict)
         try:
             while True:
@@ -87,3 +95,8 @@ class SyncFCMClient(_SyncClient[FCMClient]):
     def __init__(self, *args: Any, **options: Any) -> None:
         loop = _private_loop()
         super().__init__(FCMClient(*args, **options), loop)
+
+    def send(self, notification: NotificationLike | FCMMessage) -> Result:
+        """Send a ``Notification(token, message)``, or a message with its own target."""
+        result: Result = self._run(self._client.send(notification))
+        return result

@@ -11,16 +11,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from . import _core
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
 from ._errors import ConfigurationError
+from ._pool_options import PoolOptionArgs, PoolOptions
+from ._record import REASON, STATUS, TOKEN, OutcomeRecord
+from ._record import replace as replace_fields
 from ._results import Results
 from ._retry import DEFAULT_RETRY, NO_RETRY, RateLimiter, RetryPolicy
 from .vapid import VapidKey, VapidSigner
 from .webpush import WebPushMessage, WebPushNotification, WebPushSubscription
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 #: A 404 or 410 without a JSON reason (FCM's and Mozilla's push services answer so) means
 #: the subscription is gone: the result carries this reason, classified as drop-the-token.
@@ -46,14 +52,14 @@ class _WebPushEngine:
     def validate_tokens(self, template: Any, tokens: list[Any]) -> None:
         self._sender.validate_to(template, tokens)
 
-    def drain(self, max: int = 2**63 - 1) -> list[tuple[Any, ...]]:
+    def drain(self, max: int = 2**63 - 1) -> list[OutcomeRecord]:
         batch = self._engine.drain(max)
         # Only failures are touched; delivered outcomes pass as they are.
         return [
-            (*raw[:4], SUBSCRIPTION_GONE, *raw[5:])
-            if raw[3] in (404, 410) and raw[4] is None
-            else raw
-            for raw in batch
+            replace_fields(record, reason=SUBSCRIPTION_GONE)
+            if record[STATUS] in (404, 410) and record[REASON] is None
+            else record
+            for record in batch
         ]
 
     def __getattr__(self, name: str) -> Any:
@@ -85,8 +91,11 @@ class WebPushClient(PushClient):
         worker_threads: int = 1,
         retry: RetryPolicy | None = DEFAULT_RETRY,
         rate_limit: int | None = None,
-        **pool_options: Any,
+        **pool_options: Unpack[PoolOptionArgs],
     ) -> None:
+        options = PoolOptions.from_keywords(
+            {"request_timeout": request_timeout, "max_connections": max_connections, **pool_options}
+        )
         if request_timeout <= 0:
             raise ConfigurationError("request_timeout must be positive", field="request_timeout")
         key = vapid_key if isinstance(vapid_key, VapidKey) else VapidKey.load(vapid_key)
@@ -94,8 +103,8 @@ class WebPushClient(PushClient):
         self.base_url = ""
         self.request_timeout = request_timeout
         self._ca_file = os.fspath(ca_file) if ca_file is not None else None
-        self._max_connections = max_connections
-        self._pool_options = pool_options
+        #: The validated options every push service's pool gets.
+        self.pool_options = options
         engine = _core.Engine(worker_threads=worker_threads, max_in_flight=max_in_flight)
         self._core_engine = engine
         self._sender = _core.WebPushSender(engine, self._new_pool)
@@ -120,11 +129,9 @@ class WebPushClient(PushClient):
         """Called by the engine side the first time a push service is seen."""
         pool: int = self._core_engine.add_pool(
             origin,
+            self.pool_options,
             ca_file=self._ca_file,
             identity=f"webpush:{origin}",
-            max_connections=self._max_connections,
-            request_timeout=self.request_timeout,
-            **self._pool_options,
         )
         self._core_engine.set_authorization(pool, self._signer.authorization(origin))
         return pool
@@ -139,9 +146,9 @@ class WebPushClient(PushClient):
             if self._signer.due(origin):
                 self._core_engine.set_authorization(pool, self._signer.authorization(origin))
 
-    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
+    def _fix_auth(self, rejected: list[OutcomeRecord]) -> Awaitable[None] | None:
         pools = dict(self._sender.pools())
-        for origin in {_core.webpush_split_endpoint(raw[1])[0] for raw in rejected}:
+        for origin in {_core.webpush_split_endpoint(record[TOKEN])[0] for record in rejected}:
             if origin in pools:
                 header = self._signer.authorization(origin, force=True)
                 self._core_engine.set_authorization(pools[origin], header)

@@ -192,13 +192,13 @@ class AnswerClock:
     @contextlib.contextmanager
     def watching(self) -> Iterator[AnswerClock]:
         from pushwire import _dispatch
+        from pushwire._record import OUTCOME
 
         original = _dispatch.Dispatcher.deliver
         clock = self
 
         def deliver(dispatcher: Any, batch: list[tuple[Any, ...]]) -> None:
-            # Engine outcome tuples: (id, token, outcome, ...).
-            answered = sum(1 for raw in batch if raw[2] == DELIVERED)
+            answered = sum(1 for record in batch if record[OUTCOME] == DELIVERED)
             if answered:
                 clock.answered += answered
                 clock.last_answer_at = time.perf_counter()

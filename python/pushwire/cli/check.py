@@ -20,12 +20,12 @@ from typing import Annotated
 import typer
 
 from .._apns import ENVIRONMENTS, APNsClient
+from .._classify import classify
 from .._errors import PushwireError
 from .._fcm import DEFAULT_BASE_URL, FCMClient
 from .._message import Message, Notification
 from .._oauth import ServiceAccountCredentials
 from .._results import Outcome, Result
-from ..classify import classify
 from ..credentials import CertificateCredentials, Credentials, TokenCredentials, load_p8
 from ..fcm import FCMMessage
 from .credentials import CredentialOptions, key_id_from_file_name

@@ -28,7 +28,7 @@ else:  # pragma: no cover - Python 3.10 has no tomllib
     try:
         import tomli as tomllib
     except ModuleNotFoundError:
-        tomllib = None
+        tomllib = None  # type: ignore[assignment]
 
 
 def load_toml(path: Path) -> dict[str, Any]:

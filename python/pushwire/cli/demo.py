@@ -25,10 +25,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rich.console import Console
 from rich.table import Table
 
+from .._classify import classify
 from .._client import PushClient
 from .._message import Message, Notification
 from .._oauth import ServiceAccountCredentials
-from ..classify import classify
 from ..credentials import TokenCredentials
 from ..fcm import AndroidConfig, FCMMessage, FCMNotification
 from ..testing import MockAPNs, MockFCM
@@ -141,7 +141,7 @@ class _Notifications:
             roll = i % 20
             message = rare if roll == 0 else some if roll < 4 else common
             self.handed_out += 1
-            yield Notification(_token(_token_kind(rng, opts), i, opts.fcm), message)  # type: ignore[arg-type]
+            yield Notification(_token(_token_kind(rng, opts), i, opts.fcm), message)
 
 
 def _throwaway_p8(directory: Path) -> TokenCredentials:

@@ -109,8 +109,10 @@ class RowSource:
         for raw in self._stream:
             self.bytes_read += len(raw)
             self.last_line += 1
-            if self.last_line == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]  # a UTF-8 byte-order mark, as spreadsheets write
+            if self.last_line == 1:
+                raw = raw.removeprefix(
+                    b"\xef\xbb\xbf"
+                )  # a UTF-8 byte-order mark, as spreadsheets write
             yield raw
 
     def _jsonl_rows(self) -> Iterator[Row | BadRow]:

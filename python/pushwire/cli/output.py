@@ -17,8 +17,8 @@ from typing import IO, Any
 
 import msgspec
 
+from .._classify import Action, BadTokenBurstDetector, Classification
 from .._results import Outcome, Result
-from ..classify import Action, BadTokenBurstDetector, Classification
 
 FLUSH_INTERVAL = 0.2
 #: Enum values looked up once: millions of results are written.

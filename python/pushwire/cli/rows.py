@@ -193,26 +193,30 @@ def fcm_message(fields: dict[str, Any]) -> FCMMessage:
     if "notification" in fields:
         notification = _struct(FCMNotification, fields["notification"], "notification")
     if "android" in fields:
-        raw = dict(_check_object(fields["android"], "android"))
-        if "notification" in raw:
-            raw["notification"] = _struct(
-                AndroidNotification, raw["notification"], "android.notification"
+        config = dict(_check_object(fields["android"], "android"))
+        if "notification" in config:
+            config["notification"] = _struct(
+                AndroidNotification, config["notification"], "android.notification"
             )
-        if "fcm_options" in raw:
-            raw["fcm_options"] = _struct(FcmOptions, raw["fcm_options"], "android.fcm_options")
-        android = _struct(AndroidConfig, raw, "android")
+        if "fcm_options" in config:
+            config["fcm_options"] = _struct(
+                FcmOptions, config["fcm_options"], "android.fcm_options"
+            )
+        android = _struct(AndroidConfig, config, "android")
     if "apns" in fields:
-        raw = dict(_check_object(fields["apns"], "apns"))
-        if "fcm_options" in raw:
-            raw["fcm_options"] = _struct(ApnsFcmOptions, raw["fcm_options"], "apns.fcm_options")
-        apns = _struct(ApnsConfig, raw, "apns")
-    if "webpush" in fields:
-        raw = dict(_check_object(fields["webpush"], "webpush"))
-        if "fcm_options" in raw:
-            raw["fcm_options"] = _struct(
-                WebpushFcmOptions, raw["fcm_options"], "webpush.fcm_options"
+        config = dict(_check_object(fields["apns"], "apns"))
+        if "fcm_options" in config:
+            config["fcm_options"] = _struct(
+                ApnsFcmOptions, config["fcm_options"], "apns.fcm_options"
             )
-        webpush = _struct(WebpushConfig, raw, "webpush")
+        apns = _struct(ApnsConfig, config, "apns")
+    if "webpush" in fields:
+        config = dict(_check_object(fields["webpush"], "webpush"))
+        if "fcm_options" in config:
+            config["fcm_options"] = _struct(
+                WebpushFcmOptions, config["fcm_options"], "webpush.fcm_options"
+            )
+        webpush = _struct(WebpushConfig, config, "webpush")
     label = _check_object(fields.get("fcm_options", {}), "fcm_options").get("analytics_label")
     return FCMMessage(
         notification=notification,
@@ -331,4 +335,4 @@ class RowMessages:
                 raise RowError(str(e)) from None
         else:
             message = self.default
-        return Notification(token, message, apns_id)  # type: ignore[arg-type]
+        return Notification(token, message, apns_id)

@@ -25,12 +25,13 @@ import typer
 from rich.console import Console
 
 from .._apns import APNsClient
+from .._classify import classify
 from .._client import PushClient
 from .._errors import ClientClosedError
 from .._fcm import DEFAULT_BASE_URL, FCMClient
+from .._message import Notification
 from .._oauth import ServiceAccountCredentials
 from .._results import Outcome, Result
-from ..classify import classify
 from ..credentials import CertificateCredentials, Credentials
 from .credentials import CredentialOptions, apns_credentials, provider, service_account
 from .errors import (
@@ -249,7 +250,7 @@ class _Run:
         #: Rows whose outcome was lost when the client was closed early (recorded).
         self.lost = 0
 
-    def notifications(self, interrupt: _Interrupt) -> Iterator[object]:
+    def notifications(self, interrupt: _Interrupt) -> Iterator[Notification]:
         """The notifications of the rows still to send, read as the client asks for them."""
         rows = iter(self.source)
         position = 0

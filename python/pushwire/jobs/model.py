@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
+from .._classify import classify
 from .._results import Result
-from ..classify import classify
 from .errors import MalformedEntryError
 from .keys import check_job_id
 

@@ -27,9 +27,9 @@ from typing import Any
 import msgspec
 
 from .._apns import APNsClient
-from .._dispatch import AUTH_GENERATION
 from .._fcm import REFRESH_MARGIN, FCMClient
 from .._oauth import ServiceAccountCredentials
+from .._record import AUTH_GENERATION, REASON, OutcomeRecord
 from ..credentials import MAX_ROTATION, MIN_ROTATION, TokenCredentials
 from .errors import SharedAuthError
 from .keys import auth_key
@@ -203,14 +203,15 @@ class SharedAPNsClient(APNsClient):
         #: JWT renewals this client asked for after ExpiredProviderToken.
         self.expired_renewals = 0
 
-    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Awaitable[None] | None:
-        if "ExpiredProviderToken" not in {raw[4] for raw in rejected}:
+    def _fix_auth(self, rejected: list[OutcomeRecord]) -> Awaitable[None] | None:
+        reasons = {record[REASON] for record in rejected}
+        if "ExpiredProviderToken" not in reasons:
             return super()._fix_auth(rejected)
-        if "UnrelatedKeyIdInToken" in {raw[4] for raw in rejected}:
+        if "UnrelatedKeyIdInToken" in reasons:
             self._engine.retire_connections(self._pool)
         if self._renewing is not None and not self._renewing.done():
             return self._renewing
-        if all(raw[AUTH_GENERATION] < self._auth_generation for raw in rejected):
+        if all(record[AUTH_GENERATION] < self._auth_generation for record in rejected):
             return None  # they carried a JWT replaced since: resend with the current one
         refused = fingerprint((self._auth_sent or "").removeprefix("bearer "))
         self._renewing = asyncio.get_running_loop().create_task(self._renew(refused))

@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .._classify import BadTokenBurstDetector
 from .._errors import ConfigurationError, CredentialsError, PayloadError
 from .._message import Message
 from .._results import Result
-from ..classify import BadTokenBurstDetector
 from ..fcm import FCMMessage
 from ..store.errors import StoreError, UnknownApplicationError
 from ..store.model import Application

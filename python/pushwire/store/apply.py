@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..classify import (
+from .._classify import (
     Action,
     BadTokenBurstDetector,
     Reason,

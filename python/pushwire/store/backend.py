@@ -1,4 +1,4 @@
-"""What the store needs from a database, and how a URL picks one.
+"""What the store needs from a database (``factory.open_database`` picks one for a URL).
 
 The store's SQL is written once, with ``?`` placeholders, in the modules that own each concern;
 a backend runs it inside transactions and supplies the few fragments that differ between
@@ -134,28 +134,3 @@ def sqlite_path(url: str) -> str | None:
     if _SCHEME.match(url):
         return None
     return str(Path(url))
-
-
-def open_database(url: str, **options: Any) -> Database:
-    """A backend for ``url``: ``sqlite:///path.db`` (or a plain path) or
-    ``postgresql://user:password@host:port/db`` (``postgres://`` too)."""
-    if not isinstance(url, str) or not url:
-        raise StoreInputError(
-            f"a database URL is required (sqlite:///path.db or postgresql://...); "
-            f"the CLI also reads ${DATABASE_URL_VARIABLE}",
-            field="url",
-        )
-    path = sqlite_path(url)
-    if path is not None:
-        from .sqlite import SQLiteDatabase
-
-        return SQLiteDatabase(path, **options)
-    scheme = url.split(":", 1)[0].lower()
-    if scheme in ("postgresql", "postgres"):
-        from .postgres import PostgresDatabase
-
-        return PostgresDatabase(url, **options)
-    raise StoreInputError(
-        f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db or postgresql://...",
-        field="url",
-    )

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..classify import ResultLike, should_drop_token
+from .._classify import ResultLike, should_drop_token
 from .clock import to_datetime
 from .model import AttributeValue, EventKind
 

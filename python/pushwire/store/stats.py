@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from ..classify import Action
+from .._classify import Action
 from .apply import ApplyReport
 from .backend import Connection, Database
 from .clock import optional_datetime, to_datetime, utc_day

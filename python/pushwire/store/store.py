@@ -8,12 +8,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..classify import BadTokenBurstDetector, ResultLike
+from .._classify import BadTokenBurstDetector, ResultLike
 from . import applications as apps_module
 from . import schema
 from .applications import all_applications, application_named
 from .apply import ApplyReport, ResultApplier
-from .backend import DATABASE_URL_VARIABLE, Connection, Database, open_database
+from .backend import DATABASE_URL_VARIABLE, Connection, Database
 from .clock import Clock, system_clock, to_ms
 from .edits import KEEP, Keep, delete_endpoint, disable_endpoint, update_endpoint
 from .endpoints import (
@@ -25,6 +25,7 @@ from .endpoints import (
 )
 from .errors import StoreInputError, UnknownApplicationError, UnknownEndpointError
 from .events import EventLog, Subscriber
+from .factory import open_database
 from .message import PushMessage
 from .model import (
     Application,

@@ -125,7 +125,7 @@ impl Engine {
         self.pools()
             .get(id.0)
             .cloned()
-            .ok_or_else(|| Error::invalid("pool", format!("no pool {}", id.0)))
+            .ok_or_else(|| Error::config("pool", format!("no pool {}", id.0)))
     }
 
     /// Create a pool. Connections open lazily when the first request arrives.

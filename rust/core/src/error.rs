@@ -2,11 +2,14 @@
 
 use std::fmt;
 
-/// Why a call into the engine was refused.
+/// Why a call into the engine was refused. New kinds may be added: match with a `_` arm.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
-    /// A caller-supplied value is invalid (token, header, URL...). Nothing was sent.
+    /// A value of one notification is invalid (token, header, payload...). Nothing was sent.
     InvalidInput,
+    /// The engine or a pool is configured wrongly (base URL, path, option out of range...).
+    InvalidConfig,
     /// TLS configuration could not be built (bad CA file, bad client certificate...).
     Tls,
     /// The engine was shut down.
@@ -37,6 +40,19 @@ impl Error {
     /// An invalid-input error about `field` (for callers that validate before the engine).
     pub fn invalid_input(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::invalid(field, message)
+    }
+
+    pub(crate) fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error {
+            kind: ErrorKind::InvalidConfig,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// A configuration error about `field` (for callers that check options before the engine).
+    pub fn invalid_config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::config(field, message)
     }
 
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {

@@ -159,7 +159,7 @@ impl Template {
 
 fn check_path(path: &str) -> Result<(), Error> {
     if !path.starts_with('/') || path.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return Err(Error::invalid(
+        return Err(Error::config(
             "path",
             format!("{path:?} must start with '/' and contain only visible ASCII"),
         ));

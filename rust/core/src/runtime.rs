@@ -29,7 +29,7 @@ pub(crate) fn check_worker_threads(worker_threads: usize) -> Result<(), Error> {
     if (1..=MAX_WORKER_THREADS).contains(&worker_threads) {
         Ok(())
     } else {
-        Err(Error::invalid(
+        Err(Error::config(
             "worker_threads",
             format!("must be between 1 and {MAX_WORKER_THREADS}"),
         ))

@@ -8,13 +8,13 @@ use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use pushwire_core::{CompletionSink, EngineConfig, Outcome, PoolConfig, PoolId, Request};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::errors::to_pyerr;
+use crate::errors::{closed_error, config_error, to_pyerr};
+use crate::options::{secs, PoolOptions};
 use crate::template::Template;
 
 /// Outcomes waiting for Python, plus the wake-up socket.
@@ -45,33 +45,12 @@ pub struct Engine {
     wake_rx: UnixStream,
 }
 
-fn secs(value: f64, field: &str) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value).map_err(|_| {
-        pyo3::exceptions::PyValueError::new_err(format!(
-            "{field} must be a non-negative number of seconds"
-        ))
-    })
-}
-
 impl Engine {
     pub(crate) fn engine(&self, py: Python<'_>) -> PyResult<&pushwire_core::Engine> {
         if self.engine.is_closed() {
             return Err(closed_error(py));
         }
         Ok(&self.engine)
-    }
-}
-
-fn closed_error(py: Python<'_>) -> PyErr {
-    match py
-        .import("pushwire._errors")
-        .and_then(|m| m.getattr("ClientClosedError"))
-    {
-        Ok(class) => match class.call1(("the client is closed",)) {
-            Ok(exc) => PyErr::from_value(exc),
-            Err(e) => e,
-        },
-        Err(_) => pyo3::exceptions::PyRuntimeError::new_err("the client is closed"),
     }
 }
 
@@ -102,45 +81,31 @@ impl Engine {
         })
     }
 
-    /// Create a connection pool; returns its id.
+    /// Create a connection pool for `base_url`, tuned by `options` (a `pushwire.PoolOptions`);
+    /// returns its id. The other arguments wire the pool to its client.
     #[pyo3(signature = (
-        base_url, *, path_prefix = String::new(), ca_file = None, client_cert_pem = None, client_key_pem = None, identity = String::new(),
-        max_connections = 4, max_streams_per_connection = 1000, request_timeout = 10.0,
-        queue_timeout = 60.0, connect_timeout = 10.0, ping_interval = 10.0, ping_timeout = 5.0,
-        dead_after_timeouts = 10, stream_id_limit = None, backoff_base = 0.1, backoff_max = 30.0,
-        max_connect_attempts = 5, max_retries = 5, retry_uncertain = false, metrics = true,
+        base_url, options, *, path_prefix = String::new(), ca_file = None,
+        client_cert_pem = None, client_key_pem = None, identity = String::new(),
     ))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of a Python method
     fn add_pool(
         &self,
         py: Python<'_>,
         base_url: String,
+        options: PoolOptions,
         path_prefix: String,
         ca_file: Option<PathBuf>,
         client_cert_pem: Option<Vec<u8>>,
         client_key_pem: Option<Vec<u8>>,
         identity: String,
-        max_connections: usize,
-        max_streams_per_connection: usize,
-        request_timeout: f64,
-        queue_timeout: f64,
-        connect_timeout: f64,
-        ping_interval: f64,
-        ping_timeout: f64,
-        dead_after_timeouts: u32,
-        stream_id_limit: Option<u32>,
-        backoff_base: f64,
-        backoff_max: f64,
-        max_connect_attempts: u32,
-        max_retries: u32,
-        retry_uncertain: bool,
-        metrics: bool,
     ) -> PyResult<usize> {
         let mut cfg = PoolConfig::new(base_url);
         if !path_prefix.is_empty() && (!path_prefix.starts_with('/') || path_prefix.ends_with('/'))
         {
-            return Err(pyo3::exceptions::PyValueError::new_err(
-                "path_prefix must start with '/' and not end with '/'",
+            return Err(config_error(
+                py,
+                "path_prefix",
+                "must start with '/' and not end with '/'",
             ));
         }
         cfg.path_prefix = path_prefix;
@@ -149,29 +114,15 @@ impl Engine {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             _ => {
-                return Err(pyo3::exceptions::PyValueError::new_err(
+                return Err(config_error(
+                    py,
+                    "client_cert_pem",
                     "client_cert_pem and client_key_pem go together",
                 ))
             }
         };
         cfg.identity = identity;
-        cfg.max_connections = max_connections.max(1);
-        cfg.max_streams_per_connection = max_streams_per_connection.max(1);
-        cfg.request_timeout = secs(request_timeout, "request_timeout")?;
-        cfg.queue_timeout = secs(queue_timeout, "queue_timeout")?;
-        cfg.connect_timeout = secs(connect_timeout, "connect_timeout")?;
-        cfg.ping_interval = secs(ping_interval, "ping_interval")?;
-        cfg.ping_timeout = secs(ping_timeout, "ping_timeout")?;
-        cfg.dead_after_timeouts = dead_after_timeouts.max(1);
-        if let Some(limit) = stream_id_limit {
-            cfg.stream_id_limit = limit;
-        }
-        cfg.backoff_base = secs(backoff_base, "backoff_base")?;
-        cfg.backoff_max = secs(backoff_max, "backoff_max")?;
-        cfg.max_connect_attempts = max_connect_attempts.max(1);
-        cfg.max_retries = max_retries;
-        cfg.retry_uncertain = retry_uncertain;
-        cfg.metrics = metrics;
+        options.apply(py, &mut cfg)?;
         let engine = self.engine(py)?;
         engine
             .add_pool(cfg)
@@ -265,9 +216,7 @@ impl Engine {
         self.wake_rx.as_raw_fd()
     }
 
-    /// Take up to `max` waiting outcomes as tuples
-    /// `(id, token, outcome, status, reason, apns_id, timestamp_ms, retry_after, stream_id,
-    ///   connection_id, latency_s, attempts, error, maybe_delivered, body, auth_generation)`.
+    /// Take up to `max` waiting outcomes as plain tuples, fields in [`OUTCOME_FIELDS`] order.
     #[pyo3(signature = (max = usize::MAX))]
     fn drain<'py>(&self, py: Python<'py>, max: usize) -> PyResult<Bound<'py, PyList>> {
         // Clear the wake-up first: an outcome added after we take the batch writes a new byte.
@@ -356,7 +305,7 @@ impl Engine {
     /// seconds to finish. Outcomes produced meanwhile can still be drained.
     #[pyo3(signature = (grace = 0.0))]
     fn close(&self, py: Python<'_>, grace: f64) -> PyResult<()> {
-        let grace = secs(grace, "grace")?;
+        let grace = secs(py, grace, "grace")?;
         // Never block on the runtime while holding the GIL: outcome delivery needs no GIL,
         // but other Python threads (the event loop draining) must keep running.
         py.detach(|| self.engine.shutdown(grace));
@@ -470,9 +419,32 @@ fn build_requests(
     Ok(requests)
 }
 
+/// The names of an outcome tuple's fields, in order: exported as `_core.OUTCOME_FIELDS`, so
+/// Python reads the record by name (python/pushwire/_record.py; a test checks they agree).
+/// Plain tuples, not a named type: building one per outcome would cost the drain loop.
+pub(crate) const OUTCOME_FIELDS: [&str; 16] = [
+    "id",
+    "token",
+    "outcome",
+    "status",
+    "reason",
+    "apns_id",
+    "timestamp_ms",
+    "retry_after",
+    "stream_id",
+    "connection_id",
+    "latency",
+    "attempts",
+    "error",
+    "maybe_delivered",
+    "body",
+    "auth_generation",
+];
+
+/// One outcome as a tuple, fields in [`OUTCOME_FIELDS`] order (`latency` in seconds).
 fn outcome_tuple(py: Python<'_>, o: Outcome) -> PyResult<Bound<'_, PyTuple>> {
     let body = o.body.as_ref().map(|b| PyBytes::new(py, b));
-    let items: [Bound<'_, PyAny>; 16] = [
+    let items: [Bound<'_, PyAny>; OUTCOME_FIELDS.len()] = [
         o.id.into_pyobject(py)?.into_any(),
         o.token.as_ref().into_pyobject(py)?.into_any(),
         o.kind.as_str().into_pyobject(py)?.into_any(),

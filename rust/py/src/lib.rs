@@ -7,10 +7,12 @@
 mod engine;
 mod errors;
 mod mock;
+mod options;
 mod template;
 mod webpush;
 
 use pyo3::prelude::*;
+use pyo3::types::PyTuple;
 
 /// Rust-side allocations only (Python keeps its own allocator). Every stream allocates its
 /// request, header block, frames and answer; mimalloc cut the engine's allocator time (glibc
@@ -30,8 +32,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(webpush::mock_webpush_messages, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add(
+        "OUTCOME_FIELDS",
+        PyTuple::new(m.py(), engine::OUTCOME_FIELDS)?,
+    )?;
+    m.add(
         "__all__",
-        ["Engine", "MockServer", "Template", "__version__"],
+        [
+            "Engine",
+            "MockServer",
+            "OUTCOME_FIELDS",
+            "Template",
+            "__version__",
+        ],
     )?;
     Ok(())
 }

@@ -92,9 +92,8 @@ impl PoolShared {
         transport: Option<Arc<dyn Transport>>,
     ) -> Result<Self, Error> {
         let (host, port, authority) = parse_base_url(&cfg.base_url)?;
-        let server_name = ServerName::try_from(host.clone()).map_err(|_| {
-            Error::invalid("base_url", format!("{host:?} is not a valid host name"))
-        })?;
+        let server_name = ServerName::try_from(host.clone())
+            .map_err(|_| Error::config("base_url", format!("{host:?} is not a valid host name")))?;
         let connector = TlsConnector::from(tls::client_config(&cfg)?);
         Ok(PoolShared {
             cfg,
@@ -257,9 +256,9 @@ impl PoolShared {
 fn parse_base_url(url: &str) -> Result<(String, u16, Authority), Error> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|_| Error::invalid("base_url", format!("{url:?} is not a URL")))?;
+        .map_err(|_| Error::config("base_url", format!("{url:?} is not a URL")))?;
     if uri.scheme_str() != Some("https") {
-        return Err(Error::invalid(
+        return Err(Error::config(
             "base_url",
             format!("{url:?} must start with https://"),
         ));
@@ -267,7 +266,7 @@ fn parse_base_url(url: &str) -> Result<(String, u16, Authority), Error> {
     let authority = uri
         .authority()
         .cloned()
-        .ok_or_else(|| Error::invalid("base_url", format!("{url:?} has no host")))?;
+        .ok_or_else(|| Error::config("base_url", format!("{url:?} has no host")))?;
     let host = authority
         .host()
         .trim_start_matches('[')
@@ -280,7 +279,7 @@ fn parse_base_url(url: &str) -> Result<(String, u16, Authority), Error> {
         .rsplit_once(']')
         .map_or(authority.as_str(), |(_, rest)| rest);
     if after_host.contains(':') && authority.port_u16().is_none() {
-        return Err(Error::invalid(
+        return Err(Error::config(
             "base_url",
             format!("{url:?} has an invalid port (1-65535)"),
         ));

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, Union
 
-from ._results import Outcome
+from ._outcome import Outcome
 
 __all__ = [
     "APNS_TABLE",

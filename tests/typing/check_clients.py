@@ -1,0 +1,67 @@
+"""The documented patterns, as a type checker sees them: ``mypy --strict`` must accept this
+file and infer exactly these types (tests/test_typing.py runs it). Never executed."""
+
+from __future__ import annotations
+
+from typing_extensions import assert_type
+
+import pushwire
+from pushwire import (
+    Action,
+    APNsClient,
+    FCMClient,
+    FCMMessage,
+    Message,
+    Notification,
+    Outcome,
+    PoolOptions,
+    Result,
+    Results,
+    Summary,
+    SyncAPNsClient,
+)
+
+
+async def apns(credentials: pushwire.TokenCredentials, tokens: list[str]) -> None:
+    message = Message({"aps": {"alert": "Hello"}}, topic="com.example.app")
+    async with APNsClient(credentials, environment="sandbox", max_retries=2) as client:
+        assert_type(client, APNsClient)
+        result = await client.send(Notification(tokens[0], message))
+        assert_type(result, Result)
+        assert_type(result.outcome, Outcome)
+        assert_type(result.status, int)
+        assert_type(result.reason, str | None)
+        assert_type(result.latency, float)
+        assert_type(result.delivered, bool)
+        assert_type(result.action, Action)
+        results = await client.send_to_tokens(message, tokens)
+        assert_type(results, Results)
+        assert_type(results.summary(), Summary)
+        assert_type(await client.send_many([Notification(t, message) for t in tokens]), Results)
+        async for streamed in client.stream(Notification(t, message) for t in tokens):
+            assert_type(streamed, Result)
+        assert_type(client.pool_options, PoolOptions)
+
+
+async def fcm(account: pushwire.ServiceAccountCredentials, tokens: list[str]) -> None:
+    async with FCMClient(account) as client:
+        assert_type(client, FCMClient)
+        assert_type(await client.send(FCMMessage(topic="news", data={"k": "v"})), Result)
+        template = FCMMessage(data={"k": "v"})
+        assert_type(await client.send(Notification(tokens[0], template)), Result)
+        assert_type(await client.send_to_tokens(template, tokens), Results)
+
+
+def sync(credentials: pushwire.TokenCredentials, token: str) -> None:
+    message = Message({"aps": {"alert": "Hello"}}, topic="com.example.app")
+    with SyncAPNsClient(credentials) as client:
+        assert_type(client, SyncAPNsClient)
+        result = client.send(Notification(token, message))
+        assert_type(result, Result)
+        assert_type(result.timestamp_ms, int | None)
+
+
+def sync_fcm(account: pushwire.ServiceAccountCredentials) -> None:
+    with pushwire.SyncFCMClient(account) as client:
+        assert_type(client, pushwire.SyncFCMClient)
+        assert_type(client.send(FCMMessage(topic="news", data={"k": "v"})), Result)
