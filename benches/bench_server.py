@@ -47,7 +47,7 @@ from conftest import make_p8  # noqa: E402
 from mock_child import KEY_ID, TEAM_ID, mock_in_child  # noqa: E402
 from pushwire.store import Registration, Store  # noqa: E402
 from results_md import merge_section  # noqa: E402
-from server_support import (  # noqa: E402
+from support.server import (  # noqa: E402
     apns_token,
     create_key,
     register_across_restart,
@@ -61,7 +61,7 @@ def database(backend: str, directory: str):
     if backend == "sqlite":
         yield f"sqlite:///{directory}/bench.db"
         return
-    from test_store_support import postgres_schema
+    from support.store import postgres_schema
 
     with postgres_schema() as url:
         yield url

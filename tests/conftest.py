@@ -58,7 +58,7 @@ def service_account() -> pushwire.ServiceAccountCredentials:
 
 @pytest.fixture
 def redis_url() -> str:
-    import jobs_support
+    from support import jobs as jobs_support
 
     return jobs_support.redis_server_url()
 
@@ -66,7 +66,7 @@ def redis_url() -> str:
 @pytest.fixture
 def stream() -> str:
     """A Redis stream name of one test's own."""
-    import jobs_support
+    from support import jobs as jobs_support
 
     return jobs_support.unique_stream()
 
@@ -74,6 +74,6 @@ def stream() -> str:
 @pytest.fixture
 def key_prefix() -> str:
     """Shared-credential key prefix of one test's own."""
-    import jobs_support
+    from support import jobs as jobs_support
 
     return jobs_support.unique_prefix()

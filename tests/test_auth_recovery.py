@@ -8,9 +8,9 @@ import time
 from collections import Counter
 
 import pushwire
-from _util import tokens
 from pushwire import Notification, Outcome
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 
 class StaleThenRealClock:

@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 import pushwire
-from _util import tokens
 from pushwire import Message, Notification, PayloadError
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 
 def send_many_error(server: MockAPNs, items) -> PayloadError:

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from campaigns_support import FakeClock, add_ios, register_bulk, run_ticks, utc
 from pushwire.campaigns import (
     ENGAGEMENT_KEY,
     EngagementInputError,
@@ -21,7 +20,8 @@ from pushwire.campaigns import (
 )
 from pushwire.store import PushMessage
 from pushwire.testing import MockAPNs
-from test_store_support import BACKENDS, open_store
+from support.campaigns import FakeClock, add_ios, register_bulk, run_ticks, utc
+from support.store import BACKENDS, open_store
 
 A = PushMessage(title="A", body="Ten percent off")
 B = PushMessage(title="B", body="Free shipping")

@@ -12,7 +12,7 @@ from pushwire.campaigns import engagement_id
 from pushwire.cli.app import app
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
-from test_store_support import apns_token
+from support.store import apns_token
 
 runner = CliRunner()
 

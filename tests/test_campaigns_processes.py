@@ -10,12 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jobs_support
-from campaigns_support import register_bulk
-from jobs_support import start_worker, stop_workers, wait_until, worker_args
 from pushwire.store import PushMessage, Store
 from pushwire.testing import MockAPNs
-from test_store_support import postgres_schema
+from support import jobs as jobs_support
+from support.campaigns import register_bulk
+from support.jobs import start_worker, stop_workers, wait_until, worker_args
+from support.store import postgres_schema
 
 #: `pushwire campaigns run`, ticking often, with short leases.
 RUN = [sys.executable, "-m", "pushwire.cli", "campaigns", "run", "--interval", "0.05",

@@ -9,11 +9,11 @@ from datetime import timedelta
 
 import pytest
 
-from campaigns_support import FakeClock, add_ios, register_bulk, utc
 from pushwire.campaigns import State
 from pushwire.store import PushMessage, Registration
 from pushwire.testing import MockAPNs, MockFCM
-from test_store_support import BACKENDS, fcm_token, open_store
+from support.campaigns import FakeClock, add_ios, register_bulk, utc
+from support.store import BACKENDS, fcm_token, open_store
 
 MESSAGE = PushMessage(title="Hello", body="World")
 

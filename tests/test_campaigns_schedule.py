@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from campaigns_support import FakeClock, add_ios, run_ticks, utc
 from pushwire import PushwireError
 from pushwire.campaigns import (
     CampaignStateError,
@@ -27,7 +26,8 @@ from pushwire.campaigns import (
 )
 from pushwire.store import PushMessage, Store, UnknownApplicationError
 from pushwire.testing import MockAPNs
-from test_store_support import BACKENDS, apns_token, open_store
+from support.campaigns import FakeClock, add_ios, run_ticks, utc
+from support.store import BACKENDS, apns_token, open_store
 
 MESSAGE = PushMessage(title="Good morning", body="Today's offers")
 ZONES = {"America/New_York": 2, "Europe/Paris": 2, "Asia/Tokyo": 2}

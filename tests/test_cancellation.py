@@ -10,9 +10,9 @@ import textwrap
 from collections import Counter
 
 import pushwire
-from _util import tokens
 from pushwire import Notification, Outcome
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 
 def test_closing_the_client_mid_send_gives_every_notification_a_result(credentials, message):

@@ -16,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pushwire
-from _util import tokens
 from pushwire import (
     APNS_TABLE,
     Action,
@@ -31,6 +30,7 @@ from pushwire import (
     summarize,
     tokens_to_drop,
 )
+from support.util import tokens
 
 Outcome = pushwire.Outcome
 # The module itself (pushwire re-exports its tables and functions).

@@ -15,7 +15,7 @@ import typer
 from pushwire import PUSH_TYPES, __version__
 from pushwire.cli.app import app
 from pushwire.cli.options import PushType
-from test_cli_support import CLI, KEY_ID, TEAM_ID, invoke, plain_environment, write_p8
+from support.cli import CLI, KEY_ID, TEAM_ID, invoke, plain_environment, write_p8
 
 
 def test_version():

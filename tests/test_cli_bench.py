@@ -15,7 +15,7 @@ from types import ModuleType
 import pytest
 
 from pushwire.cli import bench as cli_bench
-from test_cli_support import invoke
+from support.cli import invoke
 
 BENCHES = Path(__file__).resolve().parents[1] / "benches"
 

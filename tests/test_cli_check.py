@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from conftest import make_p8
 from pushwire import ServiceAccountCredentials
 from pushwire.testing import MockAPNs, MockFCM
-from test_cli_support import (
+from support.cli import (
     KEY_ID,
     TEAM_ID,
     TOPIC,

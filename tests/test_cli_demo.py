@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_cli_support import invoke, mode, read_jsonl
+from support.cli import invoke, mode, read_jsonl
 
 
 @pytest.mark.parametrize("provider", [[], ["--fcm"]], ids=["apns", "fcm"])

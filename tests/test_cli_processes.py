@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 
 import pushwire
-from _util import tokens
 from pushwire.cli.mock import collect_rules
 from pushwire.testing import MockAPNs
-from test_cli_support import (
+from support.cli import (
     CLI,
     apns_args,
     invoke,
@@ -31,6 +30,7 @@ from test_cli_support import (
     write_jsonl,
     write_p8,
 )
+from support.util import tokens
 
 ROWS = 20_000
 

@@ -6,10 +6,9 @@ import json
 
 import pytest
 
-from _util import tokens
 from pushwire import ServiceAccountCredentials
 from pushwire.testing import MockAPNs, MockFCM
-from test_cli_support import (
+from support.cli import (
     apns_args,
     certificate_authority,
     invoke,
@@ -23,6 +22,7 @@ from test_cli_support import (
     write_p8,
     write_p12,
 )
+from support.util import tokens
 
 RULES = {"dead": "unregistered", "bad0": "bad-token"}
 RESULT_FIELDS = {

@@ -8,9 +8,9 @@ from collections import Counter
 import uvloop
 
 import pushwire
-from _util import tokens
 from pushwire import Notification, Outcome
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 
 def test_100k_in_one_send_many_each_received_exactly_once(credentials, message):

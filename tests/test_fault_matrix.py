@@ -33,9 +33,9 @@ from typing import Any
 import pytest
 
 import pushwire
-from _util import tokens
 from pushwire import Notification, Outcome, RetryPolicy
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 N = 20_000
 NEXT = 1_000

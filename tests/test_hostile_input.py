@@ -28,7 +28,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pushwire
-from _util import tokens
 from pushwire import (
     AndroidConfig,
     ApnsConfig,
@@ -45,6 +44,7 @@ from pushwire import (
 )
 from pushwire.payload import Alert, LocalizedString, Sound
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 SETTINGS = settings(
     max_examples=200,

@@ -15,8 +15,6 @@ import msgspec
 import pytest
 
 import pushwire
-from _util import tokens
-from jobs_support import KEY_ID, TEAM_ID, make_store
 from pushwire.jobs import (
     ClientOptions,
     JobExistsError,
@@ -37,6 +35,8 @@ from pushwire.jobs.shared_auth import SharedAPNsClient, SharedAuth, SharedFCMCli
 from pushwire.store import APNsOverride, FCMOverride, PushMessage, Store
 from pushwire.store.model import Application, Provider
 from pushwire.testing import MockAPNs, MockFCM
+from support.jobs import KEY_ID, TEAM_ID, make_store
+from support.util import tokens
 
 MESSAGE = PushMessage(title="Hi", body="there")
 

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-import jobs_support
-from _util import tokens
-from jobs_support import (
+from pushwire.jobs.model import decode_entry
+from pushwire.testing import MockAPNs
+from support import jobs as jobs_support
+from support.cli import invoke
+from support.jobs import (
     make_store,
     start_worker,
     stop_workers,
@@ -22,9 +24,7 @@ from jobs_support import (
     wait_until,
     worker_args,
 )
-from pushwire.jobs.model import decode_entry
-from pushwire.testing import MockAPNs
-from test_cli_support import invoke
+from support.util import tokens
 
 TOTAL = 200_000
 

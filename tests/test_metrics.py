@@ -13,9 +13,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import pushwire
 import pushwire.metrics
-from _util import tokens
 from pushwire import ConfigurationError, Outcome
 from pushwire.testing import MockAPNs, MockFCM
+from support.util import tokens
 
 OUTCOME_KEYS = {
     Outcome.DELIVERED: "delivered",

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import pushwire
-from _util import tokens
 from pushwire import Notification, Outcome
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 BUNDLE_ID = "com.example.app"
 ROTATION = 50 * 60

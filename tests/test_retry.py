@@ -9,9 +9,9 @@ import time
 import pytest
 
 import pushwire
-from _util import tokens
 from pushwire import Notification, Outcome, RetryPolicy
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 FAST = RetryPolicy(max_attempts=3, base_delay=0.05, max_delay=0.2)
 

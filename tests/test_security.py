@@ -36,9 +36,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
 import pushwire
-from _util import tokens
 from pushwire import FCMMessage, FCMNotification, Notification, Outcome
 from pushwire.testing import MockAPNs, MockFCM
+from support.util import tokens
 
 PACKAGE = Path(pushwire.__file__).parent
 REPO = PACKAGE.parent.parent

@@ -13,7 +13,7 @@ import pytest
 
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
-from server_support import (
+from support.server import (
     apns_token,
     client,
     close_clients,

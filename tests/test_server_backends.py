@@ -14,7 +14,7 @@ import pytest
 from pushwire.server import ApiKeys
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
-from server_support import (
+from support.server import (
     ROOT,
     apns_token,
     client,
@@ -23,7 +23,7 @@ from server_support import (
     is_problem,
     running_server,
 )
-from test_store_support import postgres_schema
+from support.store import postgres_schema
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -15,7 +15,7 @@ import pytest
 
 from pushwire.store import PushMessage, SegmentFilter, Store
 from pushwire.testing import MockAPNs
-from server_support import apns_token, client, close_clients, create_key, running_server
+from support.server import apns_token, client, close_clients, create_key, running_server
 
 pytestmark = pytest.mark.timeout(240)
 

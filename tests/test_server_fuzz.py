@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
-from server_support import apns_token, create_key, running_server
-from test_store_support import database_url
+from support.server import apns_token, create_key, running_server
+from support.store import database_url
 
 #: Examples per operation (about 20 operations): ~2,000 requests on SQLite, ~500 more on
 #: PostgreSQL (which refuses more kinds of text, NUL characters for one).

@@ -11,7 +11,7 @@ from pushwire.server.auth import RateLimiter
 from pushwire.server.errors import KeyInputError, UnknownKeyError
 from pushwire.store import UnknownApplicationError
 from pushwire.store.clock import system_clock
-from test_store_support import BACKENDS, open_store
+from support.store import BACKENDS, open_store
 
 
 @pytest.fixture(params=BACKENDS)

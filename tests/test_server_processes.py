@@ -17,7 +17,7 @@ import pytest
 import pushwire
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
-from server_support import (
+from support.server import (
     apns_token,
     client,
     close_clients,

@@ -28,7 +28,7 @@ from pushwire.store import (
 from pushwire.store.clock import to_ms
 from pushwire.store.events import EventLog
 from pushwire.store.rules import CheckedRegistration, DropVerdict, drop, new_endpoint, register
-from test_store_support import (
+from support.store import (
     BACKENDS,
     apns_token,
     database_url,

@@ -16,7 +16,7 @@ from pushwire.cli.app import app as cli_app
 from pushwire.cli.endpoints import endpoints_app
 from pushwire.store import Store, StoreInputError
 from pushwire.testing import MockAPNs, MockFCM
-from test_store_support import BACKENDS, apns_token, database_url, fcm_token
+from support.store import BACKENDS, apns_token, database_url, fcm_token
 
 runner = CliRunner()
 

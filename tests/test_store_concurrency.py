@@ -15,7 +15,7 @@ import pushwire
 from pushwire import Outcome
 from pushwire.store import EventKind, Registration, Store
 from pushwire.store.clock import to_datetime, to_ms
-from test_store_support import BACKENDS, apns_token, database_url
+from support.store import BACKENDS, apns_token, database_url
 
 WORKERS = 4
 BATCH = 500

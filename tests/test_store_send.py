@@ -22,7 +22,7 @@ from pushwire.store import (
     StoreInputError,
 )
 from pushwire.testing import MockAPNs, MockFCM
-from test_store_support import BACKENDS, apns_token, database_url, fcm_token, open_store
+from support.store import BACKENDS, apns_token, database_url, fcm_token, open_store
 
 MESSAGE = PushMessage(title="Hi", body="there", data={"campaign": "spring"})
 

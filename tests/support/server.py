@@ -20,7 +20,7 @@ import httpx
 from pushwire.server import ApiKeys
 from pushwire.store import Store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:

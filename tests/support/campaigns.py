@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pushwire.store import Registration, Store
-from test_store_support import apns_token
+from support.store import apns_token
 
 TOPIC = "com.example.app"
 

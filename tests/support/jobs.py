@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _util import ThrowawayServer
 from pushwire.store import Store
+from support.util import ThrowawayServer
 
 URL_VARIABLE = "PUSHWIRE_TEST_REDIS_URL"
 NO_REDIS_VARIABLE = "PUSHWIRE_NO_REDIS"
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "redis.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "redis.sh"
 CLI = [sys.executable, "-m", "pushwire.cli"]
 KEY_ID = "ABC123DEFG"
 TEAM_ID = "TEAM123456"

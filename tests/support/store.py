@@ -19,13 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from _util import ThrowawayServer
 from pushwire.store import Store
+from support.util import ThrowawayServer
 
 DSN_VARIABLE = "PUSHWIRE_TEST_POSTGRES_DSN"
 NO_POSTGRES_VARIABLE = "PUSHWIRE_NO_POSTGRES"
 BACKENDS = ["sqlite", "postgresql"]
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres.sh"
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "postgres.sh"
 
 
 def _masked(dsn: str) -> str:
