@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from litestar import Request, Router, delete, get, patch, post, put
 from litestar.params import Parameter
 
-from ..store import SegmentFilter, SendReport
+from ..store import Registration, SegmentFilter, SendReport
 from ..store.edits import KEEP
 from ..store.message import PushMessage
 from .auth import ADMIN, APP, SEND, Principal
@@ -62,14 +62,15 @@ async def register_device(request: Req, data: RegisterDevice) -> DeviceOut:
     services, principal = await _caller(request)
     principal.require_application(data.application)
     refuse_nul(data)
-    endpoint = await services.db(
-        services.store.register,
-        data.application,
-        data.token,
-        user_id=data.user_id,
-        data=data.data,
-        attributes=data.attributes,
-        cause="api",
+    # Written with the registrations that arrive with it, in one transaction.
+    endpoint = await services.registrations.register(
+        Registration(
+            data.application,
+            data.token,
+            user_id=data.user_id,
+            data=data.data,
+            attributes=data.attributes,
+        )
     )
     return DeviceOut.of(endpoint)
 
