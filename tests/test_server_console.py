@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pushwire.campaigns import engagement_id
 from pushwire.store import PushMessage, SegmentFilter, Store
 from pushwire.testing import MockAPNs
 from support.server import apns_token, client, close_clients, create_key, running_server
@@ -25,6 +26,9 @@ ARTIFACTS = Path(os.environ.get("PUSHWIRE_TEST_ARTIFACTS", Path(__file__).parent
 
 #: The seeded send runs: day -> (live tokens, dead tokens). Dead ones are disabled.
 SEEDED = {"2026-11-30": (8, 2), "2026-12-01": (12, 0), "2026-12-02": (5, 3)}
+#: A campaign sent on 2026-12-01 to that day's cohort (12 live tokens); the app reports
+#: opens for 3 of them: open rate 25 % that day.
+CAMPAIGN_DAY, CAMPAIGN_OPENS = "2026-12-01", 3
 
 
 def _ms(day: str) -> int:
@@ -55,6 +59,28 @@ def seed(db: str, mock: MockAPNs, key_ref: str) -> None:
                     )
 
             asyncio.run(send())
+        now["ms"] = _ms(CAMPAIGN_DAY) + 3_600_000
+        campaigns = store.campaigns
+        campaign = campaigns.create("seeded-sale", segment="cohort=c1", message={"title": "Sale"})
+        campaigns.schedule(campaign.id, actor="seed")
+
+        async def run_slot() -> None:
+            async with mock.client() as c:
+                assert len(await campaigns.scheduler(clients={"ios": c}).tick()) == 1
+
+        asyncio.run(run_slot())
+        (slot,) = campaigns.slots(campaign.id)
+        eid = engagement_id(campaign.id, slot.id, 0)
+        opens = [
+            {
+                "name": "opened",
+                "engagement": eid,
+                "application": "ios",
+                "token": apns_token(i, "a1"),
+            }
+            for i in range(CAMPAIGN_OPENS)
+        ]
+        assert campaigns.record_engagement(opens) == CAMPAIGN_OPENS
 
 
 @pytest.fixture(scope="module")
@@ -140,17 +166,54 @@ def test_console_in_a_browser(browser, live):
         }
         drawn[group.get_attribute("data-day")] = bars
         assert (heights["delivered"] > 0) == (bars["delivered"] > 0)
+    campaign_sent = SEEDED[CAMPAIGN_DAY][0]  # the campaign's sends count with the day's
     assert drawn == {
-        day: {"delivered": live_n, "failed": dead, "disabled": dead}
+        day: {"delivered": live_n + (campaign_sent if day == CAMPAIGN_DAY else 0),
+              "failed": dead, "disabled": dead}
         for day, (live_n, dead) in SEEDED.items()
-    }
+    }  # fmt: skip
     row = d.find_element(By.CSS_SELECTOR, '#per-app tr[data-application="ios"]')
     cells = [c.text for c in row.find_elements(By.TAG_NAME, "td")]
-    sent = sum(a + b for a, b in SEEDED.values())
-    delivered = sum(a for a, _ in SEEDED.values())
+    sent = sum(a + b for a, b in SEEDED.values()) + campaign_sent
+    delivered = sum(a for a, _ in SEEDED.values()) + campaign_sent
     assert cells[:5] == ["ios", str(sent), str(delivered), str(sent - delivered),
                          str(sent - delivered)]  # fmt: skip
+    assert cells[6] == f"{100 * CAMPAIGN_OPENS / campaign_sent:.1f} %"  # 25.0 %
+
+    # The open rate per day: a bar on the campaign's day only, drawn with its numbers.
+    wait_for(lambda: d.find_elements(By.CSS_SELECTOR, "#open-rate-chart g.day"), what="open rate")
+    bars = {
+        g.get_attribute("data-day"): [
+            (int(r.get_attribute("data-opened")), int(r.get_attribute("data-delivered")),
+             float(r.get_attribute("height")))
+            for r in g.find_elements(By.CSS_SELECTOR, "rect.opened")
+        ]
+        for g in d.find_elements(By.CSS_SELECTOR, "#open-rate-chart g.day")
+    }  # fmt: skip
+    assert set(bars) == set(SEEDED)
+    assert {day: [b[:2] for b in found] for day, found in bars.items()} == {
+        day: [(CAMPAIGN_OPENS, campaign_sent)] if day == CAMPAIGN_DAY else [] for day in SEEDED
+    }
+    full_height = 180 - 12 - 30  # the chart's plot height: 100 %
+    assert abs(bars[CAMPAIGN_DAY][0][2] - full_height * CAMPAIGN_OPENS / campaign_sent) < 0.01
     screenshot(d, "console-dashboard-desktop")
+    d.execute_script("document.getElementById('per-app').scrollIntoView()")
+    screenshot(d, "console-open-rate")
+
+    # The campaign and its progress: one slot done, what it sent, delivered and opened.
+    d.get(server.url + "/console#campaigns")
+    item = '#campaign-list li[data-campaign="seeded-sale"]'
+    wait_for(lambda: d.find_elements(By.CSS_SELECTOR, item), what="campaign list")
+    shown = d.execute_script(
+        "const li = document.querySelector(arguments[0]); return [li.dataset.slots,"
+        " li.dataset.slotsDone, li.dataset.sent, li.dataset.delivered, li.dataset.opened,"
+        " li.querySelector('progress').getAttribute('value')];",
+        item,
+    )
+    assert shown == ["1", "1", str(campaign_sent), str(campaign_sent), str(CAMPAIGN_OPENS), "1"]
+    text = d.find_element(By.CSS_SELECTOR, item).text
+    assert "seeded-sale" in text and "25.0 %" in text
+    screenshot(d, "console-campaigns-desktop")
 
     # A job with live progress: 10 quick endpoints and 10 that the mock answers after 4 s.
     with Store.open(db) as store:
@@ -217,6 +280,13 @@ def test_console_in_a_browser(browser, live):
     )
     assert overflow <= 0, overflow
     screenshot(d, "console-dashboard-phone")
+    d.find_element(By.CSS_SELECTOR, 'nav a[href="#campaigns"]').click()
+    wait_for(lambda: d.find_elements(By.CSS_SELECTOR, item), what="campaigns on a phone")
+    overflow = d.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0, overflow
+    screenshot(d, "console-campaigns-phone")
     d.set_window_size(1280, 900)
 
     # Logging out shows only the login again.

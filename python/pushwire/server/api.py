@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from litestar import Request, Router, delete, get, patch, post, put
 from litestar.params import Parameter
 
-from ..store import SegmentFilter, SendReport
+from ..store import Registration, SegmentFilter, SendReport
 from ..store.edits import KEEP
 from ..store.message import PushMessage
 from .auth import ADMIN, APP, SEND, Principal
+from .campaign_api import ROUTES as CAMPAIGN_ROUTES
 from .errors import ApiProblem
 from .schemas import (
     ApplicationIn,
@@ -61,14 +62,15 @@ async def register_device(request: Req, data: RegisterDevice) -> DeviceOut:
     services, principal = await _caller(request)
     principal.require_application(data.application)
     refuse_nul(data)
-    endpoint = await services.db(
-        services.store.register,
-        data.application,
-        data.token,
-        user_id=data.user_id,
-        data=data.data,
-        attributes=data.attributes,
-        cause="api",
+    # Written with the registrations that arrive with it, in one transaction.
+    endpoint = await services.registrations.register(
+        Registration(
+            data.application,
+            data.token,
+            user_id=data.user_id,
+            data=data.data,
+            attributes=data.attributes,
+        )
     )
     return DeviceOut.of(endpoint)
 
@@ -259,11 +261,24 @@ async def kpis(
     since: date | None = None,
     until: date | None = None,
 ) -> KPIList:
-    """Per application and UTC day: sends, deliveries, invalid and disabled tokens."""
+    """Per application and UTC day: sends, deliveries, invalid and disabled tokens; and of
+    the campaign notifications among them (the ones that carry an engagement id), how many
+    were delivered and opened: ``open_rate`` is Pinpoint's ``push-open-rate`` (None when
+    no campaign notification was delivered that day)."""
     services, _ = await _caller(request)
     rows = await services.db(services.store.kpis, application=application, since=since, until=until)
-    return KPIList(
-        [
+    campaign_rows = await services.db(
+        services.store.campaigns.kpis, application=application, since=since, until=until
+    )
+    engaged: dict[tuple[str, str], list[int]] = {}
+    for c in campaign_rows:
+        tally = engaged.setdefault((c.application, c.day), [0, 0])
+        tally[0] += c.successful_deliveries
+        tally[1] += c.opened
+    out = []
+    for k in rows:
+        delivered, opened = engaged.get((k.application, k.day), (0, 0))
+        out.append(
             KPIOut(
                 k.application,
                 k.day,
@@ -273,10 +288,12 @@ async def kpis(
                 k.invalid_tokens,
                 k.tokens_disabled,
                 round(k.delivery_rate, 6),
+                delivered,
+                opened,
+                round(opened / delivered, 6) if delivered else None,
             )
-            for k in rows
-        ]
-    )
+        )
+    return KPIList(out)
 
 
 @get("/events", opt={"action": SEND}, tags=["reports"])
@@ -406,5 +423,6 @@ v1 = Router(
         create_key,
         revoke_key,
         me,
+        *CAMPAIGN_ROUTES,
     ],
 )

@@ -14,6 +14,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from .._errors import ConfigurationError, CredentialsError, PayloadError, PushwireError
+from ..campaigns.errors import CampaignInputError, CampaignStateError, UnknownCampaignError
 from ..jobs.errors import JobInputError, JobsError, QueueUnavailableError
 from ..jobs.errors import UnknownJobError as UnknownQueueJobError
 from ..store.errors import (
@@ -70,6 +71,9 @@ _STATUSES: tuple[tuple[type[BaseException], int, str], ...] = (
     (UnknownRunError, 404, "Unknown send run"),
     (UnknownKeyError, 404, "Unknown key"),
     (UnknownJobError, 404, "Unknown job"),
+    (UnknownCampaignError, 404, "Unknown campaign"),
+    (CampaignStateError, 409, "Campaign state conflict"),
+    (CampaignInputError, 422, "Invalid value"),
     (UnknownQueueJobError, 404, "Unknown job"),
     (DatabaseUnavailableError, 503, "Database unavailable"),
     (QueueUnavailableError, 503, "Job queue unavailable"),
@@ -88,10 +92,12 @@ _UNKNOWN = re.compile(r"unknown field `([^`]*)`")
 _MISSING = re.compile(r"missing required field `([^`]*)`")
 
 
-def _field_of(message: str) -> str | None:
-    """The JSON path msgspec names (``tokens[3]``), the unknown or missing field with it."""
+def _field_of(message: str, key: str = "") -> str | None:
+    """The JSON path at fault (``tokens[3]``, ``events[1].extra``): where msgspec says it
+    is (in the message, or the ``key`` Litestar split off it), with the unknown or missing
+    field it names."""
     at = _AT_PATH.search(message)
-    path = at.group(1) if at else ""
+    path = at.group(1) if at else ("" if key in ("", "body", "data") else key)
     named = _UNKNOWN.search(message) or _MISSING.search(message)
     if named:
         return f"{path}.{named.group(1)}" if path else named.group(1)
@@ -128,9 +134,7 @@ def validation_error(request: Request[Any, Any, Any], exc: ValidationException) 
     messages = [str(item.get("message", "")) for item in extra if isinstance(item, dict)]
     keys = [str(item.get("key", "")) for item in extra if isinstance(item, dict)]
     detail = "; ".join(m for m in messages if m) or "the request body is not valid JSON"
-    field = next((f for f in (_field_of(m) for m in messages) if f), None)
-    if field is None:
-        field = next((k for k in keys if k and k not in ("body", "data")), None)
+    field = next((f for f in map(_field_of, messages, keys) if f), None)
     title = (
         "Malformed JSON" if "malformed" in detail or "truncated" in detail else "Invalid request"
     )

@@ -163,6 +163,11 @@ class KPIOut(msgspec.Struct):
     invalid_tokens: int
     tokens_disabled: int
     delivery_rate: float
+    #: Campaign notifications delivered, and of them opened (engagement events).
+    campaign_delivered: int
+    opened: int
+    #: opened / campaign_delivered (Pinpoint's push-open-rate); None without any.
+    open_rate: float | None
 
 
 class KPIList(msgspec.Struct):

@@ -17,6 +17,7 @@ from .auth import Principal, RateLimiter, authenticate
 from .clients import ClientPool
 from .errors import ApiProblem
 from .keys import ApiKeys
+from .registrations import RegistrationBatcher
 from .runner import JobRunner
 from .settings import ServerSettings
 
@@ -37,6 +38,7 @@ class Services:
         # SQLite: one connection under a lock, microseconds per statement: run inline.
         # PostgreSQL: a pool and network round trips: run in threads.
         self._inline = store.database.dialect == "sqlite"
+        self.registrations = RegistrationBatcher(store, self.db)
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._inline:

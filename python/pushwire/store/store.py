@@ -9,6 +9,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._classify import BadTokenBurstDetector, ResultLike
+from .._errors import PushwireError
 from . import applications as apps_module
 from . import schema
 from .applications import all_applications, application_named
@@ -36,7 +37,7 @@ from .model import (
     Provider,
     Registration,
 )
-from .rules import CheckedRegistration
+from .rules import CheckedRegistration, EndpointState
 from .segments import (
     DEFAULT_PAGE_SIZE,
     SegmentFilter,
@@ -208,6 +209,73 @@ class Store:
         endpoint, published = self.database.write(work)
         self._events.publish(published)
         return endpoint
+
+    def register_each(
+        self, registrations: Sequence[Registration], *, cause: str = "register"
+    ) -> list[Endpoint | PushwireError]:
+        """:meth:`register` for each row, in ONE transaction (a group commit for a server
+        answering many devices at once): per row its endpoint, or the error :meth:`register`
+        would have raised for it (a bad row does not stop the others). Rows are applied in
+        order, so a token given twice ends as the last row says; each row is answered with
+        the state after it. If the transaction fails, every row gets that error."""
+        apps = {a.name: a for a in self.applications()}
+        out: list[Endpoint | PushwireError] = []
+        checked: list[tuple[int, CheckedRegistration]] = []
+        for i, row in enumerate(registrations):
+            app = apps.get(row.application)
+            try:
+                if app is None:
+                    raise self._unknown_application(row.application, None)
+                checked.append(
+                    (
+                        i,
+                        self._check_registration(
+                            app, row.token, row.user_id, row.data, row.attributes,
+                            row.registered_at, None,
+                        ),
+                    )
+                )  # fmt: skip
+                out.append(PushwireError("not registered"))  # replaced below
+            except PushwireError as e:
+                out.append(e)
+        if not checked:
+            return out
+        by_id = {a.id: a for a in apps.values()}
+
+        # Runs of rows with distinct tokens: the final state of a token in its run is the
+        # state after its row (a token given twice starts a new run).
+        runs: list[list[CheckedRegistration]] = [[]]
+        seen: set[tuple[int, str]] = set()
+        for _, reg in checked:
+            if (reg.application_id, reg.token) in seen:
+                runs.append([])
+                seen.clear()
+            seen.add((reg.application_id, reg.token))
+            runs[-1].append(reg)
+
+        def work(c: Connection) -> tuple[list[EndpointState], list[EndpointEvent]]:
+            now = self._clock()
+            states: list[EndpointState] = []
+            published: list[EndpointEvent] = []
+            for run in runs:
+                _, finals, events = register_all(
+                    c, self.database, self._events, by_id, run, now, cause
+                )
+                states += [finals[(reg.application_id, reg.token)] for reg in run]
+                published += events
+            return states, published
+
+        try:
+            states, published = self.database.write(work)
+        except PushwireError as e:
+            for i, _ in checked:
+                out[i] = e
+            return out
+        self._events.publish(published)
+        for (i, reg), state in zip(checked, states, strict=True):
+            app = by_id[reg.application_id]
+            out[i] = endpoint_from_state(app.name, app.provider, state)
+        return out
 
     def register_many(
         self,

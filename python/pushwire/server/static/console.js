@@ -42,17 +42,23 @@ async function showApp(me) {
   $("app-view").hidden = false;
   $("logout").hidden = false;
   $("who").textContent = "signed in";
-  await Promise.all([loadDashboard(), loadJobs(), searchDevices()]);
+  await Promise.all([loadDashboard(), loadCampaigns(), loadJobs(), searchDevices()]);
   startPolling();
 }
 
 // -- dashboard --------------------------------------------------------------------------------
 
+function percent(part, whole) {
+  return whole ? `${((100 * part) / whole).toFixed(1)} %` : "–";
+}
+
 function perDay(kpis) {
   const days = new Map();
   for (const k of kpis) {
-    const d = days.get(k.day) || { day: k.day, sent: 0, delivered: 0, disabled: 0 };
+    const d = days.get(k.day) ||
+      { day: k.day, sent: 0, delivered: 0, disabled: 0, campaignDelivered: 0, opened: 0 };
     d.sent += k.sent; d.delivered += k.delivered; d.disabled += k.tokens_disabled;
+    d.campaignDelivered += k.campaign_delivered; d.opened += k.opened;
     days.set(k.day, d);
   }
   return [...days.values()].sort((a, b) => a.day.localeCompare(b.day));
@@ -109,24 +115,104 @@ function drawChart(days) {
   chart.append(svg);
 }
 
+function svgNode(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// One bar per day: opened / delivered campaign notifications, 0-100 %.
+function drawOpenRate(days) {
+  const chart = $("open-chart");
+  chart.textContent = "";
+  const measured = days.filter((d) => d.campaignDelivered > 0);
+  if (!measured.length) {
+    chart.append(el("p", { class: "note" }, "No campaign notification delivered yet."));
+    return;
+  }
+  const W = 640, H = 180, left = 44, bottom = 30, top = 12;
+  const plotW = W - left - 8, plotH = H - top - bottom;
+  const slot = plotW / days.length, bar = Math.min(40, slot - 8);
+  const y = (rate) => top + plotH - rate * plotH;
+  const svg = svgNode("svg", { viewBox: `0 0 ${W} ${H}`, id: "open-rate-chart", role: "img",
+                               "aria-label": "Open rate per day" });
+  for (const tick of [0, 0.5, 1]) {
+    svg.append(svgNode("line", { x1: left, x2: W - 8, y1: y(tick), y2: y(tick), stroke: "#d8dde5" }),
+               svgNode("text", { x: left - 6, y: y(tick) + 4, "text-anchor": "end", "font-size": 11,
+                                 fill: "#5b6575" }, `${tick * 100} %`));
+  }
+  days.forEach((d, i) => {
+    const g = svgNode("g", { class: "day", "data-day": d.day });
+    if (d.campaignDelivered > 0) {
+      const rate = d.opened / d.campaignDelivered;
+      const r = svgNode("rect", { class: "opened", x: left + i * slot + (slot - bar) / 2, y: y(rate),
+                                  width: bar, height: Math.max(0, top + plotH - y(rate)),
+                                  "data-opened": d.opened, "data-delivered": d.campaignDelivered,
+                                  "data-rate": rate.toFixed(4) });
+      r.append(svgNode("title", {}, `${d.day}: ${d.opened} opened of ${d.campaignDelivered} delivered`));
+      g.append(r, svgNode("text", { x: left + i * slot + slot / 2, y: y(rate) - 4, "text-anchor": "middle",
+                                    "font-size": 11, fill: "#1d2430" }, percent(d.opened, d.campaignDelivered)));
+    }
+    g.append(svgNode("text", { x: left + i * slot + slot / 2, y: H - bottom + 16, "text-anchor": "middle",
+                               "font-size": 11, fill: "#5b6575" }, d.day.slice(5)));
+    svg.append(g);
+  });
+  chart.append(svg);
+}
+
 async function loadDashboard() {
   const { kpis } = await api("GET", "/v1/kpis");
-  drawChart(perDay(kpis));
+  const days = perDay(kpis);
+  drawChart(days);
+  drawOpenRate(days);
   const apps = new Map();
   for (const k of kpis) {
-    const a = apps.get(k.application) || { sent: 0, delivered: 0, disabled: 0 };
+    const a = apps.get(k.application) ||
+      { sent: 0, delivered: 0, disabled: 0, campaignDelivered: 0, opened: 0 };
     a.sent += k.sent; a.delivered += k.delivered; a.disabled += k.tokens_disabled;
+    a.campaignDelivered += k.campaign_delivered; a.opened += k.opened;
     apps.set(k.application, a);
   }
   const body = $("per-app").tBodies[0];
   body.textContent = "";
   for (const [name, a] of [...apps.entries()].sort()) {
     const row = el("tr", { "data-application": name });
-    const rate = a.sent ? `${((100 * a.delivered) / a.sent).toFixed(1)} %` : "–";
-    for (const v of [name, a.sent, a.delivered, a.sent - a.delivered, a.disabled, rate, "–"]) {
+    const rate = percent(a.delivered, a.sent);
+    const opens = percent(a.opened, a.campaignDelivered);
+    for (const v of [name, a.sent, a.delivered, a.sent - a.delivered, a.disabled, rate, opens]) {
       row.append(el("td", {}, String(v)));
     }
     body.append(row);
+  }
+}
+
+// -- campaigns ----------------------------------------------------------------------------------
+
+async function loadCampaigns() {
+  const { campaigns } = await api("GET", "/v1/campaigns?limit=50");
+  const shown = await Promise.all(
+    campaigns.slice(-20).reverse().map((c) => api("GET", `/v1/campaigns/${c.id}`)));
+  const list = $("campaign-list");
+  list.textContent = "";
+  if (!shown.length) list.append(el("li", { class: "note" }, "No campaigns yet."));
+  for (const { campaign: c, progress: p } of shown) {
+    const done = (p.slots_by_state.done || 0) + (p.slots_by_state.skipped || 0) +
+                 (p.slots_by_state.cancelled || 0);
+    const item = el("li", { "data-campaign": c.name, "data-state": c.state, "data-slots": p.slots,
+                            "data-slots-done": done, "data-sent": p.sent,
+                            "data-delivered": p.delivered, "data-opened": p.opened });
+    item.append(el("div", { class: "title" }, `${c.name} · ${c.state} · ${c.schedule.frequency}`));
+    const figures = el("dl", { class: "figures" });
+    for (const [label, value] of [["Slots", `${done} / ${p.slots}`], ["Sent", p.sent],
+                                  ["Delivered", p.delivered], ["Opened", p.opened],
+                                  ["Open rate", percent(p.opened, p.delivered)]]) {
+      const cell = el("div");
+      cell.append(el("dt", {}, label), el("dd", {}, String(value)));
+      figures.append(cell);
+    }
+    item.append(figures, el("progress", { max: Math.max(1, p.slots), value: done }));
+    list.append(item);
   }
 }
 
@@ -146,12 +232,17 @@ async function loadJobs() {
   }
 }
 
-let timer = null;
+let timer = null, campaignTimer = null;
 function startPolling() {
   stopPolling();
   timer = setInterval(() => { loadJobs().catch(() => {}); }, 1000);
+  campaignTimer = setInterval(() => { loadCampaigns().catch(() => {}); }, 5000);
 }
-function stopPolling() { if (timer) clearInterval(timer); timer = null; }
+function stopPolling() {
+  if (timer) clearInterval(timer);
+  if (campaignTimer) clearInterval(campaignTimer);
+  timer = campaignTimer = null;
+}
 
 // -- devices ------------------------------------------------------------------------------------
 
