@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The whole suite, on a fresh machine: install test dependencies, build the extension, lint,
-# then the Rust tests and the Python tests. .ci/run calls exactly this.
+# The whole suite, on a fresh machine: install test dependencies (pinned by constraints.txt, so
+# a run is reproducible), build the extension, lint, then the Rust tests and the Python tests;
+# then the Python tests again in a fresh virtualenv with the newest releases inside
+# pyproject's ranges (PUSHWIRE_NO_LATEST=1 skips that). .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
-step "install pushwire (builds the Rust extension, release) with its test dependencies"
-python3 -m pip install --quiet --disable-pip-version-check -e '.[test]'
+step "install pushwire (builds the Rust extension, release) with its test dependencies, as pinned in constraints.txt"
+python3 -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 
 step "lint: rustfmt, clippy, ruff, mypy, stubtest"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
-python3 -m ruff check python tests benches
-python3 -m ruff format --check python tests benches
+python3 -m ruff check python tests benches examples
+python3 -m ruff format --check python tests benches examples
 python3 -m mypy
 python3 -m mypy.stubtest pushwire._core --allowlist .mypy-stubtest-allowlist
 
@@ -69,3 +71,24 @@ fi
 
 step "Python tests"
 python3 -m pytest -q
+
+# Today's releases, not the pinned ones: what `pip install pushwire` gives a new user. A fresh
+# virtualenv, no constraints, no pip cache; the wheel builds from the same Rust target dir, so
+# nothing is compiled twice. The servers started above serve this run too. When today's
+# releases are exactly the pins, the run above already tested them: the fresh install then
+# runs the README and examples tests (the wheel, the console script, the integrations);
+# otherwise the whole Python suite runs again with the newer releases.
+if [[ "${PUSHWIRE_NO_LATEST:-}" != 1 ]]; then
+    step "newest releases inside pyproject's ranges: a fresh virtualenv without constraints.txt"
+    latest="$(mktemp -d /tmp/pushwire-latest.XXXXXX)"
+    cleanup+=('rm -rf "$latest"')
+    python3 -m venv "$latest"
+    PIP_NO_CACHE_DIR=1 "$latest/bin/python" -m pip install --quiet --disable-pip-version-check '.[test]'
+    latest_tests=(tests/test_readme.py tests/test_examples.py)
+    if ! "$latest/bin/python" scripts/compare-constraints.py constraints.txt; then
+        latest_tests=()  # the whole suite
+    fi
+
+    step "Python tests with the newest releases (${latest_tests[*]:-the whole suite})"
+    PATH="$latest/bin:$PATH" "$latest/bin/python" -m pytest -q -p no:cacheprovider "${latest_tests[@]}"
+fi

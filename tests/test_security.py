@@ -40,8 +40,10 @@ from pushwire import FCMMessage, FCMNotification, Notification, Outcome
 from pushwire.testing import MockAPNs, MockFCM
 from support.util import tokens
 
-PACKAGE = Path(pushwire.__file__).parent
-REPO = PACKAGE.parent.parent
+# The source tree, wherever pushwire was installed from (CI also runs this suite against a
+# wheel installed in a fresh virtualenv).
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "python" / "pushwire"
 
 # --- TLS verification is always on ------------------------------------------------------------
 

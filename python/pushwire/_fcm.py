@@ -9,6 +9,8 @@ import urllib.parse
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, ClassVar
 
+import msgspec
+
 from . import _core
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
@@ -223,7 +225,12 @@ class FCMClient(PushClient):
     async def send(self, notification: NotificationLike | FCMMessage) -> Result:
         """Send a ``Notification(token, message)``, or a message with its own target."""
         if isinstance(notification, FCMMessage):
-            notification = as_item(notification)
+            kind = notification.target_kind
+            result = await super().send(as_item(notification))
+            if kind in ("topic", "condition"):
+                # Say that ``token`` holds a topic or a condition, not a device token.
+                result = msgspec.structs.replace(result, target_kind=kind)
+            return result
         return await super().send(notification)
 
 

@@ -1,13 +1,21 @@
-"""Blocking facades for scripts: the async clients run on a private event loop."""
+"""Blocking facades for scripts and threaded web apps: the async clients run on a private
+event loop in a daemon thread, so one client serves calls from any number of threads (the way
+one ``requests.Session`` does)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+import concurrent.futures
+import contextlib
+import os
+import threading
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._apns import APNsClient
 from ._client import PushClient
+from ._errors import ClientClosedError, ConfigurationError, PushwireError
 from ._fcm import FCMClient
 from ._results import Result, Results
 
@@ -18,14 +26,69 @@ if TYPE_CHECKING:
     from .fcm import FCMMessage
 
 C = TypeVar("C", bound=PushClient)
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop running forever in a daemon thread; coroutines are handed to it from any
+    thread. Stopping it cancels what is left and closes the loop in its own thread."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        loop = self.loop
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_forever()
+        finally:
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def stop(self) -> None:
+        """Stop the loop and wait for its thread (unless called from that thread)."""
+        if not self.loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # closed meanwhile
+                self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self.thread:
+            self.thread.join()
+
+
+async def _awaited(awaitable: Awaitable[T]) -> T:
+    """A coroutine for any awaitable (run_coroutine_threadsafe takes only coroutines)."""
+    return await awaitable
+
+
+def _stop_unreachable(runner: _LoopThread, pid: int) -> None:
+    """A client dropped without close(): end its loop thread (the engine closes itself when
+    the async client is collected). Nothing to do in a forked child: the thread is not here."""
+    if os.getpid() == pid:
+        runner.stop()
 
 
 class _SyncClient(Generic[C]):
-    """Same methods as the async client, without ``await``. Do not use inside a running loop."""
+    """Same methods as the async client, without ``await``. Safe to share between threads;
+    not for use inside a running event loop (use the async client there)."""
 
-    def __init__(self, client: C, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    _ASYNC_NAME = "APNsClient"
+
+    def __init__(self, client: C) -> None:
         self._client = client
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._runner = _LoopThread(f"pushwire-{type(self).__name__}")
+        self._finalizer = weakref.finalize(self, _stop_unreachable, self._runner, self._pid)
 
     def __enter__(self) -> Self:
         return self
@@ -36,33 +99,71 @@ class _SyncClient(Generic[C]):
     def __repr__(self) -> str:
         return f"Sync{self._client!r}"
 
-    def _run(self, coro: Any) -> Any:
-        return self._loop.run_until_complete(coro)
+    def _check_caller(self) -> None:
+        if os.getpid() != self._pid:
+            raise ConfigurationError(
+                f"this client was created in process {self._pid} and this is a forked child "
+                f"({os.getpid()}): its engine threads do not exist here. Create clients after "
+                "forking (e.g. in a worker's startup or gunicorn's post_fork)",
+                field="client",
+            )
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        raise ConfigurationError(
+            f"{type(self).__name__} blocks, and this call was made inside a running event "
+            f"loop, which it would stall: use pushwire.{self._ASYNC_NAME} with `await` there",
+            field="client",
+        )
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        try:
+            self._check_caller()
+            with self._lock:
+                # The lock only orders submission against close(): once closed, nothing more
+                # reaches the loop. The wait itself happens outside it.
+                if self._closed:
+                    raise ClientClosedError("the client is closed")
+                future = self._runner.submit(coro)
+        except BaseException:
+            coro.close()  # never "coroutine was never awaited"
+            raise
+        try:
+            return future.result()
+        except BaseException:
+            # Interrupted (Ctrl-C) while waiting: stop the call on the loop too.
+            future.cancel()
+            raise
 
     def send(self, notification: NotificationLike) -> Result:
-        result: Result = self._run(self._client.send(notification))
-        return result
+        return self._run(self._client.send(notification))
 
     def send_many(self, notifications: Sequence[NotificationLike]) -> Results:
-        results: Results = self._run(self._client.send_many(notifications))
-        return results
+        return self._run(self._client.send_many(notifications))
 
     def send_to_tokens(self, message: Message | FCMMessage, tokens: Sequence[str]) -> Results:
-        results: Results = self._run(self._client.send_to_tokens(message, tokens))
-        return results
+        return self._run(self._client.send_to_tokens(message, tokens))
 
     def stream(
         self, notifications: Iterable[NotificationLike], *, strict: bool = False
     ) -> Iterator[Result]:
+        """Results as they complete; the iterable is read on the client's loop thread."""
         agen: AsyncIterator[Result] = self._client.stream(notifications, strict=strict)
+        started = False
         try:
             while True:
                 try:
-                    yield self._run(agen.__anext__())
+                    result = self._run(_awaited(agen.__anext__()))
                 except StopAsyncIteration:
                     return
+                started = True
+                yield result
         finally:
-            self._run(agen.aclose())  # type: ignore[attr-defined]
+            if started:
+                # Closed meanwhile, or dropped inside a loop: nothing left to end.
+                with contextlib.suppress(PushwireError):
+                    self._run(_awaited(agen.aclose()))  # type: ignore[attr-defined]
 
     def stats(self) -> dict[str, int]:
         return self._client.stats()
@@ -71,32 +172,38 @@ class _SyncClient(Generic[C]):
         return self._client.metrics()
 
     def close(self) -> None:
-        if self._loop.is_closed():
+        """Close the client (from any thread): open streams finish, queued notifications fail
+        as not sent. Idempotent; in a forked child it returns at once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._finalizer.detach()
+        if os.getpid() != self._pid:
             return
-        self._run(self._client.aclose())
-        self._loop.close()
-
-
-def _private_loop() -> asyncio.AbstractEventLoop:
-    return asyncio.new_event_loop()
+        try:
+            self._runner.submit(self._client.aclose()).result()
+        finally:
+            self._runner.stop()
 
 
 class SyncAPNsClient(_SyncClient[APNsClient]):
-    """Blocking :class:`APNsClient` for scripts: same arguments, same methods, no ``await``."""
+    """Blocking :class:`APNsClient`: same arguments, same methods, no ``await``; one client
+    can be shared by all the threads of a process."""
 
     def __init__(self, *args: Any, **options: Any) -> None:
-        loop = _private_loop()
-        super().__init__(APNsClient(*args, **options), loop)
+        super().__init__(APNsClient(*args, **options))
 
 
 class SyncFCMClient(_SyncClient[FCMClient]):
-    """Blocking :class:`FCMClient` for scripts: same arguments, same methods, no ``await``."""
+    """Blocking :class:`FCMClient`: same arguments, same methods, no ``await``; one client
+    can be shared by all the threads of a process."""
+
+    _ASYNC_NAME = "FCMClient"
 
     def __init__(self, *args: Any, **options: Any) -> None:
-        loop = _private_loop()
-        super().__init__(FCMClient(*args, **options), loop)
+        super().__init__(FCMClient(*args, **options))
 
     def send(self, notification: NotificationLike | FCMMessage) -> Result:
         """Send a ``Notification(token, message)``, or a message with its own target."""
-        result: Result = self._run(self._client.send(notification))
-        return result
+        return self._run(self._client.send(notification))

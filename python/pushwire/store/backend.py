@@ -112,24 +112,30 @@ _SCHEME = re.compile(r"^([a-z][a-z0-9+.-]*)://", re.IGNORECASE)
 def sqlite_path(url: str) -> str | None:
     """The SQLite file of ``url``, or None when ``url`` is not a SQLite URL.
 
-    ``sqlite:///abs/path.db`` and ``sqlite:////abs/path.db`` (SQLAlchemy's spelling) are
-    absolute, ``sqlite:relative.db`` is relative, ``sqlite://:memory:`` is in memory, and a
-    plain path (no ``scheme://``) is a SQLite file too.
+    As SQLAlchemy spells them: ``sqlite:///relative.db`` is relative to the current directory,
+    ``sqlite:////abs/path.db`` is absolute (four slashes), ``sqlite://:memory:`` is in memory;
+    ``sqlite:relative.db`` is relative too, and a plain path (no ``scheme://``) is a SQLite
+    file.
     """
     if url.startswith("sqlite:"):
         rest = url[len("sqlite:") :]
-        if rest in ("", "//", "///"):
-            raise StoreInputError("the SQLite URL has no path: sqlite:///path/to/file.db")
+        if rest in ("", "//", "///", "////"):
+            raise StoreInputError(
+                "the SQLite URL has no path: sqlite:///relative.db or sqlite:////abs/path.db",
+                field="url",
+            )
         if rest.startswith("//:memory:") or rest == ":memory:":
             return ":memory:"
         if rest.startswith("//"):
+            # sqlite://HOST/PATH: the host must be empty, and PATH follows its slash.
             rest = rest[2:]
             if not rest.startswith("/"):
                 raise StoreInputError(
-                    f"{url!r}: a host is not allowed in a SQLite URL; use sqlite:///abs/path.db",
+                    f"{url!r}: a host is not allowed in a SQLite URL; use "
+                    "sqlite:///relative.db or sqlite:////abs/path.db",
                     field="url",
                 )
-            return "/" + rest.lstrip("/")
+            return rest[1:]
         return rest
     if _SCHEME.match(url):
         return None

@@ -55,7 +55,8 @@ class SQLiteDatabase(Database):
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         self.path = path
-        self.display_url = "sqlite:///" + path.lstrip("/") if path.startswith("/") else path
+        # SQLAlchemy's spelling: three slashes then the path (a fourth for an absolute one).
+        self.display_url = path if path == ":memory:" else "sqlite:///" + path
         self._lock = threading.RLock()
         try:
             conn = sqlite3.connect(

@@ -105,8 +105,9 @@ class Store:
         apply_batch: int = DEFAULT_APPLY_BATCH,
         **database_options: Any,
     ) -> Store:
-        """Open the store at ``url`` (default: ``$PUSHWIRE_DB``): ``sqlite:///path.db`` or a
-        plain path, or ``postgresql://user:password@host/db``. With ``migrate`` (default) the
+        """Open the store at ``url`` (default: ``$PUSHWIRE_DB``): ``sqlite:///relative.db``,
+        ``sqlite:////abs/path.db`` (SQLAlchemy's spelling) or a plain path, or
+        ``postgresql://user:password@host/db``. With ``migrate`` (default) the
         schema is created or upgraded on first use; otherwise an outdated schema is refused."""
         url = url if url is not None else os.environ.get(DATABASE_URL_VARIABLE)
         return cls(

@@ -237,8 +237,12 @@ impl Driver {
 
     fn on_answer(&mut self, stream_id: u32, answer: Answer) {
         let Some(entry) = self.tracker.complete(stream_id) else {
-            // Already expired and reported as a timeout: a late answer changes nothing.
-            self.pool.stats.late_answers.fetch_add(1, Ordering::Relaxed);
+            // Already expired and reported as a timeout: a late answer changes nothing. Only a
+            // response the server sent counts as one; the error h2 hands back for our own
+            // RST_STREAM (or a connection that went down since) is no answer.
+            if answer.is_ok() {
+                self.pool.stats.late_answers.fetch_add(1, Ordering::Relaxed);
+            }
             return;
         };
         match answer {
