@@ -40,17 +40,17 @@ impl CompletionSink for Inbox {
 
 #[pyclass(frozen, module = "pushwire._core")]
 pub struct Engine {
-    engine: pushwire_core::Engine,
+    core: pushwire_core::Engine,
     inbox: Arc<Inbox>,
     wake_rx: UnixStream,
 }
 
 impl Engine {
     pub(crate) fn engine(&self, py: Python<'_>) -> PyResult<&pushwire_core::Engine> {
-        if self.engine.is_closed() {
+        if self.core.is_closed() {
             return Err(closed_error(py));
         }
-        Ok(&self.engine)
+        Ok(&self.core)
     }
 }
 
@@ -75,7 +75,7 @@ impl Engine {
         let engine = pushwire_core::Engine::on_shared_runtime(config, inbox.clone())
             .map_err(|e| to_pyerr(py, &e, None))?;
         Ok(Engine {
-            engine,
+            core: engine,
             inbox,
             wake_rx,
         })
@@ -147,16 +147,16 @@ impl Engine {
 
     /// Free room in the in-flight window.
     fn capacity(&self) -> usize {
-        if self.engine.is_closed() {
+        if self.core.is_closed() {
             0
         } else {
-            self.engine.capacity()
+            self.core.capacity()
         }
     }
 
     /// Submitted requests without a delivered outcome yet.
     fn outstanding(&self) -> usize {
-        self.engine.outstanding()
+        self.core.outstanding()
     }
 
     /// Validate `items` — tuples `(token, template, apns_id or None)` — without sending.
@@ -308,13 +308,13 @@ impl Engine {
         let grace = secs(py, grace, "grace")?;
         // Never block on the runtime while holding the GIL: outcome delivery needs no GIL,
         // but other Python threads (the event loop draining) must keep running.
-        py.detach(|| self.engine.shutdown(grace));
+        py.detach(|| self.core.shutdown(grace));
         Ok(())
     }
 
     #[getter]
     fn closed(&self) -> bool {
-        self.engine.is_closed()
+        self.core.is_closed()
     }
 }
 

@@ -163,7 +163,7 @@ impl WebPushSender {
         if let Some(pool) = self
             .pools
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(origin)
         {
             return Ok(*pool);
@@ -171,7 +171,7 @@ impl WebPushSender {
         let pool: usize = self.new_pool.call1(py, (origin,))?.extract(py)?;
         self.pools
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(origin.to_owned(), pool);
         Ok(pool)
     }
@@ -282,7 +282,10 @@ impl WebPushSender {
 
     /// `(origin, pool)` of every push service seen so far.
     fn pools(&self) -> Vec<(String, usize)> {
-        let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        let pools = self
+            .pools
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out: Vec<_> = pools.iter().map(|(o, p)| (o.clone(), *p)).collect();
         out.sort();
         out
