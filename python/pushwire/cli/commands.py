@@ -92,9 +92,13 @@ class Group(TyperGroup):
         except _click_exceptions.ClickException as e:
             _echo_usage_error(e)
             sys.exit(e.exit_code)
-        except _click_exceptions.Abort:
+        except typer.Abort:  # typer's own class from 0.29 on, click's before: both are here
             echo_error("aborted")
             sys.exit(1)
+        except BrokenPipeError:
+            # The reader left while output was still buffered (flushed after the command).
+            _silence_stdout()
+            sys.exit(EXIT_BROKEN_PIPE)
         sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -22,7 +22,6 @@ from typing import Annotated, Union
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from rich.console import Console
 from rich.table import Table
 
 from .._classify import classify
@@ -32,6 +31,7 @@ from .._oauth import ServiceAccountCredentials
 from ..credentials import TokenCredentials
 from ..fcm import AndroidConfig, FCMMessage, FCMNotification
 from ..testing import MockAPNs, MockFCM
+from .console import Console
 from .errors import EXIT_SOME_FAILED, echo_error, user_errors
 from .options import ConfigOption
 from .output import DropTokens, ResultsWriter

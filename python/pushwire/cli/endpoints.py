@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from ..store import Endpoint, EventKind, Registration, SegmentFilter, StoreInputError
+from .console import Console
 from .errors import CLIError, user_errors
 from .options import DbOption, open_store
 

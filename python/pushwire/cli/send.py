@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Annotated, Callable, Literal
 
 import typer
-from rich.console import Console
 
 from .._apns import APNsClient
 from .._classify import classify
@@ -33,6 +32,7 @@ from .._message import Notification
 from .._oauth import ServiceAccountCredentials
 from .._results import Outcome, Result
 from ..credentials import CertificateCredentials, Credentials
+from .console import Console
 from .credentials import CredentialOptions, apns_credentials, provider, service_account
 from .errors import (
     EXIT_INTERRUPTED,
