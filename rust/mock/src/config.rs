@@ -71,7 +71,7 @@ impl MockConfig {
             fcm_token_lifetime: DEFAULT_FCM_TOKEN_LIFETIME,
             fcm_quota_per_window: None,
             fcm_quota_window: DEFAULT_FCM_QUOTA_WINDOW,
-            max_channels_per_app: crate::apns::broadcast::MAX_CHANNELS_PER_APP,
+            max_channels_per_app: crate::apns::channels::MAX_CHANNELS_PER_APP,
         }
     }
 

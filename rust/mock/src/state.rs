@@ -10,7 +10,7 @@ use http::HeaderValue;
 use tokio::sync::Notify;
 
 use crate::apns::auth::TokenVerifier;
-use crate::apns::broadcast::Channels;
+use crate::apns::channels::Channels;
 use crate::apns::connection_auth::ConnectionAuth;
 use crate::config::{Behavior, MockConfig, Rule};
 use crate::fcm::access_tokens::AccessTokens;

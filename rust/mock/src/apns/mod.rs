@@ -3,6 +3,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod broadcast;
+pub(crate) mod channels;
 pub(crate) mod connection_auth;
 pub(crate) mod validate;
 
