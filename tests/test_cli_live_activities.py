@@ -9,8 +9,8 @@ import pytest
 from pushwire.store import Store
 from pushwire.store.live_activities import LiveActivities
 from pushwire.testing import MockAPNs
-from test_cli_support import invoke
-from test_store_support import apns_token
+from support.cli import invoke
+from support.store import apns_token
 
 BUNDLE = "com.example.app"
 

@@ -11,9 +11,9 @@ import msgspec
 import pytest
 
 import pushwire
-from _util import tokens
 from pushwire import Action, BroadcastMessage, Outcome, PayloadError, payload
 from pushwire.testing import MockAPNs
+from support.util import tokens
 
 BUNDLE = "com.example.scores"
 OTHER_BUNDLE = "com.example.other"
@@ -286,7 +286,7 @@ def test_broadcast_errors_from_the_server(mock: MockAPNs) -> None:
 
 
 def test_every_broadcast_reason_has_an_action() -> None:
-    from pushwire.classify import APNS_TABLE, Reason
+    from pushwire import APNS_TABLE, Reason
 
     for reason, status in [
         (Reason.MISSING_CHANNEL_ID, 400),

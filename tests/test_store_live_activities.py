@@ -13,7 +13,7 @@ from pushwire import BroadcastMessage, Outcome, payload
 from pushwire.store.errors import StoreInputError
 from pushwire.store.live_activities import LiveActivities
 from pushwire.testing import MockAPNs
-from test_store_support import BACKENDS, apns_token, open_store
+from support.store import BACKENDS, apns_token, open_store
 
 BUNDLE = "com.example.app"
 

@@ -24,8 +24,10 @@ from . import _core
 from ._apns import ENVIRONMENTS, APNsClient
 from ._errors import ConfigurationError, PayloadError
 from ._message import Message, Payload, _encode, _header_bytes
+from ._pool_options import PoolOptions
+from ._record import REASON, OutcomeRecord
 from ._results import Result
-from .credentials import Credentials
+from .credentials import CertificateCredentials, Credentials
 
 MANAGEMENT_HOSTS = {
     "production": "https://api-manage-broadcast.push.apple.com:2196",
@@ -163,12 +165,18 @@ class BroadcastClient(APNsClient):
             management_url = MANAGEMENT_HOSTS[environment]
         super().__init__(credentials, environment=environment, base_url=base_url, **options)
         self.management_url = management_url
+        cert_pem, key_pem = (
+            credentials.client_cert()
+            if isinstance(credentials, CertificateCredentials)
+            else (None, None)
+        )
         self._manage_pool = self._engine.add_pool(
             management_url,
+            PoolOptions(max_connections=1, request_timeout=self.request_timeout),
             ca_file=self._ca_file,
+            client_cert_pem=cert_pem,
+            client_key_pem=key_pem,
             identity=f"manage:{credentials.identity if credentials is not None else ''}",
-            max_connections=1,
-            request_timeout=self.request_timeout,
         )
         self._broadcast_path = f"/4/broadcasts/apps/{self.bundle_id}"
         self._channels_path = f"/1/apps/{self.bundle_id}/channels"
@@ -188,8 +196,8 @@ class BroadcastClient(APNsClient):
             self._engine.set_authorization(self._manage_pool, value)
         super()._set_authorization(value)
 
-    def _fix_auth(self, rejected: list[tuple[Any, ...]]) -> Any:
-        if "UnrelatedKeyIdInToken" in {raw[4] for raw in rejected}:
+    def _fix_auth(self, rejected: list[OutcomeRecord]) -> Any:
+        if "UnrelatedKeyIdInToken" in {record[REASON] for record in rejected}:
             self._engine.retire_connections(self._manage_pool)
         return super()._fix_auth(rejected)
 
@@ -306,7 +314,11 @@ class BroadcastClient(APNsClient):
         request. ``storage_policy`` defaults to what this client saw when it created or read
         the channel; policy 0 with a non-zero expiration is refused before sending."""
         template = self.broadcast_template(channel_id, message, storage_policy=storage_policy)
-        return await self.send((channel_id, template, None))
+        # The same path as send() (batching, 500/503 resend, auth resend); the item carries a
+        # prebuilt Template rather than a Message, which the engine accepts as is.
+        dispatcher = self._dispatch()
+        await self._ready()
+        return await dispatcher.send_one((channel_id, template, None))
 
 
 def channel_ids(result: Result) -> list[str]:
