@@ -171,4 +171,11 @@ def test_celery_task_sends_from_prefork_workers(mock: MockAPNs, redis_url: str, 
 
 def test_every_example_is_run_by_a_test() -> None:
     programs = {p.name for p in EXAMPLES.glob("*.py")}
-    assert programs == {"fastapi_app.py", "flask_app.py", "gunicorn.conf.py", "celery_tasks.py"}
+    # live_activity_score.py is run by tests/test_example_live_activity.py.
+    assert programs == {
+        "fastapi_app.py",
+        "flask_app.py",
+        "gunicorn.conf.py",
+        "celery_tasks.py",
+        "live_activity_score.py",
+    }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from . import _allocator, payload, store  # noqa: F401 (_allocator first: it sets up _core)
 from ._apns import APNsClient
+from ._broadcast import BroadcastClient, BroadcastMessage, channel_ids
 from ._classify import (
     APNS_TABLE,
     DEFAULT_BACKOFF_SECONDS,
@@ -69,6 +70,9 @@ from .webpush import WebPushMessage, WebPushNotification, WebPushSubscription
 __all__ = [
     "PUSH_TYPES",
     "APNsClient",
+    "BroadcastClient",
+    "BroadcastMessage",
+    "channel_ids",
     "Action",
     "Alert",
     "Aps",

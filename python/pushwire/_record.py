@@ -34,6 +34,7 @@ FIELDS = (
     "maybe_delivered",
     "body",
     "auth_generation",
+    "headers",
 )
 
 #: Request id: ``(job << 32) | index`` (see ``_dispatch``).
@@ -58,6 +59,8 @@ MAYBE_DELIVERED: Final = 13
 BODY: Final = 14
 #: The number the engine gave the ``authorization`` header the request carried.
 AUTH_GENERATION: Final = 15
+#: Response headers the template kept (APNs broadcast ids), or None.
+HEADERS: Final = 16
 
 _POSITIONS = {name: position for position, name in enumerate(FIELDS)}
 

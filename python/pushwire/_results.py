@@ -62,6 +62,9 @@ class Result(msgspec.Struct, frozen=True, gc=False):
     #: a condition, ``"topic"`` / ``"condition"`` (``token`` is then the topic name or the
     #: condition, and the repr shows it under that name).
     target_kind: str = "token"
+    #: Response headers kept for APNs broadcast and channel-management calls
+    #: (``apns-request-id``, ``apns-unique-id``, ``apns-channel-id``); None for pushes.
+    headers: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         # Provider-neutral names: the target under its kind, the provider's id as message_id
@@ -82,6 +85,21 @@ class Result(msgspec.Struct, frozen=True, gc=False):
     def message_id(self) -> str | None:
         """The provider's id of the notification: APNs ``apns-id``, FCM message ``name``."""
         return self.apns_id
+
+    @property
+    def request_id(self) -> str | None:
+        """APNs ``apns-request-id`` of a broadcast or channel-management call."""
+        return self.headers.get("apns-request-id") if self.headers else None
+
+    @property
+    def unique_id(self) -> str | None:
+        """APNs ``apns-unique-id`` of a broadcast (for Apple's delivery log tools)."""
+        return self.headers.get("apns-unique-id") if self.headers else None
+
+    @property
+    def channel_id(self) -> str | None:
+        """``apns-channel-id`` APNs returned when a broadcast channel was created."""
+        return self.headers.get("apns-channel-id") if self.headers else None
 
     @property
     def action(self) -> Action:
@@ -133,6 +151,7 @@ def result_from_record(record: OutcomeRecord, index: int) -> Result:
         maybe_delivered,
         body,
         _auth_generation,
+        kept_headers,
     ) = record
     return Result(
         index,
@@ -150,4 +169,5 @@ def result_from_record(record: OutcomeRecord, index: int) -> Result:
         error,
         maybe_delivered,
         body,
+        headers=dict(kept_headers) if kept_headers else None,
     )

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from . import _core
 from ._apns import APNsClient
+from ._broadcast import BroadcastClient
 from ._fcm import FCMClient
 from ._oauth import ServiceAccountCredentials
 from ._sync import SyncAPNsClient, SyncFCMClient
@@ -184,6 +185,32 @@ class MockAPNs(_MockServer):
     def set_max_concurrent_streams(self, n: int) -> None:
         """Change SETTINGS_MAX_CONCURRENT_STREAMS live on every connection."""
         self._s.set_max_concurrent_streams(n)
+
+    def received_broadcasts(self, channel_id: str) -> int:
+        """Valid Live Activity broadcasts the server received for ``channel_id`` (whatever it
+        answered, faults included; kept after the channel is deleted)."""
+        return self._s.received_broadcasts(channel_id)
+
+    def broadcast_channels(self, bundle_id: str) -> dict[str, int]:
+        """``bundle_id``'s broadcast channels: channel id -> message-storage-policy."""
+        return dict(self._s.broadcast_channels(bundle_id))
+
+    def stored_broadcast(self, channel_id: str) -> bytes | None:
+        """The message a storage-policy-1 channel keeps (its most recent broadcast)."""
+        return self._s.stored_broadcast(channel_id)
+
+    def disable_broadcast(self, bundle_id: str) -> None:
+        """Broadcasts for ``bundle_id`` get 400 ``FeatureNotEnabled`` from now on."""
+        self._s.disable_broadcast(bundle_id)
+
+    def broadcast_client(self, bundle_id: str, **options: Any) -> BroadcastClient:
+        """A BroadcastClient for ``bundle_id``; both its origins (APNs and channel
+        management) point at this server."""
+        credentials = options.pop("credentials", self.credentials)
+        options.setdefault("base_url", self.url)
+        options.setdefault("management_url", self.url)
+        options.setdefault("ca_file", self.ca_file)
+        return BroadcastClient(credentials, bundle_id=bundle_id, **options)
 
     def client(self, **options: Any) -> APNsClient:
         """An APNsClient pointed at this server, trusting its CA; ``credentials`` defaults

@@ -15,6 +15,7 @@ from .commands import Group, use_pushwire_classes
 from .demo import demo_command
 from .endpoints import endpoints_app
 from .jobs import enqueue_command, jobs_app, worker_command
+from .live_activities import live_activities_app
 from .mock import mock_command
 from .segment import send_to_segment_command
 from .send import send_command
@@ -74,6 +75,8 @@ app.command("bench", context_settings=BENCH_CONTEXT)(bench_command)
 # The HTTP API and console, and its API keys.
 app.command("serve")(serve_command)
 app.add_typer(keys_app, name="keys")
+# Live Activities: broadcast channels, push-to-start on a segment, broadcasts.
+app.add_typer(live_activities_app, name="live-activities")
 # Plain help readable at any width, one-line usage errors: for every command, whoever adds it.
 use_pushwire_classes(app)
 

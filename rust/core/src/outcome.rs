@@ -32,6 +32,9 @@ impl OutcomeKind {
 
 /// Error bodies larger than this are truncated: no provider sends more, a broken server might.
 pub(crate) const MAX_ERROR_BODY: usize = 8 * 1024;
+/// Limit of bodies a template keeps on success (OAuth tokens, an APNs list of 10,000
+/// broadcast channel ids is about 270 KB).
+pub(crate) const MAX_KEPT_BODY: usize = 1024 * 1024;
 
 /// The final outcome of one request.
 #[derive(Debug, Clone)]
@@ -65,6 +68,9 @@ pub struct Outcome {
     /// Generation of the pool credential the request carried (see `Engine::set_authorization`):
     /// a 401 for an older credential than the current one needs no new one.
     pub auth_generation: u64,
+    /// Response headers the template asked to keep (see `Template::keeping_headers`), in the
+    /// template's order; absent ones are left out. `None` when none were asked for.
+    pub headers: Option<Vec<(String, String)>>,
 }
 
 impl Outcome {
@@ -86,7 +92,24 @@ impl Outcome {
             error: None,
             maybe_delivered: false,
             auth_generation: 0,
+            headers: None,
         }
+    }
+
+    /// Copy the response headers named in `names` (non-ASCII values are skipped).
+    pub(crate) fn keep_headers(&mut self, headers: &HeaderMap, names: &[http::HeaderName]) {
+        if names.is_empty() {
+            return;
+        }
+        self.headers = Some(
+            names
+                .iter()
+                .filter_map(|name| {
+                    let value = headers.get(name)?.to_str().ok()?;
+                    Some((name.as_str().to_owned(), value.to_owned()))
+                })
+                .collect(),
+        );
     }
 
     /// Fill status, apns-id, retry-after and (for errors) reason/timestamp from a response.
@@ -219,6 +242,27 @@ mod tests {
             let (r, t) = parse_apns_error(body);
             assert!(r.is_none() && t.is_none(), "{body:?}");
         }
+    }
+
+    #[test]
+    fn kept_headers_are_copied_in_the_asked_order() {
+        let mut o = Outcome::empty(1, "ch".into(), OutcomeKind::Failed);
+        let mut headers = HeaderMap::new();
+        headers.insert("apns-unique-id", "u-1".parse().unwrap());
+        headers.insert("apns-request-id", "r-1".parse().unwrap());
+        let names = ["apns-request-id", "apns-channel-id", "apns-unique-id"]
+            .map(http::HeaderName::from_static);
+        o.keep_headers(&headers, &names);
+        assert_eq!(
+            o.headers,
+            Some(vec![
+                ("apns-request-id".to_owned(), "r-1".to_owned()),
+                ("apns-unique-id".to_owned(), "u-1".to_owned()),
+            ])
+        );
+        let mut none = Outcome::empty(2, "ch".into(), OutcomeKind::Failed);
+        none.keep_headers(&headers, &[]);
+        assert_eq!(none.headers, None);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, HeaderValue};
+use http::Method;
 
 use crate::error::Error;
 
@@ -51,6 +52,11 @@ pub struct Template {
     pub(crate) token_format: TokenFormat,
     /// Return 2xx bodies in the outcome too (OAuth token responses); error bodies always are.
     pub(crate) keep_body: bool,
+    /// HTTP method: POST for every push; GET/DELETE for APNs channel management.
+    pub(crate) method: Method,
+    /// Response headers copied into the outcome (APNs broadcast ids: `apns-request-id`,
+    /// `apns-unique-id`, `apns-channel-id`); empty for pushes, which need only `apns-id`.
+    pub(crate) keep_headers: Vec<HeaderName>,
 }
 
 impl Template {
@@ -68,6 +74,8 @@ impl Template {
             payload,
             token_format,
             keep_body: false,
+            method: Method::POST,
+            keep_headers: Vec::new(),
         })
     }
 
@@ -90,6 +98,8 @@ impl Template {
             payload: Bytes::new(),
             token_format,
             keep_body: false,
+            method: Method::POST,
+            keep_headers: Vec::new(),
         })
     }
 
@@ -106,6 +116,8 @@ impl Template {
             payload,
             token_format: TokenFormat::Label,
             keep_body: false,
+            method: Method::POST,
+            keep_headers: Vec::new(),
         })
     }
 
@@ -114,6 +126,46 @@ impl Template {
     pub fn keeping_body(mut self, keep: bool) -> Self {
         self.keep_body = keep;
         self
+    }
+
+    /// Send with `method` instead of POST (only GET and DELETE are allowed besides it; the
+    /// body of a GET or DELETE template should be empty).
+    pub fn with_method(mut self, method: &str) -> Result<Self, Error> {
+        self.method = match method {
+            "POST" => Method::POST,
+            "GET" => Method::GET,
+            "DELETE" => Method::DELETE,
+            other => {
+                return Err(Error::invalid(
+                    "method",
+                    format!("{other:?} is not POST, GET or DELETE"),
+                ))
+            }
+        };
+        Ok(self)
+    }
+
+    /// Copy these response headers (lowercase names) into each outcome's `headers`.
+    pub fn keeping_headers(mut self, names: &[String]) -> Result<Self, Error> {
+        self.keep_headers = names
+            .iter()
+            .map(|name| {
+                HeaderName::from_bytes(name.as_bytes())
+                    .ok()
+                    .filter(|h| h.as_str() == name)
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "keep_headers",
+                            format!("{name:?} is not a lowercase HTTP header name"),
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(self)
+    }
+
+    pub fn method(&self) -> &Method {
+        &self.method
     }
 
     pub fn token_format(&self) -> TokenFormat {

@@ -49,6 +49,8 @@ pub struct MockConfig {
     pub fcm_quota_per_window: Option<u64>,
     /// Length of the fixed quota windows, counted from a project's first message.
     pub fcm_quota_window: Duration,
+    /// Broadcast channels one app may have (Apple: 10,000 per environment); tests shrink it.
+    pub max_channels_per_app: usize,
 }
 
 impl MockConfig {
@@ -69,6 +71,7 @@ impl MockConfig {
             fcm_token_lifetime: DEFAULT_FCM_TOKEN_LIFETIME,
             fcm_quota_per_window: None,
             fcm_quota_window: DEFAULT_FCM_QUOTA_WINDOW,
+            max_channels_per_app: crate::apns::channels::MAX_CHANNELS_PER_APP,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use http::request::Parts;
 
+use crate::apns::broadcast;
 use crate::fcm::oauth;
 use crate::reply::Action;
 use crate::state::ConnectionHandle;
@@ -15,6 +16,10 @@ pub(crate) enum Route<'a> {
     Apns,
     /// `/token`.
     OAuthToken,
+    /// `POST /4/broadcasts/apps/<bundle>`: a Live Activity broadcast.
+    Broadcast,
+    /// `/1/apps/<bundle>/channels` and `/all-channels`: broadcast channel management.
+    Channels,
     /// `/v1/...`; the project is set for a well-formed send path.
     Fcm { project: Option<&'a str> },
     /// `/wp/<subscription id>`: a Web Push push service.
@@ -28,6 +33,10 @@ impl<'a> Route<'a> {
             Route::OAuthToken
         } else if path.starts_with(webpush::PATH_PREFIX) {
             Route::WebPush
+        } else if path.starts_with(broadcast::BROADCAST_PREFIX) {
+            Route::Broadcast
+        } else if path.starts_with(broadcast::MANAGE_PREFIX) {
+            Route::Channels
         } else if path.starts_with(fcm::PATH_PREFIX) {
             Route::Fcm {
                 project: fcm::send_project(path),
@@ -42,6 +51,8 @@ impl<'a> Route<'a> {
         match self {
             Route::Apns => apns::body_limit(parts),
             Route::OAuthToken => oauth::BODY_LIMIT,
+            Route::Broadcast => broadcast::MAX_BROADCAST_PAYLOAD,
+            Route::Channels => broadcast::MAX_MANAGE_BODY,
             Route::Fcm { .. } => fcm::BODY_LIMIT,
             Route::WebPush => webpush::BODY_LIMIT,
         }
@@ -59,6 +70,8 @@ impl<'a> Route<'a> {
         match self {
             Route::Apns => apns::handle(parts, body, body_len, shared, conn),
             Route::OAuthToken => Action::Reply(oauth::handle(parts, body, body_len, shared)),
+            Route::Broadcast => broadcast::handle_broadcast(parts, body, body_len, shared, conn),
+            Route::Channels => broadcast::handle_manage(parts, body, body_len, shared, conn),
             Route::Fcm { project } => fcm::handle(parts, project, body, body_len, shared),
             Route::WebPush => webpush::handle(parts, body, body_len, shared),
         }
@@ -74,6 +87,8 @@ mod tests {
         assert_eq!(Route::of("/3/device/abc"), Route::Apns);
         assert_eq!(Route::of("/nowhere"), Route::Apns);
         assert_eq!(Route::of("/token"), Route::OAuthToken);
+        assert_eq!(Route::of("/4/broadcasts/apps/com.a"), Route::Broadcast);
+        assert_eq!(Route::of("/1/apps/com.a/channels"), Route::Channels);
         assert_eq!(Route::of("/token?x=1"), Route::OAuthToken);
         assert_eq!(
             Route::of("/v1/projects/p/messages:send"),

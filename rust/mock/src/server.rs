@@ -199,6 +199,27 @@ impl MockServer {
         self.shared.webpush.messages(id)
     }
 
+    /// Valid broadcasts received for `channel_id` (exact, case-sensitive base64), whatever
+    /// the mock answered (faults included); kept after the channel is deleted.
+    pub fn received_broadcasts(&self, channel_id: &str) -> u64 {
+        self.shared.channels.received(channel_id)
+    }
+
+    /// `(channel id, message-storage-policy)` of `bundle`'s broadcast channels.
+    pub fn channels(&self, bundle: &str) -> Vec<(String, u8)> {
+        self.shared.channels.list(bundle)
+    }
+
+    /// The message a storage-policy-1 channel keeps (the most recent broadcast).
+    pub fn stored_broadcast(&self, channel_id: &str) -> Option<bytes::Bytes> {
+        self.shared.channels.stored_message(channel_id)
+    }
+
+    /// Broadcasts for `bundle` get `FeatureNotEnabled` from now on.
+    pub fn disable_broadcast(&self, bundle: &str) {
+        self.shared.channels.disable(bundle);
+    }
+
     /// Every APNs and FCM request fully received (not token grants, not FCM dry runs).
     pub fn total_received(&self) -> u64 {
         self.shared.counters.total_received.load(Ordering::Relaxed)

@@ -10,6 +10,7 @@ use http::HeaderValue;
 use tokio::sync::Notify;
 
 use crate::apns::auth::TokenVerifier;
+use crate::apns::channels::Channels;
 use crate::apns::connection_auth::ConnectionAuth;
 use crate::config::{Behavior, MockConfig, Rule};
 use crate::fcm::access_tokens::AccessTokens;
@@ -113,6 +114,8 @@ pub(crate) struct Shared {
     pub counters: Counters,
     /// Web Push: the decrypted plaintexts per subscription.
     pub webpush: crate::webpush::inbox::Inbox,
+    /// Live Activity broadcast channels and what each received.
+    pub channels: Channels,
     connections: Mutex<HashMap<u64, Arc<ConnectionHandle>>>,
     next_connection_id: AtomicU64,
     apns_id_state: AtomicU64,
@@ -147,6 +150,7 @@ impl Shared {
             token_uri,
             counters: Counters::default(),
             webpush: crate::webpush::inbox::Inbox::default(),
+            channels: Channels::new(config.max_channels_per_app, seed),
             connections: Mutex::new(HashMap::new()),
             next_connection_id: AtomicU64::new(0),
             apns_id_state: AtomicU64::new(seed),

@@ -422,7 +422,7 @@ fn build_requests(
 /// The names of an outcome tuple's fields, in order: exported as `_core.OUTCOME_FIELDS`, so
 /// Python reads the record by name (python/pushwire/_record.py; a test checks they agree).
 /// Plain tuples, not a named type: building one per outcome would cost the drain loop.
-pub(crate) const OUTCOME_FIELDS: [&str; 16] = [
+pub(crate) const OUTCOME_FIELDS: [&str; 17] = [
     "id",
     "token",
     "outcome",
@@ -439,6 +439,7 @@ pub(crate) const OUTCOME_FIELDS: [&str; 16] = [
     "maybe_delivered",
     "body",
     "auth_generation",
+    "headers",
 ];
 
 /// One outcome as a tuple, fields in [`OUTCOME_FIELDS`] order (`latency` in seconds).
@@ -463,6 +464,7 @@ fn outcome_tuple(py: Python<'_>, o: Outcome) -> PyResult<Bound<'_, PyTuple>> {
             .into_any(),
         body.into_pyobject(py)?.into_any(),
         o.auth_generation.into_pyobject(py)?.into_any(),
+        o.headers.into_pyobject(py)?.into_any(),
     ];
     PyTuple::new(py, items)
 }

@@ -206,6 +206,34 @@ impl MockServer {
         Ok(())
     }
 
+    /// Valid Live Activity broadcasts received for `channel_id`, whatever was answered.
+    fn received_broadcasts(&self, channel_id: &str) -> PyResult<u64> {
+        Ok(self.server()?.received_broadcasts(channel_id))
+    }
+
+    /// `(channel id, message-storage-policy)` of `bundle`'s broadcast channels.
+    fn broadcast_channels(&self, bundle: &str) -> PyResult<Vec<(String, u8)>> {
+        Ok(self.server()?.channels(bundle))
+    }
+
+    /// The message a storage-policy-1 channel keeps, if any.
+    fn stored_broadcast<'py>(
+        &self,
+        py: Python<'py>,
+        channel_id: &str,
+    ) -> PyResult<Option<Bound<'py, pyo3::types::PyBytes>>> {
+        Ok(self
+            .server()?
+            .stored_broadcast(channel_id)
+            .map(|b| pyo3::types::PyBytes::new(py, &b)))
+    }
+
+    /// Broadcasts for `bundle` are answered 400 FeatureNotEnabled from now on.
+    fn disable_broadcast(&self, bundle: &str) -> PyResult<()> {
+        self.server()?.disable_broadcast(bundle);
+        Ok(())
+    }
+
     fn stop(&mut self, py: Python<'_>) {
         if let Some(mut server) = self.server.take() {
             py.detach(move || server.stop());

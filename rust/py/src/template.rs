@@ -74,17 +74,23 @@ impl Template {
     }
 
     /// A template with a fixed path and body; a request's token is only a label (FCM topic and
-    /// condition messages, OAuth token calls). `keep_body` returns 2xx bodies in outcomes.
+    /// condition messages, OAuth token calls, APNs broadcasts and channel management).
+    /// `keep_body` returns 2xx bodies in outcomes; `method` is POST, GET or DELETE;
+    /// `keep_headers` names response headers copied into outcomes.
     #[staticmethod]
-    #[pyo3(signature = (path, headers, payload, keep_body = false))]
+    #[pyo3(signature = (path, headers, payload, keep_body = false, method = "POST", keep_headers = Vec::new()))]
     fn fixed(
         py: Python<'_>,
         path: &str,
         headers: Vec<(String, String)>,
         payload: PyBackedBytes,
         keep_body: bool,
+        method: &str,
+        keep_headers: Vec<String>,
     ) -> PyResult<Self> {
         pushwire_core::Template::fixed(path, &headers, Bytes::from_owner(payload))
+            .and_then(|t| t.with_method(method))
+            .and_then(|t| t.keeping_headers(&keep_headers))
             .map(|t| Template {
                 inner: Arc::new(t.keeping_body(keep_body)),
             })

@@ -13,13 +13,13 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{PingPong, Reason, SendStream};
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, Uri};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::shared::{ConnState, PoolShared};
-use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY};
+use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY, MAX_KEPT_BODY};
 use crate::request::Request;
 use crate::tracker::{must_rotate, InFlight, Tracker};
 
@@ -191,10 +191,16 @@ impl Driver {
                     self.fail_after_send(request, stream_id, &err);
                     return;
                 }
+                // Kept bodies (OAuth tokens, APNs channel lists) are data, not diagnostics.
+                let limit = if request.template.keep_body {
+                    MAX_KEPT_BODY
+                } else {
+                    MAX_ERROR_BODY
+                };
                 self.tracker
                     .insert(stream_id, request, stream, self.pool.cfg.request_timeout);
                 self.answers
-                    .push(Box::pin(read_answer(stream_id, response)));
+                    .push(Box::pin(read_answer(stream_id, response, limit)));
                 if must_rotate(stream_id, self.pool.cfg.stream_id_limit) {
                     self.pool.stats.rotations.fetch_add(1, Ordering::Relaxed);
                     self.retire(Drain::Retiring);
@@ -219,7 +225,7 @@ impl Driver {
             .build()
             .map_err(|e| format!("cannot build request URI: {e}"))?;
         let mut http_request = http::Request::new(());
-        *http_request.method_mut() = Method::POST;
+        *http_request.method_mut() = template.method.clone();
         *http_request.uri_mut() = uri;
         let headers = http_request.headers_mut();
         for (name, value) in &template.headers {
@@ -250,7 +256,9 @@ impl Driver {
                 self.timeouts_since_success = 0;
                 self.last_success = Instant::now();
                 let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Failed, stream_id);
-                outcome.apply_response(status, &headers, body, entry.request.template.keep_body);
+                let template = &entry.request.template;
+                outcome.keep_headers(&headers, &template.keep_headers);
+                outcome.apply_response(status, &headers, body, template.keep_body);
                 self.done.push(outcome);
             }
             Err(err) => {
@@ -430,7 +438,7 @@ impl Drop for Driver {
 
 /// Await the response headers and the (small) body, releasing flow-control capacity as we go
 /// so thousands of error bodies never stall the connection window.
-async fn read_answer(stream_id: u32, response: ResponseFuture) -> (u32, Answer) {
+async fn read_answer(stream_id: u32, response: ResponseFuture, limit: usize) -> (u32, Answer) {
     let answer = async {
         let response = response.await?;
         let (parts, mut body) = response.into_parts();
@@ -438,7 +446,7 @@ async fn read_answer(stream_id: u32, response: ResponseFuture) -> (u32, Answer) 
         while let Some(chunk) = body.data().await {
             let chunk = chunk?;
             let _ = body.flow_control().release_capacity(chunk.len());
-            let room = MAX_ERROR_BODY.saturating_sub(buf.len());
+            let room = limit.saturating_sub(buf.len());
             buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
         }
         Ok((parts.status.as_u16(), parts.headers, buf.freeze()))

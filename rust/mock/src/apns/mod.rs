@@ -2,6 +2,8 @@
 //! APNs-shaped answers.
 
 pub(crate) mod auth;
+pub(crate) mod broadcast;
+pub(crate) mod channels;
 pub(crate) mod connection_auth;
 pub(crate) mod validate;
 
@@ -64,7 +66,7 @@ fn decide(
 }
 
 /// The server-wide JWT checks, then this connection's key binding and update window.
-fn check_provider_token(
+pub(crate) fn check_provider_token(
     headers: &http::HeaderMap,
     shared: &Shared,
     conn: &ConnectionHandle,
