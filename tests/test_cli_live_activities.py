@@ -73,7 +73,7 @@ def test_the_whole_flow_from_the_command_line(setup) -> None:
         ]
     )
     assert started.exit_code == 0, started.output
-    assert started.stdout.strip() == "started=20 failed=0"
+    assert started.stdout.strip() == "started=20 failed=0 disabled=0"
     assert sum(mock.received(apns_token(i, prefix="7")) for i in range(30)) == 20
     for score in ("1-0", "2-0"):
         sent = invoke(

@@ -70,6 +70,26 @@ def test_update_tokens_rotate_retire_on_end_and_410_disables_only_that_token(liv
     assert la.end_activity("ios", "act-1") == 0
 
 
+def test_a_410_disables_a_push_to_start_token_unless_it_registered_again_since(live) -> None:
+    import time
+
+    import msgspec
+
+    _, la = live
+    la.put_push_to_start_token("ios", "dev1", "Match", "p1")
+    la.put_push_to_start_token("ios", "dev2", "Match", "p2")
+    la.put_update_token("ios", "dev1", "Match", "act-1", "p1")  # same string, other kind
+    later = int(time.time() * 1000) + 60_000
+    gone = msgspec.structs.replace(result("p1", 410, "Unregistered"), timestamp_ms=later)
+    # APNs saw p2 go in 1970: the registration the store holds is newer, so it is kept.
+    stale = msgspec.structs.replace(result("p2", 410, "Unregistered"), timestamp_ms=1)
+    assert la.apply_push_to_start_results("ios", [gone, stale]) == 1
+    assert la.push_to_start_tokens("ios", "Match") == {"dev2": "p2"}
+    assert la.update_tokens("ios", "act-1") == ["p1"]
+    with pytest.raises(ValueError, match="kind"):
+        la.apply_results("ios", "start", [gone])
+
+
 def test_channel_lifecycle(live) -> None:
     _, la = live
     opened = la.add_channel("ios", "final-2026", "Y2hhbm5lbA==", 0)

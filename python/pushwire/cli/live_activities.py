@@ -234,8 +234,10 @@ def start(
             priority=priority,
         )
         results = asyncio.run(_call(conn, lambda c: c.send_to_tokens(message, tokens)))
+        with open_store(db) as store:
+            disabled = LiveActivities(store).apply_push_to_start_results(app, results)
         delivered = sum(r.delivered for r in results)
-        typer.echo(f"started={delivered} failed={len(results) - delivered}")
+        typer.echo(f"started={delivered} failed={len(results) - delivered} disabled={disabled}")
     raise typer.Exit(EXIT_OK if delivered == len(results) else EXIT_SOME_FAILED)
 
 

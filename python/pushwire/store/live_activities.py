@@ -7,8 +7,9 @@
 * A **channel** serves one event (a match, a delivery) and has a lifecycle: ``open`` →
   ``ended`` (its end event was broadcast) → ``deleted`` (deleted at APNs).
 
-Apply send results with :meth:`LiveActivities.apply_update_results`: a 410 disables that
-update token only, never the endpoint or the push-to-start token.
+Apply send results with :meth:`LiveActivities.apply_update_results` and
+:meth:`~LiveActivities.apply_push_to_start_results`: a 410 disables that one token (unless it
+was registered again after the 410's timestamp), never the endpoint or the other kind.
 
 Schema: step 4 of :mod:`pushwire.store.schema` (tables ``live_activity_tokens`` and
 ``live_activity_channels``).
@@ -138,23 +139,34 @@ class LiveActivities:
         )
 
     def apply_update_results(self, application: str, results: Iterable[Any]) -> int:
-        """Disable the update tokens APNs answered 410 for (``Unregistered``,
-        ``ExpiredToken``); nothing else changes. Returns how many were disabled."""
-        gone = [r.token for r in results if r.status == 410 and r.reason in _GONE]
+        """Disable the update tokens APNs answered 410 for; see :meth:`apply_results`."""
+        return self.apply_results(application, UPDATE, results)
+
+    def apply_push_to_start_results(self, application: str, results: Iterable[Any]) -> int:
+        """Disable the push-to-start tokens APNs answered 410 for; see :meth:`apply_results`."""
+        return self.apply_results(application, PUSH_TO_START, results)
+
+    def apply_results(self, application: str, kind: str, results: Iterable[Any]) -> int:
+        """Disable the ``kind`` tokens APNs answered 410 for (``Unregistered``,
+        ``ExpiredToken``); nothing else changes. As for endpoints, a token registered again
+        after the 410's timestamp is kept: APNs saw the old registration go, not this one.
+        Returns how many were disabled."""
+        if kind not in (PUSH_TO_START, UPDATE):
+            raise ValueError(f"kind must be {PUSH_TO_START!r} or {UPDATE!r}, not {kind!r}")
+        gone = [(r.token, r.timestamp_ms) for r in results if r.status == 410 and r.reason in _GONE]
         if not gone:
             return 0
         now = self._clock()
 
         def work(c: Connection) -> int:
             total = 0
-            for token in gone:
-                total += self._disable(
-                    c,
-                    "application = ? AND kind = ? AND token = ? AND enabled",
-                    (application, UPDATE, token),
-                    now,
-                    "410 from APNs",
-                )
+            for token, gone_at in gone:
+                where = "application = ? AND kind = ? AND token = ? AND enabled"
+                params: tuple[Any, ...] = (application, kind, token)
+                if gone_at is not None:
+                    where += " AND updated_at < ?"
+                    params = (*params, gone_at)
+                total += self._disable(c, where, params, now, "410 from APNs")
             return total
 
         return self._db.write(work)
