@@ -15,7 +15,7 @@ from pushwire.server import ApiKeys
 from pushwire.store import Store
 from pushwire.testing import MockAPNs
 from support.server import (
-    ROOT,
+    PACKAGE_PARENT,
     apns_token,
     client,
     close_clients,
@@ -93,7 +93,7 @@ def test_large_sends_go_to_the_redis_workers(tmp_path, p8_key, redis_url):
     env = dict(
         os.environ,
         PUSHWIRE_STREAM=stream,
-        PYTHONPATH=str(ROOT / "python") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        PYTHONPATH=str(PACKAGE_PARENT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     with MockAPNs() as mock:
         options = ["--apns-url", mock.url, "--ca-file", str(mock.ca_file)]

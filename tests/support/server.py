@@ -17,10 +17,14 @@ from pathlib import Path
 
 import httpx
 
+import pushwire
 from pushwire.server import ApiKeys
 from pushwire.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
+#: Where the pushwire under test is installed (the source tree in an editable install,
+#: site-packages otherwise: only there does it have its compiled _core).
+PACKAGE_PARENT = Path(pushwire.__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -60,7 +64,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(ROOT / "python") + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = str(PACKAGE_PARENT) + os.pathsep + env.get("PYTHONPATH", "")
         if self.log is not None:
             with open(self.log, "ab") as out:
                 self.process = subprocess.Popen(
