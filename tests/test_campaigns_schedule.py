@@ -273,8 +273,10 @@ def test_bad_input_is_refused_before_anything_is_scheduled(store):
         assert raised.value.field == field, (overrides, raised.value)
     assert campaigns.list() == []
     assert store.database.read(lambda c: c.query("SELECT COUNT(*) FROM campaign_events"))[0][0] == 0
-    with pytest.raises(UnknownCampaignError):
-        campaigns.get("bad")
+    # Names that look numeric but cannot be an id: non-ASCII digits, zero, past BIGINT.
+    for key in ("bad", "²", "0", str(2**63), str(10**30)):
+        with pytest.raises(UnknownCampaignError):
+            campaigns.get(key)
     # A once-campaign whose time has passed cannot be scheduled.
     past = campaigns.create(
         "past",

@@ -73,12 +73,21 @@ def slot_from_row(database: Database, row: tuple[Any, ...]) -> Slot:
     )
 
 
+# Campaign ids are BIGINT on PostgreSQL (INTEGER on SQLite, also 64-bit).
+MAX_CAMPAIGN_ID = 2**63 - 1
+
+
 def find_campaign(
     c: Connection, database: Database, key: int | str, *, lock: bool = False
 ) -> Campaign:
     """The campaign with id ``key`` (an int or digits) or name ``key``."""
     suffix = f" {database.for_update}" if lock else ""
-    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+    # str.isdigit() is true for "²" and other non-ASCII digits that int() refuses, and an
+    # id past BIGINT would overflow on PostgreSQL: neither can name a stored campaign.
+    numeric = isinstance(key, int) or (key.isascii() and key.isdigit())
+    if numeric and not 0 < int(key) <= MAX_CAMPAIGN_ID:
+        raise UnknownCampaignError(f"no campaign {key!r}", field="campaign")
+    if numeric:
         rows = c.query(
             f"SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?{suffix}", (int(key),)
         )
