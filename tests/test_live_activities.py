@@ -365,3 +365,51 @@ def test_push_to_start_10000_then_20_broadcasts_end_and_delete(mock: MockAPNs) -
         assert all(mock.received(t) == 1 for t in segment)
 
     run(main())
+
+
+def test_an_expired_jwt_on_a_management_call_is_fixed_and_the_call_resent_once(
+    p8_key: bytes,
+) -> None:
+    """Channel management shares the APNs JWT: a stale one (a laptop woke up) gets 403
+    ExpiredProviderToken; the client mints a new one and resends the call once, on the
+    management origin, as it does for notifications."""
+    calls = 0
+
+    def stale_then_real() -> float:
+        nonlocal calls
+        calls += 1
+        return time.time() - 7200 if calls == 1 else time.time()
+
+    credentials = pushwire.TokenCredentials(
+        p8_key, key_id="ABC123DEFG", team_id="TEAM123456", clock=stale_then_real
+    )
+
+    async def main(mock: MockAPNs) -> None:
+        async with mock.broadcast_client(BUNDLE) as client:
+            created = await client.create_channel(1)
+            assert (created.status, created.outcome) == (201, Outcome.DELIVERED), created
+            assert mock.broadcast_channels(BUNDLE) == {created.channel_id: 1}
+            listed = await client.list_channels()
+            assert pushwire.channel_ids(listed) == [created.channel_id]
+
+    with MockAPNs(credentials=credentials) as mock:
+        run(main(mock))
+    assert credentials.mints == 2
+
+
+def test_a_management_call_rejected_again_after_the_fix_reports_the_rejection(
+    p8_key: bytes,
+) -> None:
+    # The clock is stuck two hours back: the new JWT is expired too; no endless resending.
+    credentials = pushwire.TokenCredentials(
+        p8_key, key_id="ABC123DEFG", team_id="TEAM123456", clock=lambda: time.time() - 7200
+    )
+
+    async def main(mock: MockAPNs) -> None:
+        async with mock.broadcast_client(BUNDLE) as client:
+            created = await client.create_channel(1)
+            assert (created.status, created.reason) == (403, "ExpiredProviderToken")
+            assert mock.broadcast_channels(BUNDLE) == {}
+
+    with MockAPNs(credentials=credentials) as mock:
+        run(asyncio.wait_for(main(mock), 30))

@@ -164,6 +164,8 @@ class Dispatcher:
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
         self._singles: dict[int, tuple[asyncio.Future[Result], Any]] = {}
+        #: the pool of each :meth:`call` in flight (channel management, OAuth), for a resend
+        self._call_pools: dict[int, int] = {}
         self._next_single = 0
         self._pending_singles: collections.deque[tuple[Any, asyncio.Future[Result]]] = (
             collections.deque()
@@ -265,6 +267,8 @@ class Dispatcher:
         job_id = rid >> _INDEX_BITS
         if job_id == 0:
             entry = self._singles.pop(rid, None)
+            if self._call_pools:
+                self._call_pools.pop(rid, None)
             if entry is not None and not entry[0].done():
                 entry[0].set_result(result_from_record(record, 0))
         else:
@@ -308,7 +312,12 @@ class Dispatcher:
                     item, template = self._singles[rid][1], None
                 else:
                     item, template = self._jobs[job_id].item(rid & _INDEX_MASK)
-                self._submit(rid, [item], template)
+                pool = self._call_pools.get(rid)
+                if pool is None:
+                    self._submit(rid, [item], template)
+                else:
+                    self._before_submit()
+                    self._engine.submit(pool, rid, [item])
             except (KeyError, PushwireError):
                 self._route(record)  # the caller is gone or the client closed: report as is
                 continue
@@ -319,11 +328,13 @@ class Dispatcher:
         """One request on another pool of the same engine (e.g. the OAuth token endpoint)."""
         fut: asyncio.Future[Result] = self.loop.create_future()
         rid = self._single_ids(1)
-        self._singles[rid] = (fut, None)
+        self._singles[rid] = (fut, item)
+        self._call_pools[rid] = pool
         try:
             self._engine.submit(pool, rid, [item])
         except BaseException:
             del self._singles[rid]
+            del self._call_pools[rid]
             raise
         return await fut
 
@@ -539,6 +550,7 @@ class Dispatcher:
             if not fut.done():
                 fut.set_exception(closed)
         self._singles.clear()
+        self._call_pools.clear()
         for _, fut in self._pending_singles:
             if not fut.done():
                 fut.set_exception(closed)
