@@ -319,6 +319,54 @@ def test_unknown_application_dead_letters_the_chunk_and_records_every_notificati
     assert {d["job"] for d in dead} == {status.job_id}
 
 
+def test_a_cancelled_job_sends_no_chunk_a_worker_had_not_taken(
+    redis_url, stream, key_prefix, credentials, p8_key, tmp_path
+):
+    """Cancel mid-job: chunks being sent finish, the rest are recorded failed (JobCancelled,
+    never sent); every notification has one outcome and the mock saw only the sent ones."""
+    db = make_store(tmp_path, p8_key)
+    all_tokens = tokens(2000, "c5")
+    with MockAPNs(credentials=credentials, response_delay=0.05) as server:
+
+        async def main() -> tuple[Any, Any, dict[int, OutcomeRecord]]:
+            with Store.open(db) as store:
+                options = ClientOptions(apns_url=server.url, ca_file=server.ca_file)
+                # One chunk at a time, so most are still queued when the cancel comes.
+                worker = Worker(
+                    settings(redis_url, stream, key_prefix, prefetch=1, slice_size=100),
+                    store=store,
+                    options=options,
+                )
+                async with (
+                    RunningWorker(worker),
+                    Queue(redis_url, stream=stream, chunk_size=100) as q,
+                ):
+                    job = await q.enqueue("ios", iter(all_tokens), MESSAGE)
+                    while (await q.status(job)).recorded == 0:
+                        await asyncio.sleep(0.01)
+                    first = await q.cancel(job)
+                    again = await q.cancel(job)
+                    status = await q.wait(job, timeout=60, poll=0.05)
+                    with pytest.raises(UnknownJobError):
+                        await q.cancel("j0nosuchjob0000000")
+                    return (first, again), status, await all_outcomes(q, job)
+
+        (first, again), status, outcomes = asyncio.run(main())
+        received = {t: server.received(t) for t in all_tokens}
+    assert first.cancelled_at is not None and again.cancelled_at == first.cancelled_at
+    assert status.complete and status.total == status.recorded == 2000
+    assert sorted(outcomes) == list(range(2000))
+    cancelled = [r for r in outcomes.values() if r.reason == "JobCancelled"]
+    delivered = [r for r in outcomes.values() if r.outcome == "delivered"]
+    assert len(cancelled) + len(delivered) == 2000
+    assert 100 <= len(delivered) < 2000 and len(cancelled) % 100 == 0
+    assert all(r.outcome == "failed" and not r.maybe_delivered for r in cancelled)
+    assert status.by_outcome == {"delivered": len(delivered), "failed": len(cancelled)}
+    # Counted on the server: each delivered token once, each cancelled one never.
+    assert all(received[r.token] == 1 for r in delivered)
+    assert all(received[r.token] == 0 for r in cancelled)
+
+
 def test_an_entry_that_keeps_killing_workers_is_dead_lettered(
     redis_url, stream, key_prefix, p8_key, tmp_path
 ):

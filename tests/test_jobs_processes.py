@@ -333,6 +333,25 @@ def test_cli_enqueue_status_results_and_dead_letters(
     assert "no 'data' field" in dead.stdout
 
 
+def test_cli_cancel_marks_the_job_and_says_what_it_means(redis_url, stream, tmp_path):
+    source = tmp_path / "tokens.txt"
+    source.write_text("\n".join(tokens(12, "d7")) + "\n")
+    done = cli(
+        "enqueue", "--app", "ios", "-i", str(source), "--body", "B",
+        "--redis", redis_url, "--stream", stream, "--chunk-size", "5",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    job = done.stdout.strip()
+    cancel = cli("jobs", "cancel", job, "--redis", redis_url, "--stream", stream)
+    assert cancel.returncode == 0, cancel.stderr
+    assert f"job {job}: queued, 0 of 12" in cancel.stdout
+    assert "cancelled: chunks not yet taken are recorded failed (JobCancelled)" in cancel.stdout
+    status = job_status(redis_url, stream, job)
+    assert status["cancelled_at"] > 0 and status["state"] == "queued"
+    missing = cli("jobs", "cancel", "nope", "--redis", redis_url, "--stream", stream)
+    assert missing.returncode == 2 and "no job 'nope'" in missing.stderr
+
+
 def test_readme_commands_exist():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme.split("## Running on many machines", 1)[1].split("\n## ", 1)[0]

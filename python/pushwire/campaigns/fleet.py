@@ -21,6 +21,10 @@
 * **Outcomes come back**: once a slot's jobs are complete, their outcome records update the
   send records (``delivered``, ``rejected``...), which the KPIs read.
 
+* **Cancel recalls**: a cancelled campaign's queued jobs are cancelled (see
+  :meth:`pushwire.jobs.Queue.cancel`); chunks no worker has taken are recorded ``cancelled``,
+  never sent.
+
 The send-rate cap paces the enqueueing (workers take jobs as they come).
 """
 
@@ -33,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..jobs.errors import JobExistsError, UnknownJobError
 from ..jobs.keys import DEFAULT_PREFIX, check_name
+from ..jobs.model import CANCELLED_REASON
 from ..jobs.queue import Queue
 from ..store.backend import Connection
 from ..store.segments import has_enabled_endpoints, selected_applications
@@ -131,7 +136,12 @@ class _FleetSlot(SlotSender):
                     ) + len(tokens)
             if self._stop is not None:
                 break
-        self.outcome.state = self._stop or "dispatched"
+        stop = self._stop
+        if stop == "cancelled" and self.outcome.sent:
+            # Jobs went out before the cancel: the slot is collected like any dispatched one
+            # (recall_cancelled stops what no worker has taken yet).
+            stop = None
+        self.outcome.state = stop or "dispatched"
         return self.outcome
 
     async def _enqueue(self, job: str, app: str, tokens: list[str], message: Any) -> None:
@@ -237,18 +247,51 @@ class FleetScheduler(Scheduler):
         reports = []
         while (report := await self.run_slot()) is not None:
             reports.append(report)
+        await self.recall_cancelled()
         await self.collect()
         self.complete_finished()
         return reports
+
+    async def recall_cancelled(self) -> int:
+        """Cancel the queued jobs of cancelled campaigns' dispatched slots: chunks no worker
+        has taken are then recorded ``JobCancelled`` instead of sent. How many jobs."""
+        jobs = [
+            r[0]
+            for r in self._db.read(
+                lambda c: c.query(
+                    "SELECT DISTINCT s.job FROM campaign_sends s "
+                    "JOIN campaign_slots sl ON sl.id = s.slot_id "
+                    "JOIN campaigns c ON c.id = sl.campaign_id "
+                    "WHERE sl.state IN ('dispatched', 'cancelled') AND c.state = 'cancelled' "
+                    "AND s.state = 'queued'"
+                )
+            )
+        ]
+        recalled = 0
+        for job in jobs:
+            try:
+                status = await self.queue.status(job)
+            except UnknownJobError:
+                continue  # expired, or never written: collect() settles its records
+            if status.cancelled_at is None and not status.complete:
+                await self.queue.cancel(job)
+                recalled += 1
+        if recalled:
+            log.info("recalled %d queued jobs of cancelled campaigns", recalled)
+        return recalled
 
     async def collect(self) -> int:
         """Record the outcomes of dispatched slots whose jobs are complete; how many slots
         finished."""
         db = self._db
+        # A slot paused mid-dispatch and then cancelled is 'cancelled' with jobs out: its
+        # records are collected too.
         slots = db.read(
             lambda c: c.query(
-                "SELECT id, campaign_id, zone, counts FROM campaign_slots "
-                "WHERE state = 'dispatched' ORDER BY id"
+                "SELECT id, campaign_id, zone, counts FROM campaign_slots sl "
+                "WHERE state = 'dispatched' OR (state = 'cancelled' AND EXISTS ("
+                "SELECT 1 FROM campaign_sends s WHERE s.slot_id = sl.id AND s.state = 'queued'"
+                ")) ORDER BY id"
             )
         )
         finished = 0
@@ -280,7 +323,7 @@ class FleetScheduler(Scheduler):
                 status = None
             if status is not None and not status.complete:
                 return False
-        delivered = disabled = 0
+        delivered = disabled = recalled = 0
         for job in jobs:
             ids = dict(
                 db.read(
@@ -299,7 +342,10 @@ class FleetScheduler(Scheduler):
                     if eid is None:
                         continue
                     dropped = record.action == "drop_token"
-                    rows.append((record.outcome, dropped, slot_id, eid))
+                    # Recalled before a worker took it (the campaign was cancelled): not sent.
+                    state = "cancelled" if record.reason == CANCELLED_REASON else record.outcome
+                    rows.append((state, dropped, slot_id, eid))
+                    recalled += state == "cancelled"
                     delivered += record.outcome == "delivered"
                     disabled += dropped
             except UnknownJobError:
@@ -315,13 +361,16 @@ class FleetScheduler(Scheduler):
             )
         now = self._now()
         final = {**counts, "delivered": delivered, "tokens_disabled": disabled}
+        if recalled:
+            final["recalled"] = recalled
 
         def work(c: Connection) -> None:
             from .records import add_event
 
             c.execute(
-                "UPDATE campaign_slots SET state = 'done', finished_at = ?, counts = ? "
-                "WHERE id = ? AND state = 'dispatched'",
+                "UPDATE campaign_slots SET finished_at = ?, counts = ?, "
+                "state = CASE WHEN state = 'dispatched' THEN 'done' ELSE state END "
+                "WHERE id = ? AND state IN ('dispatched', 'cancelled')",
                 (now, db.json_param(final), slot_id),
             )
             add_event(

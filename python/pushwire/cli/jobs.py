@@ -150,6 +150,8 @@ def _print_status(status: Any) -> None:
         )
     if status.dead_lettered:
         typer.echo(f"dead-lettered chunks: {status.dead_lettered} (see pushwire jobs dead-letters)")
+    if status.cancelled_at is not None:
+        typer.echo("cancelled: chunks not yet taken are recorded failed (JobCancelled), never sent")
 
 
 # -- enqueue ----------------------------------------------------------------------------------
@@ -484,6 +486,31 @@ def status_command(
         )
     if jobs:
         typer.echo("latest jobs: " + ", ".join(jobs))
+
+
+@jobs_app.command("cancel")
+def cancel_command(
+    job_id: Annotated[str, typer.Argument(help="The job.")],
+    as_json: JsonOption = False,
+    redis_url: RedisOption = DEFAULT_REDIS,
+    stream: StreamOption = DEFAULT_STREAM,
+    group: GroupOption = DEFAULT_GROUP,
+) -> None:
+    """Cancel a job: chunks not yet taken by a worker are recorded ``failed`` (reason
+    JobCancelled, never sent); chunks being sent finish. The job still completes."""
+    from ..jobs import Queue
+
+    with user_errors():
+
+        async def main() -> Any:
+            async with Queue(redis_url, stream=stream, group=group) as q:
+                return await q.cancel(job_id)
+
+        status = asyncio.run(main())
+    if as_json:
+        typer.echo(json.dumps(_status_json(status)))
+    else:
+        _print_status(status)
 
 
 @jobs_app.command("results")

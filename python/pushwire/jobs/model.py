@@ -90,6 +90,9 @@ class JobStatus(msgspec.Struct, frozen=True):
     dead_lettered: int
     created_at: float
     applications: list[str]
+    #: When :meth:`Queue.cancel` was called (epoch seconds), or None. Chunks taken after it
+    #: record their notifications ``failed`` with reason ``JobCancelled``, never sent.
+    cancelled_at: float | None = None
 
     @property
     def complete(self) -> bool:
@@ -183,12 +186,20 @@ def record_of(result: Result, worker: str) -> OutcomeRecord:
     )
 
 
-def failed_record(token: str, error: str, worker: str, action: str = "fix_config") -> OutcomeRecord:
-    """The outcome of a notification that was never sent (its chunk was dead-lettered)."""
+#: The reason of a notification not sent because its job was cancelled before its chunk ran.
+CANCELLED_REASON = "JobCancelled"
+
+
+def failed_record(
+    token: str, error: str, worker: str, action: str = "fix_config", reason: str | None = None
+) -> OutcomeRecord:
+    """The outcome of a notification that was never sent (its chunk was dead-lettered, or its
+    job cancelled)."""
     return OutcomeRecord(
         token=token,
         outcome="failed",
         action=action,
+        reason=reason,
         error=error,
         maybe_delivered=False,
         worker=worker,

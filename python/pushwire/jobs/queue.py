@@ -233,6 +233,24 @@ class Queue:
             )
         return status_from_hash(job_id, raw)
 
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel the job: chunks no worker has taken yet record their notifications
+        ``failed`` (reason ``JobCancelled``, ``maybe_delivered=False``) instead of sending
+        them, so the job still completes with one outcome each. Chunks being sent finish.
+        Idempotent; :class:`UnknownJobError` if there is no such job."""
+        check_job_id(job_id)
+        key = self.keys.job(job_id)
+        with redis_errors(self.redis_url, "cancelling the job"):
+            # Only an existing job: HSETNX on a missing key would create a stray hash.
+            if not await self._redis.exists(key):
+                raise UnknownJobError(
+                    f"no job {job_id!r} in stream {self.keys.stream!r} (never enqueued, or "
+                    "expired)",
+                    field="job_id",
+                )
+            await self._redis.hsetnx(key, "cancelled_at", repr(time.time()))
+        return await self.status(job_id)
+
     async def wait(
         self, job_id: str, *, timeout: float | None = None, poll: float = 0.5
     ) -> JobStatus:
@@ -312,6 +330,7 @@ def status_from_hash(job_id: str, raw: Mapping[bytes, bytes]) -> JobStatus:
     else:
         state = "running"
     apps = raw.get(b"apps", b"").decode()
+    cancelled = raw.get(b"cancelled_at")
     return JobStatus(
         job_id=job_id,
         state=state,
@@ -325,4 +344,5 @@ def status_from_hash(job_id: str, raw: Mapping[bytes, bytes]) -> JobStatus:
         dead_lettered=_int(raw, b"dead_lettered"),
         created_at=float(raw.get(b"created_at", b"0")),
         applications=[a for a in apps.split(",") if a],
+        cancelled_at=float(cancelled) if cancelled is not None else None,
     )

@@ -44,6 +44,7 @@ from .errors import JobInputError, MalformedEntryError, QueueUnavailableError
 from .keys import DEFAULT_GROUP, DEFAULT_PREFIX, DEFAULT_STREAM, Keys, check_name
 from .metrics import WorkerMetrics
 from .model import (
+    CANCELLED_REASON,
     ChunkEntry,
     OutcomeRecord,
     decode_entry,
@@ -393,6 +394,14 @@ class Worker:
             )
             await self._give_up(entry_id, fields, entry, chunk, reason, "retry")
             return
+        if await self._redis.hexists(self.keys.job(entry.job), "cancelled_at"):
+            # Cancelled before this chunk ran: one outcome each, none sent.
+            await self._record_unsent(
+                entry, "not sent: the job was cancelled", "retry", CANCELLED_REASON
+            )
+            await self._recorder.finish(s.group, entry_id, entry.job, chunk)
+            self.metrics.chunks_done += 1
+            return
         try:
             app = await self._clients.get(entry.app)
             message = self._clients.message_for(app, entry.job, entry.message)
@@ -538,17 +547,23 @@ class Worker:
         outcome are recorded ``failed`` (never sent) so the job completes."""
         assert self._recorder is not None
         await self._dead_letter(entry_id, fields, reason, entry.job)
+        await self._record_unsent(entry, f"not sent: {reason}", action)
+        await self._redis.hincrby(self.keys.job(entry.job), "dead_lettered", 1)
+        await self._recorder.finish(self.settings.group, entry_id, entry.job, chunk)
+
+    async def _record_unsent(
+        self, entry: ChunkEntry, error: str, action: str, reason: str | None = None
+    ) -> None:
+        """Record ``failed`` (never sent) for the chunk's notifications without an outcome."""
+        assert self._recorder is not None
         offsets = await self._recorder.missing(entry.job, entry.first, len(entry.tokens))
-        error = f"not sent: {reason}"
         consumer = self.settings.consumer
         records = [
-            (entry.first + o, failed_record(entry.tokens[o], error, consumer, action))
+            (entry.first + o, failed_record(entry.tokens[o], error, consumer, action, reason))
             for o in offsets
         ]
         for i in range(0, len(records), self.settings.slice_size):
             await self._record(entry.job, records[i : i + self.settings.slice_size])
-        await self._redis.hincrby(self.keys.job(entry.job), "dead_lettered", 1)
-        await self._recorder.finish(self.settings.group, entry_id, entry.job, chunk)
 
     async def _dead_letter(
         self, entry_id: bytes, fields: dict[bytes, bytes], reason: str, job: str | None
