@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -227,3 +228,78 @@ def test_send_rate_cap_is_respected(store, credentials):
     # 300 at 200/s: the first tenth of a second's worth goes at once, the rest paced.
     assert elapsed >= (300 - 20) / 200
     assert (report.sent - 20) / elapsed <= 200
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_two_campaigns_counting_the_same_endpoints_at_once_respect_the_cap(
+    backend, tmp_path, credentials, monkeypatch
+):
+    """Two campaigns' slots reach the same endpoints at the same instant, capped at one push a
+    day: the second must count the first's records. The first is held between its count and
+    its insert for up to 2 s, waiting for the second to count; with the endpoints locked (or
+    SQLite's one writer) the second cannot count until the first commits, so only the first
+    sends."""
+    import threading
+
+    from pushwire.store import postgres as pg_backend
+    from pushwire.store import sqlite as sqlite_backend
+
+    counted = threading.Event()
+    arrivals = 0
+    arrivals_lock = threading.Lock()
+    cap_count = "SELECT endpoint_id, COUNT(*) FROM campaign_sends"
+
+    def hold_the_first_counter(original: Any) -> Any:
+        def query(self: Any, sql: str, params: Any = ()) -> Any:
+            nonlocal arrivals
+            rows = original(self, sql, params)
+            if sql.startswith(cap_count):
+                with arrivals_lock:
+                    arrivals += 1
+                    first = arrivals == 1
+                if first:
+                    counted.wait(2.0)  # the race window, made wide
+                else:
+                    counted.set()
+            return rows
+
+        return query
+
+    for module, name in (
+        (pg_backend, "_PostgresConnection"),
+        (sqlite_backend, "_SQLiteConnection"),
+    ):
+        cls = getattr(module, name)
+        monkeypatch.setattr(cls, "query", hold_the_first_counter(cls.query))
+    with open_store(backend, tmp_path, clock=FakeClock(utc(2026, 12, 1, 8, 0))) as store:
+        add_ios(store)
+        tokens = register_bulk(store, 50, plan="pro")
+        for name in ("first", "second"):
+            store.campaigns.schedule(
+                store.campaigns.create(
+                    name, segment="plan=pro", message=A, frequency_cap=FrequencyCap(1, "day")
+                ).id
+            )
+        store.campaigns.scheduler(clients={}).plan()  # both slots due now
+        with MockAPNs(credentials=credentials) as apns:
+
+            def run_one(owner: str) -> None:
+                async def main() -> None:
+                    async with apns.client() as client:
+                        scheduler = store.campaigns.scheduler(clients={"ios": client}, owner=owner)
+                        await scheduler.run_slot()
+
+                asyncio.run(main())
+
+            threads = [threading.Thread(target=run_one, args=(o,)) for o in ("s1", "s2")]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            received = [apns.received(t) for t in tokens]
+        (first,) = store.campaigns.kpis("first")
+        (second,) = store.campaigns.kpis("second")
+    assert arrivals == 2
+    assert received == [1] * 50, received
+    assert sorted([first.successful_deliveries, second.successful_deliveries]) == [0, 50]
+    assert sorted([first.capped, second.capped]) == [0, 50]

@@ -249,6 +249,16 @@ class SlotSender:
             capped: set[int] = set()
             if cap is not None:
                 ids = [eid for eid, _, t in fresh if t != HOLDOUT]
+                if ids and db.for_update:
+                    # Another campaign's slot may be counting the same endpoints right now
+                    # (PostgreSQL, READ COMMITTED): lock them, in id order so two pages never
+                    # deadlock, and the later one counts the earlier one's records. SQLite's
+                    # BEGIN IMMEDIATE already serialises writers.
+                    in_eids, eid_params = db.in_condition("id", ids)
+                    c.query(
+                        f"SELECT id FROM endpoints WHERE {in_eids} ORDER BY id{db.for_update}",
+                        eid_params,
+                    )
                 if ids:
                     in_ids, id_params = db.in_condition("endpoint_id", ids)
                     in_states, state_params = db.in_condition("state", list(PUSHED_STATES))
