@@ -172,6 +172,8 @@ impl Engine {
                 let mut h = validate_header_value("authorization", v).map_err(|_| {
                     Error::invalid("authorization", "credential is not a valid header value")
                 })?;
+                // Stored sensitive (its Debug form is hidden); each request sends it
+                // HPACK-indexed (pool::connection::indexable_credential, docs/hpack.md).
                 h.set_sensitive(true);
                 Some(h)
             }

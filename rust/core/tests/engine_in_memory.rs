@@ -12,7 +12,8 @@ use pushwire_core::{
     Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request, Template, TokenFormat,
 };
 use pushwire_mock::{parse_rule, MockConfig, MockServer};
-use pushwire_test_support::{Collect, MockPipe};
+use pushwire_test_support::pipe::header_blocks;
+use pushwire_test_support::{jwt, Collect, MockPipe, RecordingPipe};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -187,4 +188,117 @@ fn a_lowered_stream_limit_is_obeyed_without_a_single_refusal() {
         "the engine overran the lowered limit"
     );
     assert_eq!(engine.stats(pool).unwrap().resets, 0);
+}
+
+/// An APNs provider token for the mock's `key`, signed now (each call gives a new one).
+fn provider_token(key: &jwt::SigningKey) -> String {
+    format!("bearer {}", jwt::jwt(key, "KEYID12345", "TEAM123456"))
+}
+
+/// Send `tokens` one at a time, each after the previous one's outcome, so each request's
+/// header block is encoded after the previous one's: the second can use what the first put
+/// in the HPACK table.
+fn send_one_by_one(engine: &Engine, pool: PoolId, sink: &Collect, tokens: &[String]) {
+    for t in tokens {
+        engine
+            .submit(pool, requests(std::slice::from_ref(t)))
+            .unwrap();
+        let outcome = sink.wait_all(1, WAIT).pop().unwrap();
+        assert_eq!(outcome.kind, OutcomeKind::Delivered, "{outcome:?}");
+    }
+}
+
+#[test]
+fn the_provider_token_is_hpack_indexed_once_per_connection_and_rotation() {
+    // The mock checks every JWT, so each header block it decoded carried the right token.
+    let key = jwt::signing_key();
+    let mut config = MockConfig::new();
+    config.jwt_keys = vec![key.jwt_key("KEYID12345", "TEAM123456")];
+    config.token_update_window = Duration::ZERO;
+    let server = Arc::new(MockServer::start(config).unwrap());
+    let sink = Arc::new(Collect::default());
+    let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
+    let transport = Arc::new(RecordingPipe::new(server.clone()));
+    let pool = engine
+        .add_pool_with_transport(
+            PoolConfig::new("https://api.push.apple.com"),
+            transport.clone(),
+        )
+        .unwrap();
+    // 30 rotations of a ~170-byte JWT are more than the 4,096-byte HPACK table holds, so the
+    // stale ones are evicted along the way: each new one must still be indexed and decoded.
+    let rotations = 30;
+    let mut tokens = Vec::new();
+    for rotation in 0..rotations {
+        engine
+            .set_authorization(pool, Some(&provider_token(&key)))
+            .unwrap();
+        let pair = [token(2 * rotation), token(2 * rotation + 1)];
+        send_one_by_one(&engine, pool, &sink, &pair);
+        tokens.extend(pair);
+    }
+    for t in &tokens {
+        assert_eq!(server.received(t), 1);
+    }
+    assert_eq!(server.distinct_tokens(), rotations as u64);
+    assert_eq!(transport.written.lock().unwrap().len(), 1, "one connection");
+
+    let blocks: Vec<usize> = header_blocks(&transport.client_bytes(0))
+        .into_iter()
+        .map(|(_, len)| len)
+        .collect();
+    assert_eq!(blocks.len(), tokens.len(), "{blocks:?}");
+    // A literal JWT costs at least 2/3 of its length (Huffman-coded base64), an index 1-2
+    // bytes; the path (64 hex digits, never indexed) about 40.
+    let literal_jwt = provider_token(&key).len() * 2 / 3;
+    let smallest = *blocks.iter().min().unwrap();
+    let mut refilled = 0;
+    for (rotation, pair) in blocks.chunks(2).enumerate() {
+        let (first, second) = (pair[0], pair[1]);
+        assert!(
+            first >= literal_jwt + 40,
+            "rotation {rotation}: the new token is sent literally: {blocks:?}"
+        );
+        assert!(
+            second < literal_jwt,
+            "rotation {rotation}: the second request refers to the token: {blocks:?}"
+        );
+        // When the stale tokens fill the table, FIFO eviction drops the oldest entries, the
+        // template's headers: the next request puts them back (~50 bytes, once).
+        refilled += usize::from(second > smallest);
+    }
+    assert!(refilled <= rotations / 10, "{blocks:?}");
+}
+
+/// Header block sizes of 3 requests sent one by one with this `authorization` (or none).
+fn header_block_sizes(authorization: Option<&str>) -> Vec<usize> {
+    let server = Arc::new(MockServer::start(MockConfig::new()).unwrap());
+    let sink = Arc::new(Collect::default());
+    let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
+    let transport = Arc::new(RecordingPipe::new(server.clone()));
+    let pool = engine
+        .add_pool_with_transport(
+            PoolConfig::new("https://api.push.apple.com"),
+            transport.clone(),
+        )
+        .unwrap();
+    engine.set_authorization(pool, authorization).unwrap();
+    send_one_by_one(&engine, pool, &sink, &[token(1), token(2), token(3)]);
+    header_blocks(&transport.client_bytes(0))
+        .into_iter()
+        .map(|(_, len)| len)
+        .collect()
+}
+
+#[test]
+fn a_short_authorization_value_is_never_indexed() {
+    // nghttp2's rule: a value shorter than 20 bytes may be guessable, so it is sent literally
+    // every time, never put in the table. (The mock has no keys: it checks no token.)
+    let short = header_block_sizes(Some("bearer abc"));
+    let none = header_block_sizes(None);
+    assert_eq!(short.len(), 3, "{short:?}");
+    assert_eq!(none.len(), 3, "{none:?}");
+    // "bearer abc" as a literal: 2 bytes of representation and length, ~7 of Huffman code.
+    assert!(short[2] >= none[2] + 8, "{short:?} vs {none:?}");
+    assert_eq!(short[1], short[2], "{short:?}");
 }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::client::{ResponseFuture, SendRequest};
 use h2::{PingPong, Reason, SendStream};
-use http::{HeaderMap, Uri};
+use http::{HeaderMap, HeaderValue, Uri};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -233,7 +233,7 @@ impl Driver {
         }
         let (auth, generation) = self.pool.authorization();
         if let Some(auth) = auth {
-            headers.insert(http::header::AUTHORIZATION, auth);
+            headers.insert(http::header::AUTHORIZATION, indexable_credential(auth));
         }
         if let Some(apns_id) = &request.apns_id {
             headers.insert("apns-id", apns_id.clone());
@@ -434,6 +434,19 @@ impl Drop for Driver {
         self.state.accepting.store(false, Ordering::Release);
         self.pool.conn_changed.notify_one();
     }
+}
+
+/// Shorter `authorization` values stay never-indexed: HPACK matches whole values, so only a
+/// short, low-entropy one could be confirmed by guessing (the threshold is nghttp2's).
+const MIN_INDEXED_CREDENTIAL: usize = 20;
+
+/// The pool's credential as one request carries it. The pool keeps it marked sensitive, so a
+/// stray `Debug` never shows it; on the wire a JWT or OAuth token is HPACK-indexed, sent once
+/// per connection and credential and then as a table index (h2 is patched for this: see
+/// rust/vendor/h2/PATCH.md and docs/hpack.md).
+fn indexable_credential(mut value: HeaderValue) -> HeaderValue {
+    value.set_sensitive(value.len() < MIN_INDEXED_CREDENTIAL);
+    value
 }
 
 /// Await the response headers and the (small) body, releasing flow-control capacity as we go

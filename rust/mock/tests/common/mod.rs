@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fcm;
-pub mod jwt;
+pub use pushwire_test_support::jwt;
 
 use std::error::Error;
 use std::sync::Arc;
