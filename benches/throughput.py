@@ -6,7 +6,9 @@ mock and nginx, side by side in one run; writes benches/RESULTS.md.
     python benches/throughput.py --scenario bulk --scenario latency-40ms
 
 Scenarios: ``bulk``, ``latency-40ms``, ``rejected-5pct``, ``hang``, ``stream-1m``,
-``single-send-10k`` and ``fcm-bulk``; ``all`` runs them all. ``pushwire bench`` runs this
+``single-send-10k`` and ``fcm-bulk``; ``all`` runs them all. ``wire-bytes`` (bytes per
+notification through a counting relay) and ``stream-10m`` (``--count`` notifications, one core
+each with ``--pin split``) run only when named. ``pushwire bench`` runs this
 file too. The code lives in ``benches/harness/`` (one module per concern); this file is the
 entry point, for the parent and for every measuring child (``--child``).
 """

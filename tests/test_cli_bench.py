@@ -66,6 +66,64 @@ def test_h2load_summary_is_parsed_with_its_units() -> None:
         h2load.parse_output("h2load: connection refused\n")
 
 
+def test_h2load_summary_alone_gives_outcomes_by_status_class() -> None:
+    h2load = harness("tools.h2load_tool")
+    outcomes = h2load.summary_outcomes(h2load.parse_output(H2LOAD_OUTPUT))
+    assert dict(outcomes) == {"delivered": 190000, "4xx": 10000}
+    unanswered = H2LOAD_OUTPUT.replace("190000 2xx", "189000 2xx")
+    assert h2load.summary_outcomes(h2load.parse_output(unanswered))["failed"] == 1000
+
+
+def test_the_relay_counts_every_byte_each_way() -> None:
+    import socket
+    import threading
+
+    relay_module = harness("relay")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve_one() -> None:
+            # Answers each request with twice its length, then closes when the client does.
+            conn, _ = listener.accept()
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data * 2)
+
+        server = threading.Thread(target=serve_one)
+        server.start()
+        with relay_module.CountingRelay(listener.getsockname()[1]) as relay:
+            with socket.create_connection(("127.0.0.1", relay.port)) as client:
+                received = []
+
+                def read_all() -> None:
+                    while chunk := client.recv(1 << 20):
+                        received.append(len(chunk))
+
+                reader = threading.Thread(target=read_all)
+                reader.start()
+                for size in (1, 1000, 300_000):
+                    client.sendall(b"x" * size)
+                client.shutdown(socket.SHUT_WR)
+                reader.join(10)
+            counts = relay.finish()
+        server.join(10)
+    assert (counts.upstream, counts.downstream, counts.connections) == (301_001, 602_002, 1)
+    assert sum(received) == 602_002
+
+
+def test_issue_21_scenarios_run_only_when_named_and_count_sets_their_size() -> None:
+    cli = harness("cli")
+    every = cli.make_config(cli.parse_args([]), ["throughput.py"])
+    assert "wire-bytes" not in every.scenarios and "stream-10m" not in every.scenarios
+    args = cli.parse_args(
+        ["--scenario", "stream-10m", "--count", "1000000", "--stream-kwargs", '{"strict": true}']
+    )
+    config = cli.make_config(args, ["throughput.py"])
+    assert config.scenarios == ["stream-10m"] and config.stream_kwargs == {"strict": True}
+    scenarios = harness("scenarios")
+    assert scenarios.size_for(config, "pushwire", "stream-10m") == 1_000_000
+    assert scenarios.size_for(config, "h2load", "stream-10m") == 1_000_000
+
+
 def test_h2load_log_gives_outcomes_and_latencies() -> None:
     h2load = harness("tools.h2load_tool")
     rows = ["1795453630948042\t200\t5890", "1795453630948046\t410\t1000", "17954\t-1\t20", ""]

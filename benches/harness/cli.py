@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import shlex
@@ -10,10 +11,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .common import DEFAULT_OUT, MAX_CONNECTIONS, MOCK_RULES, SERVER_MAX_STREAMS
 from .keys import provider_token, write_keypair, write_service_account_key
 from .measure import Run, accounted, loadavg, python_child, run_event_loop
+from .relay import CountingRelay
 from .report import (
     build_rows,
     contention_note,
@@ -23,6 +26,7 @@ from .report import (
     render_tables,
 )
 from .scenarios import (
+    EXPLICIT_ONLY,
     FULL_SIZES,
     MISSING_TOOL,
     QUICK_SIZES,
@@ -72,6 +76,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         ("hang_n", "hang notifications, 1%% hung"),
         ("stream_n", "stream-1m notifications"),
         ("single_n", "single-send-10k notifications"),
+        ("wire_n", "wire-bytes notifications per tool (through the counting relay)"),
+        ("count", "stream-10m notifications (h2load sends as many)"),
         ("repeats", "repeats per measurement"),
     ]:
         sizes.add_argument(
@@ -106,6 +112,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             f"not the shared CPU is what limits it ({LATENCY_STREAMS})"
         ),
     )
+    parser.add_argument(
+        "--stream-kwargs",
+        type=json.loads,
+        default={},
+        metavar="JSON",
+        help="keyword arguments for client.stream() in stream-10m, e.g. '{\"strict\": false}'",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke sizes, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="(benches/RESULTS.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -122,9 +135,13 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
             raise SystemExit(f"--{name.replace('_', '-')} must be at least 1")
         sizes[name] = chosen
     chosen_scenarios = args.scenario or ["all"]
-    scenarios = (
-        SCENARIOS if "all" in chosen_scenarios else [s for s in SCENARIOS if s in chosen_scenarios]
-    )
+    scenarios = [
+        s
+        for s in SCENARIOS
+        if s in chosen_scenarios or ("all" in chosen_scenarios and s not in EXPLICIT_ONLY)
+    ]
+    if not isinstance(args.stream_kwargs, dict):
+        raise SystemExit("--stream-kwargs must be a JSON object")
     if args.latency_connections < 1:
         raise SystemExit("--latency-connections must be at least 1")
     if not 1 <= args.latency_streams <= SERVER_MAX_STREAMS:
@@ -139,6 +156,7 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
         pin=args.pin == "split",
         latency_connections=args.latency_connections,
         latency_streams=args.latency_streams,
+        stream_kwargs=args.stream_kwargs,
         load_before=loadavg(),
     )
 
@@ -161,6 +179,7 @@ def run_all(
                 "connections": item.connections,
                 "streams": item.streams,
                 "tasks": config.single_tasks,
+                "stream_kwargs": config.stream_kwargs,
                 "url": server.url,
                 "ca_file": server.ca_file,
                 "token_uri": server.token_uri,
@@ -174,14 +193,26 @@ def run_all(
                 f"n={item.n:,} ...",
                 file=sys.stderr,
             )
-            if item.tool == "h2load":
+            relay = None
+            if item.scenario == "wire-bytes":
+                relay = CountingRelay(server.port)
+                server = dataclasses.replace(server, url=relay_url(server.url, relay.port))
+                spec["url"] = server.url
+            if item.tool == "h2load-no-auth":
+                spec["jwt"] = ""
+            if item.tool.startswith("h2load"):
                 measure = functools.partial(
                     h2load_tool.run, spec, server, tmp / "h2load", config.pin
                 )
             else:
                 measure = functools.partial(python_child, spec, config.pin)
             started = time.monotonic()
-            run = accounted(spec, list(servers.values()), repeat, measure)
+            if relay is None:
+                run = accounted(spec, list(servers.values()), repeat, measure)
+            else:
+                with relay:
+                    run = accounted(spec, list(servers.values()), repeat, measure)
+                add_wire_bytes(run, relay)
             runs.append(run)
             elapsed = time.monotonic() - started
             print(f"    {describe_run(run)} ({elapsed:.1f} s)", file=sys.stderr)
@@ -189,6 +220,37 @@ def run_all(
                 if not s.alive():
                     raise RuntimeError(f"the {s.name} server died (exit code {s.proc.returncode})")
     return runs
+
+
+def relay_url(url: str, port: int) -> str:
+    """``url`` (https://localhost:PORT) with the relay's port: the same name, so TLS checks
+    the same certificate."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=f"{parts.hostname}:{port}").geturl()
+
+
+def add_wire_bytes(run: Run, relay: CountingRelay) -> None:
+    """Bytes per notification, both ways, from the relay's counts: every byte of every
+    connection the tool opened (TLS handshakes, warm-up included, so the warm-up's
+    notifications count in the denominator too)."""
+    try:
+        counts = relay.finish()
+    except TimeoutError as e:
+        run.error = str(e)
+        if run.report is not None:
+            run.report["ok"] = False
+        return
+    if run.report is None:
+        return
+    sent = run.n + run.warmup
+    run.report |= {
+        "wire_connections": counts.connections,
+        "wire_up_bytes": counts.upstream,
+        "wire_down_bytes": counts.downstream,
+        "wire_up_per_notification": counts.upstream / sent,
+        "wire_down_per_notification": counts.downstream / sent,
+        "wire_per_notification": (counts.upstream + counts.downstream) / sent,
+    }
 
 
 def note_missing(config: Config) -> None:

@@ -109,6 +109,8 @@ TOKENS: dict[str, Callable[[int], str]] = {
     "hang": hang_token,
     "stream-1m": device_token,
     "single-send-10k": device_token,
+    "wire-bytes": device_token,
+    "stream-10m": device_token,
 }
 
 

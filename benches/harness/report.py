@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import report_issue21
 from .common import (
     AIOAPNS_CONCURRENCY,
     BAD_TOKEN_PREFIX,
@@ -351,6 +352,8 @@ SCENARIO_INTRO = {
     "stream-1m": "`client.stream()` over a generator: bounded memory.",
     "single-send-10k": "Many small `await client.send()` calls (the embedded-service pattern).",
     "fcm-bulk": "FCM v1 with real OAuth2 against the mock.",
+    "wire-bytes": report_issue21.WIRE_INTRO,
+    "stream-10m": report_issue21.STREAM_INTRO,
 }
 
 
@@ -364,7 +367,12 @@ def render_tables(rows: list[Row], config: Config) -> str:
             for row in scenario_rows:
                 blocks += [hang_table(row), hang_line(row, bulk)]
             continue
+        if scenario == "wire-bytes":
+            blocks += report_issue21.wire_table(scenario_rows)
+            continue
         blocks.append(scenario_table(scenario_rows, config))
+        if scenario == "stream-10m":
+            blocks += report_issue21.stream_lines(scenario_rows)
         if scenario in ("bulk", "rejected-5pct", "latency-40ms"):
             blocks += versus_lines(scenario_rows)
         if scenario == "latency-40ms":
@@ -558,6 +566,7 @@ def goals(rows: list[Row], config: Config) -> list[Goal]:
     if fcm is not None and bulk is not None:
         med, best = rate_ratio(fcm, bulk)
         out.append(Goal("fcm-bulk / bulk (pushwire, mock)", times(med), times(best), "—", None))
+    out += report_issue21.goals(rows, Goal)
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .common import H2LOAD_URIS, MAX_CONNECTIONS, SERVER_MAX_STREAMS, SINGLE_SEND_TASKS
 
@@ -16,8 +17,13 @@ SCENARIOS = [
     "stream-1m",
     "single-send-10k",
     "fcm-bulk",
+    "wire-bytes",
+    "stream-10m",
 ]
-TOOLS = ["pushwire", "h2load", "aioapns", "httpx"]
+#: Run only when named (``--scenario wire-bytes``), not by ``all``: the relay and the 10M
+#: count are measurements of their own, minutes long at full size.
+EXPLICIT_ONLY = {"wire-bytes", "stream-10m"}
+TOOLS = ["pushwire", "h2load", "h2load-no-auth", "aioapns", "httpx"]
 SERVERS = ["mock", "nginx"]
 PEERS = ["h2load", "aioapns", "httpx"]
 
@@ -35,6 +41,12 @@ MATRIX: list[tuple[str, str, list[str]]] = [
     ("bulk", "nginx", TOOLS),
     ("rejected-5pct", "nginx", TOOLS),
     ("stream-1m", "mock", ["pushwire"]),
+    # Through a counting relay; the same headers for both tools.
+    # h2load-no-auth: the floor, the same requests without the JWT (nginx checks none).
+    ("wire-bytes", "nginx", ["pushwire", "h2load", "h2load-no-auth"]),
+    ("wire-bytes", "mock", ["pushwire", "h2load"]),
+    # Issue 21: --count notifications from one client core to one server core (--pin split).
+    ("stream-10m", "nginx", ["pushwire", "h2load"]),
 ]
 
 FULL_SIZES = {
@@ -46,6 +58,8 @@ FULL_SIZES = {
     "hang_n": 100_000,
     "stream_n": 1_000_000,
     "single_n": 100_000,
+    "wire_n": 100_000,
+    "count": 10_000_000,
     "repeats": 3,
 }
 QUICK_SIZES = {
@@ -57,6 +71,8 @@ QUICK_SIZES = {
     "hang_n": 5_000,
     "stream_n": 50_000,
     "single_n": 5_000,
+    "wire_n": 5_000,
+    "count": 50_000,
     "repeats": 1,
 }
 
@@ -73,6 +89,8 @@ class Config:
     latency_connections: int
     latency_streams: int = SERVER_MAX_STREAMS
     single_tasks: int = SINGLE_SEND_TASKS
+    #: Keyword arguments for ``client.stream()`` in stream-10m (e.g. a results mode).
+    stream_kwargs: dict[str, Any] = field(default_factory=dict)
     load_before: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -97,6 +115,11 @@ def size_for(config: Config, tool: str, scenario: str) -> int:
         return sizes["aioapns_n"]
     if tool == "httpx":
         return sizes["httpx_n"]
+    # h2load sends as many as pushwire where the two are compared per notification.
+    if scenario == "wire-bytes":
+        return sizes["wire_n"]
+    if scenario == "stream-10m":
+        return sizes["count"]
     if tool == "h2load":
         return sizes["h2load_n"]
     return {
@@ -112,7 +135,7 @@ def round_up(n: int, multiple: int) -> int:
 
 
 def tool_available(tool: str) -> bool:
-    if tool == "h2load":
+    if tool.startswith("h2load"):
         from .tools.h2load_tool import find_h2load
 
         return find_h2load() is not None
@@ -125,6 +148,7 @@ def tool_available(tool: str) -> bool:
 
 MISSING_TOOL = {
     "h2load": "h2load is not installed (`apt-get install -y nghttp2-client`)",
+    "h2load-no-auth": "h2load is not installed (`apt-get install -y nghttp2-client`)",
     "aioapns": "aioapns is not installed (`pip install '.[bench]'`)",
     "httpx": "httpx with HTTP/2 is not installed (`pip install '.[bench]'`)",
 }
@@ -147,7 +171,7 @@ def plan(config: Config, servers_up: set[str]) -> list[Planned]:
             connections = config.latency_connections if latency else MAX_CONNECTIONS
             streams = config.latency_streams if latency else SERVER_MAX_STREAMS
             n = size_for(config, tool, scenario)
-            if tool == "h2load":
+            if tool.startswith("h2load"):
                 n = round_up(n, connections * H2LOAD_URIS)
             planned.append(Planned(tool, scenario, server, n, connections, streams))
     return planned

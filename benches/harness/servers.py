@@ -51,6 +51,12 @@ class Server:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def port(self) -> int:
+        port = urlsplit(self.url).port
+        assert port is not None, self.url
+        return port
+
+    @property
     def h2load_url(self) -> str:
         """The same server by address (h2load does not verify the name anyway)."""
         parts = urlsplit(self.url)

@@ -17,6 +17,8 @@ CHILD_RUNNERS: dict[tuple[str, str], Callable[[dict[str, Any]], Any]] = {
     ("pushwire", "hang"): pushwire_tool.hang,
     ("pushwire", "stream-1m"): pushwire_tool.stream,
     ("pushwire", "single-send-10k"): pushwire_tool.single_send,
+    ("pushwire", "wire-bytes"): pushwire_tool.batch,
+    ("pushwire", "stream-10m"): pushwire_tool.stream_count,
     ("aioapns", "bulk"): aioapns_tool.batch,
     ("aioapns", "latency-40ms"): aioapns_tool.batch,
     ("aioapns", "rejected-5pct"): aioapns_tool.batch,

@@ -7,6 +7,7 @@ import array
 import asyncio
 import contextlib
 import itertools
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -334,4 +335,55 @@ async def single_send(spec: dict[str, Any]) -> dict[str, Any]:
         "warmup": WARMUP,
         "connections": connections,
         "tasks": min(tasks, n),
+    }
+
+
+def current_rss_mb() -> float:
+    """Resident memory now (not the peak): /proc/self/statm's second field, in pages."""
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        pages = int(statm.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+async def stream_count(spec: dict[str, Any]) -> dict[str, Any]:
+    """``stream-10m``: ``spec['n']`` notifications through ``client.stream()`` over a
+    generator, every result counted by its index, resident memory sampled at every tenth
+    of the way so a growth shows up (peak RSS alone would hide when it happened).
+    ``spec['stream_kwargs']`` is passed to ``stream()`` as keyword arguments."""
+    import pushwire
+
+    n = spec["n"]
+    kwargs = spec.get("stream_kwargs") or {}
+    message = pushwire.Message(PAYLOAD, topic=TOPIC)
+    notifications = (pushwire.Notification(device_token(i), message) for i in range(n))
+    stride = max(1, n // STREAM_LATENCY_SAMPLES)
+    tenth = max(1, n // 10)
+    outcomes: Counter[str] = Counter()
+    # One byte per notification (10 MB for 10M): part of the peak RSS reported.
+    seen = bytearray(n)
+    latencies = array.array("d")
+    rss_samples: list[float] = []
+    done = 0
+    async with client(spec) as c:
+        await warm_up(c, message)
+        rss_samples.append(current_rss_mb())
+        with Meter() as meter:
+            async for r in c.stream(notifications, **kwargs):
+                outcomes[outcome_key(r)] += 1
+                if 0 <= r.index < n:
+                    seen[r.index] += 1
+                if r.index % stride == 0:
+                    latencies.append(r.latency)
+                done += 1
+                if done % tenth == 0:
+                    rss_samples.append(current_rss_mb())
+        rss = peak_rss_mb()
+        connections = c.stats()["connections_opened"]
+    report = measurement(spec, meter, outcomes, seen, latencies)
+    return report | {
+        "maxrss_mb": rss,
+        "rss_samples_mb": [round(x, 1) for x in rss_samples],
+        "warmup": WARMUP,
+        "connections": connections,
+        "stream_kwargs": kwargs,
     }

@@ -63,7 +63,8 @@ def bench_command(
         list[str] | None,
         typer.Option(
             help="bulk, latency-40ms, rejected-5pct, hang, stream-1m, single-send-10k, "
-            "fcm-bulk or all (repeatable; default all)."
+            "fcm-bulk or all (repeatable; default all); wire-bytes and stream-10m run only "
+            "when named."
         ),
     ] = None,
     repeats: Annotated[int | None, typer.Option(min=1, help="Repeats per measurement (3).")] = None,
