@@ -588,6 +588,92 @@ RateLimit = Annotated[
 ]
 
 
+# Web Push (--subscriptions)
+WEBPUSH = "Web Push (--subscriptions)"
+SubscriptionsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscriptions",
+        help="Send Web Push to browsers: JSON lines of PushSubscription JSON "
+        '({"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}); \'-\' reads stdin. '
+        "Every line is checked before anything is sent.",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+VapidKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vapid-key",
+        envvar="PUSHWIRE_VAPID_KEY",
+        help="VAPID private key: PEM file (pushwire vapid generate).",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+SubjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--subject",
+        envvar="PUSHWIRE_VAPID_SUBJECT",
+        help="mailto: or https: contact the push services see (RFC 8292).",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+TtlOption = Annotated[
+    int | None,
+    typer.Option(
+        "--ttl",
+        min=0,
+        help="Seconds a push service keeps the message for an offline browser (default 4 weeks).",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+UrgencyOption = Annotated[
+    str | None,
+    typer.Option("--urgency", help="very-low, low, normal or high.", rich_help_panel=WEBPUSH),
+]
+
+
+def _webpush_route(ctx: typer.Context) -> None:
+    """With --subscriptions: send Web Push and exit (the file replaces --input)."""
+    params = ctx.params
+    subscriptions = params.get("subscriptions")
+    if subscriptions is None:
+        typed = [flag for flag in ("ttl", "urgency") if params.get(flag) is not None]
+        if typed:
+            with user_errors():
+                raise CLIError(f"--{typed[0]}: only with --subscriptions FILE (Web Push)")
+        return
+    from .webpush_send import WebPushSendOptions, run_webpush_send
+
+    with user_errors():
+        if params.get("input") is not None or params.get("to_segment") is not None:
+            raise CLIError(
+                "--subscriptions is the input of a Web Push send: not with --input or "
+                "--to-segment (a segment's web subscriptions are sent with --to-segment alone)"
+            )
+        code = run_webpush_send(
+            WebPushSendOptions(
+                subscriptions=subscriptions,
+                vapid_key=params.get("vapid_key"),
+                subject=params.get("subject"),
+                payload=params.get("payload"),
+                title=params.get("title"),
+                body=params.get("body"),
+                ttl=params.get("ttl"),
+                urgency=params.get("urgency"),
+                results=params.get("results"),
+                drop_tokens=params.get("drop_tokens"),
+                overwrite=bool(params.get("overwrite")),
+                ca_file=params.get("ca_file"),
+                request_timeout=params.get("request_timeout") or 10.0,
+                max_connections=params.get("max_connections") or 4,
+                rate_limit=params.get("rate_limit"),
+            ),
+            Console(),
+        )
+    raise typer.Exit(code)
+
+
 def send_command(
     ctx: typer.Context,
     # input
@@ -645,10 +731,17 @@ def send_command(
     page_size: SegmentPageSize = 2000,
     actor: SegmentActor = None,
     as_json: SegmentJson = False,
+    # Web Push, read by _webpush_route() from ctx.params
+    subscriptions: SubscriptionsFile = None,
+    vapid_key: VapidKeyOption = None,
+    subject: SubjectOption = None,
+    ttl: TtlOption = None,
+    urgency: UrgencyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Send notifications to every token of an input file, or with --to-segment to the
-    endpoints of a segment of the store, through APNs or FCM.
+    endpoints of a segment of the store, through APNs or FCM; or with --subscriptions to
+    browsers through Web Push.
 
     Exit code 0 when every row was delivered or its token is dead (dead tokens alone are not
     a failure: they go to --drop-tokens, or with --to-segment are disabled in the store; an
@@ -657,6 +750,7 @@ def send_command(
     with --strict), 130 when interrupted: Ctrl-C stops reading, waits for the notifications
     in flight and records them; run the same command with --resume to send the rest.
     """
+    _webpush_route(ctx)  # with --subscriptions: sends Web Push and exits
     source = tokens_or_segment(ctx)  # with --to-segment: sends from the store and exits
     with user_errors():
         options = SendOptions(
