@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .._client import PushClient
+from .._client import AnyPushClient
 from .._results import Outcome, Result
 from ..store.apply import ResultApplier
 from ..store.backend import Connection, Database
@@ -144,7 +144,7 @@ class SlotSender:
         *,
         owner: str,
         lease_ms: int,
-        clients: Mapping[str, PushClient],
+        clients: Mapping[str, AnyPushClient],
         page_size: int,
         apply_batch: int,
     ) -> None:
@@ -459,7 +459,7 @@ class SlotSender:
 
         async def consume(source: Iterator[tuple[Sendable, Rendered, None]]) -> None:
             nonlocal received_at
-            async for result in client.stream(source):  # type: ignore[arg-type]
+            async for result in client.stream(source):
                 if not batch:
                     received_at = self._clock()
                 batch.append(result)

@@ -31,6 +31,7 @@ from ..vapid import VapidKey, VapidSigner
 from ..webpush import URGENCIES, WebPushMessage, WebPushSubscription
 from .console import Console
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, CLIError, echo_warning
+from .interrupt import DRAIN_MARGIN, Interrupt
 from .output import DropTokens, ResultsWriter
 from .report import Tally, summary_table
 
@@ -133,8 +134,6 @@ def _client(opts: WebPushSendOptions) -> WebPushClient:
 def run_webpush_send(opts: WebPushSendOptions, console: Console) -> int:
     """The whole command; returns the exit code. Bad options, key, message or any bad line
     raise before a connection is made."""
-    from .send import DRAIN_MARGIN, _Interrupt  # the drain on Ctrl-C, as for --input sends
-
     results_path = opts.results
     if (
         results_path is not None
@@ -155,7 +154,7 @@ def run_webpush_send(opts: WebPushSendOptions, console: Console) -> int:
     async def main() -> None:
         nonlocal interrupted
         async with client:
-            interrupt = _Interrupt(
+            interrupt = Interrupt(
                 client, opts.request_timeout + DRAIN_MARGIN, lambda: len(sent) - tally.results
             )
             interrupt.install()
@@ -168,7 +167,7 @@ def run_webpush_send(opts: WebPushSendOptions, console: Console) -> int:
                     yield (subscription, message, None)
 
             try:
-                async for result in client.stream(notifications()):  # type: ignore[arg-type]
+                async for result in client.stream(notifications()):
                     _record(result, subscriptions, results, drops, tally)
             except ClientClosedError:
                 pass

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Union
 
 from .._apns import APNsClient
-from .._client import PushClient
+from .._client import AnyPushClient
 from .._fcm import FCMClient
 from .._message import Message
 from .._results import Result
@@ -39,11 +39,11 @@ log = logging.getLogger("pushwire.store")
 #: Results applied to the store per transaction.
 DEFAULT_APPLY_BATCH = 2000
 
-Clients = Mapping[str, PushClient]
+Clients = Mapping[str, AnyPushClient]
 #: A message rendered for one application's provider.
 Rendered = Union[Message, FCMMessage, WebPushMessage]
 #: The client class each provider's applications need.
-CLIENT_CLASSES: dict[Provider, type[PushClient]] = {
+CLIENT_CLASSES: dict[Provider, type[AnyPushClient]] = {
     Provider.APNS: APNsClient,
     Provider.FCM: FCMClient,
     Provider.WEBPUSH: WebPushClient,
@@ -154,7 +154,7 @@ class Sender:
     async def _send_application(
         self,
         app: Application,
-        client: PushClient,
+        client: AnyPushClient,
         rendered: Rendered,
         pages: Iterable[list[str]],
         run_id: int,
@@ -180,7 +180,7 @@ class Sender:
                     yield (token, rendered, None)  # what Notification is: a plain tuple
 
         try:
-            async for result in client.stream(notifications()):  # type: ignore[arg-type]
+            async for result in client.stream(notifications()):
                 if not batch:
                     received_at = self._clock()
                 batch.append(result)
