@@ -60,16 +60,12 @@ def read_subscriptions(path: Path) -> list[tuple[int, WebPushSubscription]]:
     :class:`CLIError` naming it and its field. ``-`` reads stdin."""
     name = "stdin" if str(path) == "-" else str(path)
     out: list[tuple[int, WebPushSubscription]] = []
-
-    def lines(f: TextIO) -> Iterator[tuple[int, str]]:
-        yield from enumerate(f, start=1)
-
     try:
         f: TextIO = sys.stdin if name == "stdin" else path.open(encoding="utf-8")
     except OSError as e:
         raise CLIError(f"cannot read {name}: {e.strerror or e}") from None
     try:
-        for number, line in lines(f):
+        for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
