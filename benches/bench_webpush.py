@@ -2,8 +2,9 @@
 RFC 8291 encryption and VAPID included.
 
     python benches/bench_webpush.py                 # 20,000 subscriptions, 3 push services
-    python benches/bench_webpush.py --scale 100000  # 100k with dead (410) and hung ones:
-                                                    # one outcome each, hung ones time out
+    python benches/bench_webpush.py --scale 100000  # 100k with dead (410) and hung ones,
+                                                    # through the endpoint store: one outcome
+                                                    # each, dead ones disabled, hung time out
     python benches/bench_webpush.py --write-results # merge the section into RESULTS.md
                                                     # (<!-- begin:webpush --> ... end:webpush;
                                                     # with --scale: webpush-scale)
@@ -157,32 +158,62 @@ def run_pywebpush(subs: list[WebPushSubscription], count: int) -> dict[str, floa
 
 
 def run_scale(count: int, services: int, timeout: float) -> str:
-    """``count`` subscriptions with dead and hung ones: exactly one outcome each, the dead
-    410 (drop), the hung ``timeout`` at their deadline, the rest delivered."""
-    message = WebPushMessage(PAYLOAD, ttl=3600)
-    with mock_in_child(services, SCALE_RULES) as (urls, ca_file):
-        subs = subscriptions(urls, count, scale_id)
+    """``count`` subscriptions with dead and hung ones, registered in an endpoint store
+    (SQLite) and sent as a segment: exactly one outcome each (the run's counts by outcome),
+    the dead 410 and disabled in the store (exactly them), the hung ``timeout`` at their
+    deadline and still enabled, the rest delivered."""
+    import tempfile
 
-        async def main() -> tuple[float, list[Any]]:
+    from pushwire.store import PushMessage, Registration, SegmentFilter, Store
+
+    message = PushMessage(title=PAYLOAD["title"], body=PAYLOAD["body"])
+    registered_at = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Store.open(f"sqlite:///{tmp}/scale.db") as store,
+        mock_in_child(services, SCALE_RULES) as (urls, ca_file),
+    ):
+        subs = subscriptions(urls, count, scale_id)
+        store.put_application("web", provider="webpush")
+        started = time.perf_counter()
+        for start in range(0, count, 5000):
+            store.register_many(
+                Registration("web", s.endpoint, p256dh=s.p256dh, auth=s.auth,
+                             registered_at=registered_at)
+                for s in subs[start : start + 5000]
+            )  # fmt: skip
+        registered = time.perf_counter() - started
+
+        async def main() -> tuple[float, Any]:
             key = pushwire.VapidKey.generate()
             async with pushwire.WebPushClient(
                 key, subject="mailto:ops@example.com", ca_file=ca_file, request_timeout=timeout
             ) as client:
                 started = time.perf_counter()
-                results = await client.send_to_subscriptions(message, subs)
-                return time.perf_counter() - started, list(results)
+                report = await store.send_to_segment(
+                    SegmentFilter(applications=["web"]), message, clients={"web": client}
+                )
+                return time.perf_counter() - started, report
 
-        elapsed, results = asyncio.run(main())
-    expected = {"dead": "rejected", "hung": "timeout", "live": "delivered"}
-    assert len(results) == count
-    assert [r.index for r in results] == list(range(count))
-    wrong = [i for i, r in enumerate(results) if r.outcome != expected[scale_id(i)[:4]]]
-    assert not wrong, [results[i] for i in wrong[:5]]
+        elapsed, report = asyncio.run(main())
+        disabled = {e.token for e in store.endpoints(enabled=False)}
+        enabled = sum(1 for _ in store.endpoints(enabled=True))
     kinds = [scale_id(i)[:4] for i in range(count)]
+    dead = {s.endpoint for s, kind in zip(subs, kinds, strict=True) if kind == "dead"}
+    tally = report.applications["web"]
+    assert report.total == tally.sent == count, report
+    assert report.delivered == kinds.count("live"), report
+    assert tally.timed_out == kinds.count("hung"), tally
+    assert tally.rejected == tally.invalid_tokens == kinds.count("dead"), tally
+    assert tally.failed == 0, tally
+    assert disabled == dead and tally.tokens_disabled == len(dead), tally
+    assert enabled == count - len(dead)
     return (
-        f"{count:,} subscriptions over {services} push services: {kinds.count('live'):,} "
-        f"delivered, {kinds.count('dead'):,} dead (410, drop_token), {kinds.count('hung'):,} "
-        f"hung (`timeout` at the {timeout:g} s deadline), one outcome each, in {elapsed:.1f} s."
+        f"{count:,} subscriptions over {services} push services, registered in the endpoint "
+        f"store (SQLite, {registered:.1f} s) and sent as a segment: {kinds.count('live'):,} "
+        f"delivered, {kinds.count('dead'):,} dead (410) and exactly those disabled in the "
+        f"store, {kinds.count('hung'):,} hung (`timeout` at the {timeout:g} s deadline, still "
+        f"enabled), one outcome each, sent in {elapsed:.1f} s."
     )
 
 

@@ -272,5 +272,6 @@ def test_send_help_shows_its_option_groups():
         "Output",
         "Sending",
         "Endpoint store (--to-segment)",
+        "Web Push (--subscriptions)",
         "Options",
     ]

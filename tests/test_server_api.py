@@ -377,7 +377,7 @@ def test_large_sends_become_jobs_with_progress(env, mock):
 
 def test_application_admin_and_credentials_rotation(env, mock, p8_key, tmp_path):
     admin = api(env, "admin")
-    is_problem(admin.put("/v1/applications/web", json={"provider": "webpush"}), 400, "provider")
+    is_problem(admin.put("/v1/applications/web", json={"provider": "mqtt"}), 400, "provider")
     made = admin.put("/v1/applications/news", json={"provider": "apns", "topic": "com.news"})
     assert made.status_code == 200 and made.json()["credentials_ref"] is None
     token = apns_token(1, "c3")

@@ -272,7 +272,7 @@ def test_application_settings_are_checked(store):
     with pytest.raises(StoreInputError):
         store.put_application("fcm2", provider="fcm", topic="com.example")
     with pytest.raises(StoreInputError):
-        store.put_application("x", provider="webpush")
+        store.put_application("x", provider="mqtt")
     with pytest.raises(StoreInputError) as info:
         store.put_application(
             "ios2",
@@ -571,7 +571,7 @@ def test_segment_filters_parse_from_text_and_json():
     as_json = SegmentFilter.parse('{"attributes": {"plan": "pro"}, "user_ids": ["u1"]}')
     assert as_json.to_dict() == {"user_ids": ["u1"], "attributes": {"plan": ["pro"]}}
     assert SegmentFilter.parse("all") == SegmentFilter() == SegmentFilter.parse("")
-    for bad in ("plan", "plan=", "{nope", '{"colour": "red"}', "provider=webpush", "bad key!=1"):
+    for bad in ("plan", "plan=", "{nope", '{"colour": "red"}', "provider=mqtt", "bad key!=1"):
         with pytest.raises(InvalidFilterError):
             SegmentFilter.parse(bad)
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import pushwire
-from pushwire.testing import MockAPNs, MockFCM
+from pushwire.testing import MockAPNs, MockFCM, MockWebPush
 
 THREADS = 8
 SENDS = 500
@@ -156,3 +156,41 @@ def test_a_sync_client_used_after_fork_says_so_and_closes_at_once():
     assert "parent still sends; child's token received 0" in out
     done_line = next(line for line in out.splitlines() if line.startswith("child done in"))
     assert float(done_line.split()[-1].rstrip("s")) < 3.0, done_line
+
+
+def test_sync_web_push_client_shared_by_threads_each_message_once():
+    """The blocking Web Push client: threads send to subscriptions of 3 push services at
+    once, through one client; every message arrives (decrypted) exactly once."""
+    with MockWebPush(services=3, rules={"dead": "unregistered"}) as mock:
+        key = pushwire.VapidKey.generate()
+        subs = [
+            [mock.subscription(f"t{t}-{i}", service=i % 3) for i in range(60)] for t in range(4)
+        ]
+        message = pushwire.WebPushMessage({"title": "Hi"}, ttl=60)
+        with pushwire.SyncWebPushClient(
+            key, subject="mailto:ops@example.com", ca_file=mock.ca_file
+        ) as client:
+            assert client.vapid_public_key == key.public_key
+
+            def work(thread: int) -> list[pushwire.Result]:
+                mine = subs[thread]
+                one = [client.send(pushwire.WebPushNotification(s, message)) for s in mine[:20]]
+                many = client.send_to_subscriptions(message, mine[20:40])
+                streamed = list(client.stream([(s, message) for s in mine[40:]]))
+                return [*one, *many, *streamed]
+
+            with ThreadPoolExecutor(4) as pool:
+                results = [r for rs in pool.map(work, range(4)) for r in rs]
+            dead = client.send(pushwire.WebPushNotification(mock.subscription("dead1"), message))
+            assert len(client.pools()) == 3
+        assert len(results) == 240 and all(r.delivered for r in results)
+        assert dead.status == 410 and dead.action is pushwire.Action.DROP_TOKEN
+        assert [mock.received(s) for row in subs for s in row] == [1] * 240
+        assert mock.messages(subs[0][0]) == [b'{"title":"Hi"}']
+
+        async def inside_a_loop() -> None:
+            with pushwire.SyncWebPushClient(key, subject="mailto:ops@example.com") as c:
+                c.send(pushwire.WebPushNotification(subs[0][0], message))
+
+        with pytest.raises(pushwire.ConfigurationError, match="WebPushClient"):
+            asyncio.run(inside_a_loop())

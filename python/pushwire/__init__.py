@@ -52,7 +52,7 @@ from ._outcome import Outcome
 from ._pool_options import PoolOptions
 from ._results import Result, Results
 from ._retry import RetryPolicy
-from ._sync import SyncAPNsClient, SyncFCMClient
+from ._sync import SyncAPNsClient, SyncFCMClient, SyncWebPushClient
 from ._webpush import WebPushClient
 from .credentials import CertificateCredentials, TokenCredentials
 from .fcm import (
@@ -123,6 +123,7 @@ __all__ = [
     "TokenCredentials",
     "VapidKey",
     "WebPushClient",
+    "SyncWebPushClient",
     "WebPushMessage",
     "WebPushNotification",
     "WebPushSubscription",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
 from ._errors import ConfigurationError
+from ._message import Message, NotificationLike
 from ._pool_options import PoolOptionArgs, PoolOptions
 from ._record import REASON, OutcomeRecord
 from ._retry import RetryPolicy
@@ -25,7 +26,7 @@ ENVIRONMENTS = {
 }
 
 
-class APNsClient(PushClient):
+class APNsClient(PushClient[NotificationLike, Message, str]):
     """Sends notifications to APNs over a pool of multiplexed HTTP/2 connections.
 
     One long-lived client per credential. Use it as ``async with APNsClient(...) as client``.

@@ -1,11 +1,12 @@
-"""The client machinery shared by APNs and FCM: engine, dispatcher, lifecycle, sending."""
+"""The client machinery shared by APNs, FCM and Web Push: engine, dispatcher, lifecycle,
+sending."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
 
 from . import _core
 from ._dispatch import AuthRetry, Dispatcher
@@ -18,22 +19,28 @@ from ._retry import NO_RETRY, RateLimiter, RetryPolicy
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-    from ._message import Message, NotificationLike
-    from .fcm import FCMMessage
-
 PathLike = Union[str, os.PathLike[str]]
 
+#: What ``send`` takes (a ``Notification``, a ``WebPushNotification``...).
+N = TypeVar("N")
+#: The message ``send_to_tokens`` sends to every target.
+M = TypeVar("M")
+#: One target of ``send_to_tokens``: a device token, or a Web Push subscription.
+K = TypeVar("K")
 
-class PushClient:
-    """Base of :class:`APNsClient` and :class:`FCMClient`: one engine with one pool per
-    credential, every notification submitted gets exactly one :class:`Result`."""
+
+class PushClient(Generic[N, M, K]):
+    """Base of :class:`APNsClient`, :class:`FCMClient` and :class:`WebPushClient`: one
+    engine with one pool per credential (Web Push: per push service), every notification
+    submitted gets exactly one :class:`Result`. ``N``, ``M`` and ``K`` are what the
+    provider's ``send``, ``send_to_tokens`` message and targets are."""
 
     #: (status, reason) of rejections a fixed credential cures (subclasses set it).
     AUTH_RETRY: ClassVar[AuthRetry] = frozenset()
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None,
         *,
         identity: str,
         ca_file: PathLike | None,
@@ -45,24 +52,27 @@ class PushClient:
         path_prefix: str = "",
         client_cert: tuple[bytes, bytes] | None = None,
     ) -> None:
+        """``base_url`` None: no pool yet (Web Push adds one per push service)."""
         if options.request_timeout <= 0:
             raise ConfigurationError("request_timeout must be positive", field="request_timeout")
-        self.base_url = base_url
+        self.base_url = base_url or ""
         self.request_timeout = options.request_timeout
         #: The pool's validated options (what the keyword arguments became).
         self.pool_options = options
         self._ca_file = os.fspath(ca_file) if ca_file is not None else None
         self._engine = _core.Engine(worker_threads=worker_threads, max_in_flight=max_in_flight)
         cert_pem, key_pem = client_cert if client_cert is not None else (None, None)
-        self._pool = self._engine.add_pool(
-            base_url,
-            options,
-            path_prefix=path_prefix,
-            ca_file=self._ca_file,
-            identity=identity,
-            client_cert_pem=cert_pem,
-            client_key_pem=key_pem,
-        )
+        self._pool = -1
+        if base_url is not None:
+            self._pool = self._engine.add_pool(
+                base_url,
+                options,
+                path_prefix=path_prefix,
+                ca_file=self._ca_file,
+                identity=identity,
+                client_cert_pem=cert_pem,
+                client_key_pem=key_pem,
+            )
         self._retry = retry if retry is not None else NO_RETRY
         if rate_limit is not None and rate_limit <= 0:
             raise ConfigurationError(
@@ -151,28 +161,29 @@ class PushClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    async def send(self, notification: NotificationLike) -> Result:
+    async def send(self, notification: N) -> Result:
         """Send one notification. Calls from many tasks are batched into one engine call."""
         dispatcher = self._dispatch()
         await self._ready()
         return await dispatcher.send_one(notification)
 
-    async def send_many(self, notifications: Sequence[NotificationLike]) -> Results:
+    async def send_many(self, notifications: Sequence[N]) -> Results:
         """Send a batch; results in input order. The whole batch is validated first."""
         items = notifications if isinstance(notifications, list) else list(notifications)
         dispatcher = self._dispatch()
         await self._ready()
         return await dispatcher.send_list(items)
 
-    async def send_to_tokens(self, message: Message | FCMMessage, tokens: Sequence[str]) -> Results:
+    async def send_to_tokens(self, message: M, tokens: Sequence[K]) -> Results:
         """Send one message to many tokens; the payload is encoded and stored once."""
         token_list = tokens if isinstance(tokens, list) else list(tokens)
         dispatcher = self._dispatch()
         await self._ready()
-        return await dispatcher.send_list(token_list, tokens_of=message._template)
+        template = message._template  # type: ignore[attr-defined]  # every message has one
+        return await dispatcher.send_list(token_list, tokens_of=template)
 
     async def stream(
-        self, notifications: Iterable[NotificationLike], *, strict: bool = False
+        self, notifications: Iterable[N], *, strict: bool = False
     ) -> AsyncIterator[Result]:
         """Send an iterable of any length with bounded memory; yield results as they complete.
 
@@ -204,3 +215,7 @@ class PushClient:
     def _auth_refreshes(self) -> int:
         """Credentials obtained so far (subclasses with credentials override)."""
         return 0
+
+
+#: Any provider's client (where the store and the CLI hold clients of several providers).
+AnyPushClient = PushClient[Any, Any, Any]

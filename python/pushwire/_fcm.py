@@ -34,7 +34,7 @@ _log = logging.getLogger("pushwire.fcm")
 REFRESH_MARGIN = 300.0
 
 
-class FCMClient(PushClient):
+class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
     """Sends FCM v1 messages, one HTTP/2 request each, multiplexed on a connection pool.
 
     429 (QUOTA_EXCEEDED waits at least a minute), 500 and 503 are resent after Retry-After or

@@ -13,19 +13,25 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._apns import APNsClient
-from ._client import PushClient
+from ._apns import APNS_RETRY, APNsClient
+from ._client import K, M, N, PathLike, PushClient
 from ._errors import ClientClosedError, ConfigurationError, PushwireError
-from ._fcm import FCMClient
+from ._fcm import DEFAULT_BASE_URL, FCMClient
+from ._message import Message, NotificationLike
+from ._oauth import ServiceAccountCredentials
 from ._results import Result, Results
+from ._retry import DEFAULT_RETRY, RetryPolicy
+from ._webpush import WebPushClient, WebPushNotificationLike
+from .credentials import Credentials
+from .fcm import FCMMessage
+from .vapid import VapidKey
+from .webpush import WebPushMessage, WebPushSubscription
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
 
-    from ._message import Message, NotificationLike
-    from .fcm import FCMMessage
+    from ._pool_options import PoolOptionArgs
 
-C = TypeVar("C", bound=PushClient)
 T = TypeVar("T")
 
 
@@ -76,13 +82,13 @@ def _stop_unreachable(runner: _LoopThread, pid: int) -> None:
         runner.stop()
 
 
-class _SyncClient(Generic[C]):
+class _SyncClient(Generic[N, M, K]):
     """Same methods as the async client, without ``await``. Safe to share between threads;
     not for use inside a running event loop (use the async client there)."""
 
     _ASYNC_NAME = "APNsClient"
 
-    def __init__(self, client: C) -> None:
+    def __init__(self, client: PushClient[N, M, K]) -> None:
         self._client = client
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -136,18 +142,16 @@ class _SyncClient(Generic[C]):
             future.cancel()
             raise
 
-    def send(self, notification: NotificationLike) -> Result:
+    def send(self, notification: N) -> Result:
         return self._run(self._client.send(notification))
 
-    def send_many(self, notifications: Sequence[NotificationLike]) -> Results:
+    def send_many(self, notifications: Sequence[N]) -> Results:
         return self._run(self._client.send_many(notifications))
 
-    def send_to_tokens(self, message: Message | FCMMessage, tokens: Sequence[str]) -> Results:
+    def send_to_tokens(self, message: M, tokens: Sequence[K]) -> Results:
         return self._run(self._client.send_to_tokens(message, tokens))
 
-    def stream(
-        self, notifications: Iterable[NotificationLike], *, strict: bool = False
-    ) -> Iterator[Result]:
+    def stream(self, notifications: Iterable[N], *, strict: bool = False) -> Iterator[Result]:
         """Results as they complete; the iterable is read on the client's loop thread."""
         agen: AsyncIterator[Result] = self._client.stream(notifications, strict=strict)
         started = False
@@ -187,23 +191,143 @@ class _SyncClient(Generic[C]):
             self._runner.stop()
 
 
-class SyncAPNsClient(_SyncClient[APNsClient]):
+class SyncAPNsClient(_SyncClient[NotificationLike, Message, str]):
     """Blocking :class:`APNsClient`: same arguments, same methods, no ``await``; one client
     can be shared by all the threads of a process."""
 
-    def __init__(self, *args: Any, **options: Any) -> None:
-        super().__init__(APNsClient(*args, **options))
+    def __init__(
+        self,
+        credentials: Credentials | None = None,
+        *,
+        environment: str = "production",
+        base_url: str | None = None,
+        ca_file: PathLike | None = None,
+        request_timeout: float = 10.0,
+        max_connections: int = 4,
+        max_in_flight: int = 10_000,
+        worker_threads: int = 1,
+        retry: RetryPolicy | None = APNS_RETRY,
+        rate_limit: int | None = None,
+        **pool_options: Unpack[PoolOptionArgs],
+    ) -> None:
+        super().__init__(
+            APNsClient(
+                credentials,
+                environment=environment,
+                base_url=base_url,
+                ca_file=ca_file,
+                request_timeout=request_timeout,
+                max_connections=max_connections,
+                max_in_flight=max_in_flight,
+                worker_threads=worker_threads,
+                retry=retry,
+                rate_limit=rate_limit,
+                **pool_options,
+            )
+        )
 
 
-class SyncFCMClient(_SyncClient[FCMClient]):
+class SyncFCMClient(_SyncClient[NotificationLike, FCMMessage, str]):
     """Blocking :class:`FCMClient`: same arguments, same methods, no ``await``; one client
     can be shared by all the threads of a process."""
 
     _ASYNC_NAME = "FCMClient"
 
-    def __init__(self, *args: Any, **options: Any) -> None:
-        super().__init__(FCMClient(*args, **options))
+    def __init__(
+        self,
+        service_account: ServiceAccountCredentials,
+        *,
+        project_id: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        token_uri: str | None = None,
+        ca_file: PathLike | None = None,
+        request_timeout: float = 10.0,
+        max_connections: int = 4,
+        max_in_flight: int = 10_000,
+        worker_threads: int = 1,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        rate_limit: int | None = None,
+        quota_per_minute: int | None = None,
+        quota_window: float = 60.0,
+        avoid_hour_start: bool = False,
+        target_rate: float | None = None,
+        round_trip: float = 0.05,
+        streams_per_connection: int | None = None,
+        **pool_options: Unpack[PoolOptionArgs],
+    ) -> None:
+        self._fcm = FCMClient(
+            service_account,
+            project_id=project_id,
+            base_url=base_url,
+            token_uri=token_uri,
+            ca_file=ca_file,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            max_in_flight=max_in_flight,
+            worker_threads=worker_threads,
+            retry=retry,
+            rate_limit=rate_limit,
+            quota_per_minute=quota_per_minute,
+            quota_window=quota_window,
+            avoid_hour_start=avoid_hour_start,
+            target_rate=target_rate,
+            round_trip=round_trip,
+            streams_per_connection=streams_per_connection,
+            **pool_options,
+        )
+        super().__init__(self._fcm)
 
     def send(self, notification: NotificationLike | FCMMessage) -> Result:
         """Send a ``Notification(token, message)``, or a message with its own target."""
-        return self._run(self._client.send(notification))
+        return self._run(self._fcm.send(notification))
+
+
+class SyncWebPushClient(_SyncClient[WebPushNotificationLike, WebPushMessage, WebPushSubscription]):
+    """Blocking :class:`WebPushClient`: same arguments, same methods, no ``await``; one
+    client can be shared by all the threads of a process (a Flask or Django view sending to
+    a user's browsers)."""
+
+    _ASYNC_NAME = "WebPushClient"
+
+    def __init__(
+        self,
+        vapid_key: VapidKey | str | bytes | os.PathLike[str],
+        *,
+        subject: str,
+        ca_file: PathLike | None = None,
+        request_timeout: float = 10.0,
+        max_connections: int = 2,
+        max_in_flight: int = 10_000,
+        worker_threads: int = 1,
+        retry: RetryPolicy | None = DEFAULT_RETRY,
+        rate_limit: int | None = None,
+        **pool_options: Unpack[PoolOptionArgs],
+    ) -> None:
+        self._webpush = WebPushClient(
+            vapid_key,
+            subject=subject,
+            ca_file=ca_file,
+            request_timeout=request_timeout,
+            max_connections=max_connections,
+            max_in_flight=max_in_flight,
+            worker_threads=worker_threads,
+            retry=retry,
+            rate_limit=rate_limit,
+            **pool_options,
+        )
+        super().__init__(self._webpush)
+
+    @property
+    def vapid_public_key(self) -> str:
+        """The ``applicationServerKey`` browsers must subscribe with."""
+        return self._webpush.vapid_public_key
+
+    def send_to_subscriptions(
+        self, message: WebPushMessage, subscriptions: Sequence[WebPushSubscription]
+    ) -> Results:
+        """Send one message to many subscriptions (each encrypted for its own keys)."""
+        return self._run(self._webpush.send_to_subscriptions(message, subscriptions))
+
+    def pools(self) -> dict[str, int]:
+        """Push-service origin -> engine pool, for every service used so far."""
+        return self._webpush.pools()

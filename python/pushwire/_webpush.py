@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
 from . import _core
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
-from ._errors import ConfigurationError
 from ._pool_options import PoolOptionArgs, PoolOptions
 from ._record import REASON, STATUS, TOKEN, OutcomeRecord
 from ._record import replace as replace_fields
 from ._results import Results
-from ._retry import DEFAULT_RETRY, NO_RETRY, RateLimiter, RetryPolicy
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from .vapid import VapidKey, VapidSigner
 from .webpush import WebPushMessage, WebPushNotification, WebPushSubscription
 
@@ -66,7 +65,16 @@ class _WebPushEngine:
         return getattr(self._engine, name)
 
 
-class WebPushClient(PushClient):
+#: What :meth:`WebPushClient.send` takes: a :class:`WebPushNotification`, or the plain
+#: ``(subscription, message)`` tuple it is.
+WebPushNotificationLike = Union[
+    WebPushNotification,
+    tuple[WebPushSubscription, WebPushMessage],
+    tuple[WebPushSubscription, WebPushMessage, None],
+]
+
+
+class WebPushClient(PushClient[WebPushNotificationLike, WebPushMessage, WebPushSubscription]):
     """Sends Web Push messages to browser subscriptions (Chrome, Firefox, Edge, Safari).
 
     ``vapid_key``: a :class:`VapidKey`, a PEM file path or text, or a base64url private key;
@@ -96,29 +104,24 @@ class WebPushClient(PushClient):
         options = PoolOptions.from_keywords(
             {"request_timeout": request_timeout, "max_connections": max_connections, **pool_options}
         )
-        if request_timeout <= 0:
-            raise ConfigurationError("request_timeout must be positive", field="request_timeout")
         key = vapid_key if isinstance(vapid_key, VapidKey) else VapidKey.load(vapid_key)
         self._signer = VapidSigner(key, subject)
-        self.base_url = ""
-        self.request_timeout = request_timeout
-        self._ca_file = os.fspath(ca_file) if ca_file is not None else None
-        #: The validated options every push service's pool gets.
-        self.pool_options = options
-        engine = _core.Engine(worker_threads=worker_threads, max_in_flight=max_in_flight)
+        # The shared machinery without a pool: each push service gets one when first seen.
+        super().__init__(
+            None,
+            identity="webpush",
+            ca_file=ca_file,
+            options=options,
+            max_in_flight=max_in_flight,
+            worker_threads=worker_threads,
+            retry=retry,
+            rate_limit=rate_limit,
+        )
+        engine = self._engine
         self._core_engine = engine
         self._sender = _core.WebPushSender(engine, self._new_pool)
+        # The dispatcher submits through the sender (encryption per subscription).
         self._engine = _WebPushEngine(engine, self._sender)  # type: ignore[assignment]
-        self._pool = -1  # no single pool: one per push service, see pools()
-        self._retry = retry if retry is not None else NO_RETRY
-        if rate_limit is not None and rate_limit <= 0:
-            raise ConfigurationError(
-                "rate_limit must be a positive number per minute", field="rate_limit"
-            )
-        self._limiter = RateLimiter(rate_limit) if rate_limit else None
-        self._dispatcher = None
-        self._closed = False
-        self._pid = os.getpid()
 
     @property
     def vapid_public_key(self) -> str:
@@ -157,15 +160,12 @@ class WebPushClient(PushClient):
     def _auth_refreshes(self) -> int:
         return self._signer.mints
 
-    async def send(self, notification: Any) -> Any:
-        """Send a ``WebPushNotification(subscription, message)``."""
-        return await super().send(notification)
-
     async def send_to_subscriptions(
         self, message: WebPushMessage, subscriptions: Sequence[WebPushSubscription]
     ) -> Results:
-        """Send one message to many subscriptions (each encrypted for its own keys)."""
-        return await self.send_to_tokens(message, subscriptions)  # type: ignore[arg-type]
+        """Send one message to many subscriptions (each encrypted for its own keys):
+        :meth:`send_to_tokens` under its Web Push name."""
+        return await self.send_to_tokens(message, subscriptions)
 
     def stats(self) -> dict[str, int]:
         """Engine counters summed over the push services' pools."""
@@ -195,4 +195,4 @@ class WebPushClient(PushClient):
         return f"WebPushClient(subject={self._signer.subject!r}, services={len(self.pools())})"
 
 
-__all__ = ["WebPushClient", "WebPushNotification"]
+__all__ = ["WebPushClient", "WebPushNotification", "WebPushNotificationLike"]

@@ -33,7 +33,7 @@ from ._errors import ConfigurationError
 if TYPE_CHECKING:
     from prometheus_client.registry import CollectorRegistry
 
-    from ._client import PushClient
+    from ._client import AnyPushClient
 
 __all__ = ["COUNTERS", "GAUGES", "PushwireCollector", "instrument"]
 
@@ -67,10 +67,10 @@ class PushwireCollector:
     a closed and dropped client disappears from the next scrape."""
 
     def __init__(self) -> None:
-        self._clients: weakref.WeakKeyDictionary[PushClient, str] = weakref.WeakKeyDictionary()
+        self._clients: weakref.WeakKeyDictionary[AnyPushClient, str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
-    def add(self, client: PushClient, name: str = "default") -> None:
+    def add(self, client: AnyPushClient, name: str = "default") -> None:
         if not name or not isinstance(name, str):
             raise ConfigurationError("a metrics client name must be a non-empty str", field="name")
         with self._lock:
@@ -83,7 +83,7 @@ class PushwireCollector:
                 )
             self._clients[client] = name
 
-    def remove(self, client: PushClient) -> None:
+    def remove(self, client: AnyPushClient) -> None:
         with self._lock:
             self._clients.pop(client, None)
 
@@ -144,7 +144,7 @@ _collectors_lock = threading.Lock()
 
 
 def instrument(
-    client: PushClient,
+    client: AnyPushClient,
     *,
     name: str = "default",
     registry: CollectorRegistry | None = None,

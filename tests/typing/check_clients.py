@@ -19,6 +19,12 @@ from pushwire import (
     Results,
     Summary,
     SyncAPNsClient,
+    SyncWebPushClient,
+    VapidKey,
+    WebPushClient,
+    WebPushMessage,
+    WebPushNotification,
+    WebPushSubscription,
 )
 
 
@@ -65,3 +71,26 @@ def sync_fcm(account: pushwire.ServiceAccountCredentials) -> None:
     with pushwire.SyncFCMClient(account) as client:
         assert_type(client, pushwire.SyncFCMClient)
         assert_type(client.send(FCMMessage(topic="news", data={"k": "v"})), Result)
+
+
+async def webpush(key: VapidKey, subscriptions: list[WebPushSubscription]) -> None:
+    message = WebPushMessage({"title": "Hi"}, ttl=3600)
+    async with WebPushClient(key, subject="mailto:ops@example.com") as client:
+        assert_type(client, WebPushClient)
+        assert_type(client.vapid_public_key, str)
+        assert_type(await client.send(WebPushNotification(subscriptions[0], message)), Result)
+        assert_type(await client.send((subscriptions[0], message)), Result)
+        assert_type(await client.send_to_subscriptions(message, subscriptions), Results)
+        assert_type(await client.send_to_tokens(message, subscriptions), Results)
+        async for streamed in client.stream(WebPushNotification(s, message) for s in subscriptions):
+            assert_type(streamed, Result)
+
+
+def sync_webpush(key: VapidKey, subscription: WebPushSubscription) -> None:
+    message = WebPushMessage.declarative(title="Hi", navigate="https://example.com/", ttl=60)
+    with SyncWebPushClient(key, subject="https://example.com/contact", max_connections=1) as client:
+        assert_type(client, SyncWebPushClient)
+        assert_type(client.send(WebPushNotification(subscription, message)), Result)
+        assert_type(client.send_to_subscriptions(message, [subscription]), Results)
+        for streamed in client.stream([WebPushNotification(subscription, message)]):
+            assert_type(streamed, Result)

@@ -4,7 +4,17 @@ executed."""
 
 from __future__ import annotations
 
-from pushwire import APNsClient, Message, Notification, SyncAPNsClient, TokenCredentials
+from pushwire import (
+    APNsClient,
+    Message,
+    Notification,
+    SyncAPNsClient,
+    SyncWebPushClient,
+    TokenCredentials,
+    VapidKey,
+    WebPushClient,
+    WebPushMessage,
+)
 
 
 async def mistakes(credentials: TokenCredentials, message: Message) -> None:
@@ -22,3 +32,13 @@ async def mistakes(credentials: TokenCredentials, message: Message) -> None:
 def sync_mistakes(credentials: TokenCredentials) -> None:
     with SyncAPNsClient(credentials) as client:
         client.send(12345)  # E: arg-type
+
+
+async def webpush_mistakes(key: VapidKey, message: Message, web: WebPushMessage) -> None:
+    async with WebPushClient(key, subject="mailto:ops@example.com") as client:
+        await client.send(Notification("ab" * 32, message))  # E: arg-type
+        await client.send_to_subscriptions(web, ["https://push.example.net/x"])  # E: list-item
+    WebPushClient(key)  # E: call-arg
+    with SyncWebPushClient(key, subject="mailto:ops@example.com") as sync:
+        sync.send_to_tokens(message, [])  # E: arg-type
+    SyncAPNsClient(max_conections=3)  # E: call-arg

@@ -22,7 +22,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._client import PushClient
+from .._client import AnyPushClient
 from ..store.backend import Connection
 from ..store.errors import StoreInputError
 from .model import ACTIVE, State
@@ -64,7 +64,7 @@ class Scheduler:
         self,
         store: Store,
         *,
-        clients: Mapping[str, PushClient],
+        clients: Mapping[str, AnyPushClient],
         owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         page_size: int = 2000,

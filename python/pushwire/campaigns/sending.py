@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .._client import PushClient
-from .._message import Message
+from .._client import AnyPushClient
 from .._results import Outcome, Result
-from ..fcm import FCMMessage
 from ..store.apply import ResultApplier
 from ..store.backend import Connection, Database
 from ..store.clock import Clock, to_datetime, utc_day
@@ -32,8 +30,9 @@ from ..store.events import EventLog
 from ..store.message import PushMessage
 from ..store.model import Application
 from ..store.segments import endpoint_conditions, has_enabled_endpoints, selected_applications
-from ..store.sending import check_clients
+from ..store.sending import Rendered, check_clients
 from ..store.stats import ApplicationTally, SendReport, finish_run, start_run
+from ..store.subscriptions import Sendable, sendable
 from .assign import Splitter
 from .model import ENGAGEMENT_KEY, HOLDOUT, TIMEZONE_ATTRIBUTE, Campaign, State, valid_zone
 from .planning import timezone_expression
@@ -145,7 +144,7 @@ class SlotSender:
         *,
         owner: str,
         lease_ms: int,
-        clients: Mapping[str, PushClient],
+        clients: Mapping[str, AnyPushClient],
         page_size: int,
         apply_batch: int,
     ) -> None:
@@ -356,7 +355,7 @@ class SlotSender:
             ]
         )
         check_clients(apps, self._clients)
-        rendered: dict[tuple[str, int], Message | FCMMessage] = {}
+        rendered: dict[tuple[str, int], Rendered] = {}
         for number in range(len(campaign.treatments)):
             message = treatment_message(campaign, self.slot_id, number)
             for app in apps:
@@ -406,7 +405,7 @@ class SlotSender:
     async def _send_application(
         self,
         app: Application,
-        rendered: Mapping[tuple[str, int], Message | FCMMessage],
+        rendered: Mapping[tuple[str, int], Rendered],
         report: SendReport,
         limiter: RateLimiter | None,
     ) -> None:
@@ -441,15 +440,16 @@ class SlotSender:
 
         def notifications(
             pages: Iterator[list[tuple[int, str, int]]],
-        ) -> Iterator[tuple[str, Message | FCMMessage, None]]:
+        ) -> Iterator[tuple[Sendable, Rendered, None]]:
             messages = {n: m for (name, n), m in rendered.items() if name == app.name}
             counts = self.outcome.by_treatment
             for page in pages:
                 self.outcome.sent += len(page)
-                for eid, token, number in page:
+                targets = sendable(self._db, app, [token for _, token, _ in page])
+                for (eid, token, number), target in zip(page, targets, strict=True):
                     in_flight[token] = eid
                     counts[number] = counts.get(number, 0) + 1
-                    yield (token, messages[number], None)
+                    yield (target, messages[number], None)
 
         def recorded_pages() -> Iterator[list[tuple[int, str, int]]]:
             for page in self._pages(app):
@@ -457,7 +457,7 @@ class SlotSender:
                     return
                 yield self._record_page(app, page)
 
-        async def consume(source: Iterator[tuple[str, Message | FCMMessage, None]]) -> None:
+        async def consume(source: Iterator[tuple[Sendable, Rendered, None]]) -> None:
             nonlocal received_at
             async for result in client.stream(source):
                 if not batch:

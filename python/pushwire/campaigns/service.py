@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from .._client import PushClient
+from .._client import AnyPushClient
 from ..store.backend import Connection
 from ..store.errors import InvalidFilterError, UnknownApplicationError
 from ..store.message import PushMessage
@@ -283,7 +283,7 @@ class Campaigns:
     def scheduler(
         self,
         *,
-        clients: Mapping[str, PushClient],
+        clients: Mapping[str, AnyPushClient],
         owner: str | None = None,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         page_size: int = 2000,

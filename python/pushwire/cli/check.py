@@ -28,6 +28,7 @@ from .._oauth import ServiceAccountCredentials
 from .._results import Outcome, Result
 from ..credentials import CertificateCredentials, Credentials, TokenCredentials, load_p8
 from ..fcm import FCMMessage
+from ..vapid import VapidKey, VapidSigner
 from .credentials import CredentialOptions, key_id_from_file_name
 from .errors import EXIT_OK, EXIT_USAGE, user_errors
 from .options import (
@@ -73,6 +74,8 @@ class CheckOptions:
     token_uri: str | None = None
     project_id: str | None = None
     request_timeout: float = 10.0
+    vapid_key: str | None = None
+    subject: str | None = None
 
 
 class Report:
@@ -110,12 +113,17 @@ def run_check(opts: CheckOptions) -> int:
     """Check every credential given; exit code 0 when all are usable, 2 otherwise."""
     creds = opts.credentials
     report = Report()
-    if not any((creds.p8, creds.p12, creds.cert, creds.service_account)):
+    if not any((creds.p8, creds.p12, creds.cert, creds.service_account, opts.vapid_key)):
         report.problem(
             "nothing to check: give --p8 KEY.p8 [--key-id --team-id], --p12 FILE --password, "
-            "--cert PEM [--key PEM] or --service-account KEY.json"
+            "--cert PEM [--key PEM], --service-account KEY.json or --vapid-key KEY.pem "
+            "[--subject mailto:...]"
         )
         return EXIT_USAGE
+    if opts.vapid_key is not None:
+        _check_vapid(opts.vapid_key, opts.subject, report)
+    elif opts.subject is not None:
+        report.problem("--subject is the VAPID contact: give it with --vapid-key")
     if creds.p8 is not None:
         _check_p8(creds.p8, creds, opts, report)
     if creds.p12 is not None or creds.cert is not None:
@@ -127,6 +135,22 @@ def run_check(opts: CheckOptions) -> int:
         return EXIT_USAGE
     typer.echo("credentials look usable" + ("" if opts.online else " (checked locally)"))
     return EXIT_OK
+
+
+def _check_vapid(source: str, subject: str | None, report: Report) -> None:
+    """A Web Push VAPID key: readable, EC P-256; its public key (what browsers subscribe
+    with) is shown, the private key never; with ``--subject``, a JWT is signed with it."""
+    with report.catching(
+        "VAPID key", {"vapid_key": "make one with `pushwire vapid generate --out vapid.pem`"}
+    ):
+        key = VapidKey.load(source)
+        report.ok("VAPID key: an EC P-256 private key (Web Push, RFC 8292)")
+        report.ok(f"VAPID public key (the browsers' applicationServerKey): {key.public_key}")
+        if subject is None:
+            report.warn("no --subject: push services need a mailto: or https: contact with the key")
+            return
+        VapidSigner(key, subject).authorization("https://push.example")
+        report.ok(f"signed a VAPID JWT with subject {subject}")
 
 
 def _check_p8(path: Path, creds: CredentialOptions, opts: CheckOptions, report: Report) -> None:
@@ -338,10 +362,28 @@ def check_credentials_command(
     base_url: BaseUrl = None,
     ca_file: CaFile = None,
     request_timeout: RequestTimeout = 10.0,
+    vapid_key: Annotated[
+        str | None,
+        typer.Option(
+            "--vapid-key",
+            envvar="PUSHWIRE_VAPID_KEY",
+            help="A Web Push VAPID private key (PEM file): its public key is shown, never the "
+            "private one.",
+        ),
+    ] = None,
+    subject: Annotated[
+        str | None,
+        typer.Option(
+            "--subject",
+            envvar="PUSHWIRE_VAPID_SUBJECT",
+            help="The VAPID contact (mailto: or https:) to check with --vapid-key.",
+        ),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Check a .p8 key, a .p12 / PEM push certificate or a service-account key, locally
-    (and with --online against the service). Exit code 0 when usable, 2 otherwise."""
+    """Check a .p8 key, a .p12 / PEM push certificate, a service-account key or a Web Push
+    VAPID key, locally (and with --online against APNs or FCM). Exit code 0 when usable, 2
+    otherwise."""
     with user_errors():
         code = run_check(
             CheckOptions(
@@ -356,6 +398,8 @@ def check_credentials_command(
                 token_uri=token_uri,
                 project_id=project_id,
                 request_timeout=request_timeout,
+                vapid_key=vapid_key,
+                subject=subject,
             )
         )
     raise typer.Exit(code)

@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from rich.table import Table
 
 from .._classify import classify
-from .._client import PushClient
+from .._client import AnyPushClient
 from .._message import Message, Notification
 from .._oauth import ServiceAccountCredentials
 from ..credentials import TokenCredentials
@@ -175,7 +175,7 @@ def _throwaway_service_account() -> ServiceAccountCredentials:
 
 
 async def _send(
-    client: PushClient,
+    client: AnyPushClient,
     opts: DemoOptions,
     tally: Tally,
     results: ResultsWriter,

@@ -71,7 +71,7 @@ def migrate_command(db: DbOption = None) -> None:
 @endpoints_app.command("add-app")
 def add_app_command(
     name: Annotated[str, typer.Argument(help="Application name, e.g. ios-prod.")],
-    provider: Annotated[str, typer.Option(help="apns or fcm.")],
+    provider: Annotated[str, typer.Option(help="apns, fcm or webpush.")],
     topic: Annotated[str | None, typer.Option(help="APNs: the bundle id.")] = None,
     environment: Annotated[
         str | None, typer.Option(help="APNs: production (default) or sandbox.")
@@ -81,7 +81,8 @@ def add_app_command(
         str | None,
         typer.Option(
             help="Where the credentials are: p8:PATH?key_id=..&team_id=.., env:PREFIX, "
-            "p12:PATH?password_env=VAR, cert:CERT?key=KEY, service-account:PATH."
+            "p12:PATH?password_env=VAR, cert:CERT?key=KEY, service-account:PATH, "
+            "vapid:KEY.pem?subject=mailto:... (Web Push)."
         ),
     ] = None,
     db: DbOption = None,
@@ -117,7 +118,22 @@ def apps_command(db: DbOption = None) -> None:
 
 # -- import -----------------------------------------------------------------------------------
 
-_COLUMNS = {"app", "application", "token", "user_id", "user", "data", "attributes", "registered_at"}
+_COLUMNS = {
+    "app",
+    "application",
+    "token",
+    "user_id",
+    "user",
+    "data",
+    "attributes",
+    "registered_at",
+    # Web Push subscriptions: PushSubscription JSON's endpoint and keys, or flat key columns.
+    "endpoint",
+    "keys",
+    "p256dh",
+    "auth",
+    "expirationTime",
+}
 #: Columns an export writes that an import reads past (the state is the store's to decide).
 _INFORMATIVE = {
     "enabled",
@@ -175,13 +191,16 @@ def _registration(row: dict[str, Any], default_app: str | None, where: str) -> R
     app = row.get("app") or row.get("application") or default_app
     if not app:
         raise CLIError(f"{where}: no application (an app column, or --app)")
+    keys = _json_object(row.get("keys"), "keys", where) or {}
     return Registration(
         application=app,
-        token=row.get("token") or "",
+        token=row.get("token") or row.get("endpoint") or "",
         user_id=row.get("user_id") or row.get("user") or None,
         data=_json_object(row.get("data"), "data", where),
         attributes=attributes,
         registered_at=_moment(row.get("registered_at"), where),
+        p256dh=row.get("p256dh") or keys.get("p256dh"),
+        auth=row.get("auth") or keys.get("auth"),
     )
 
 
@@ -376,6 +395,9 @@ def _write(out: IO[str], fmt: str, endpoints: Iterator[Endpoint]) -> int:
     writer = None
     for endpoint in endpoints:
         record = _record(endpoint)
+        # Web Push subscriptions need their keys to be imported again (None for tokens); the
+        # export file is a copy of the store: keep it as private as the database.
+        record["p256dh"], record["auth"] = endpoint.p256dh, endpoint.auth
         if fmt == "jsonl":
             out.write(json.dumps(record) + "\n")
         else:

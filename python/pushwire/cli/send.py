@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import signal
 import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Literal
 
 import typer
 
 from .._apns import APNsClient
 from .._classify import classify
-from .._client import PushClient
+from .._client import AnyPushClient
 from .._errors import ClientClosedError
 from .._fcm import DEFAULT_BASE_URL, FCMClient
 from .._message import Notification
@@ -45,6 +44,7 @@ from .errors import (
     user_errors,
 )
 from .input import BadRow, RowSource, open_rows
+from .interrupt import DRAIN_MARGIN, Interrupt
 from .options import (
     ENDPOINT,
     INPUT,
@@ -92,8 +92,6 @@ from .segment import (
 
 #: Bad rows reported one by one on stderr; the rest only in the results file and the summary.
 MAX_BAD_ROWS_SHOWN = 20
-#: Added to the request timeout before a drain gives up waiting.
-DRAIN_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +139,7 @@ def _check_options(opts: SendOptions, kind: str) -> None:
 
 def build_client(
     opts: SendOptions, credentials: Credentials | ServiceAccountCredentials
-) -> PushClient:
+) -> AnyPushClient:
     if isinstance(credentials, ServiceAccountCredentials):
         return FCMClient(
             credentials,
@@ -161,61 +159,6 @@ def build_client(
         max_connections=opts.max_connections,
         rate_limit=opts.rate_limit,
     )
-
-
-class _Interrupt:
-    """SIGINT/SIGTERM, handled on the event loop so no result in flight is lost.
-
-    First signal: read no more input; the notifications in flight get their results.
-    Second signal (or ``grace`` seconds later): close the client: queued and to-be-resent
-    notifications are given up (not sent), open streams still end by their deadline.
-    A third signal is no longer caught: Python's default (KeyboardInterrupt) applies.
-    """
-
-    def __init__(self, client: PushClient, grace: float, in_flight: Callable[[], int]) -> None:
-        self.requested = False
-        self._client = client
-        self._grace = grace
-        self._in_flight = in_flight
-        self._closing: asyncio.Task[None] | None = None
-        self._loop = asyncio.get_running_loop()
-        self._installed = False
-
-    def install(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._loop.add_signal_handler(sig, self._on_signal)
-        self._installed = True
-
-    def remove(self) -> None:
-        if self._installed:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._loop.remove_signal_handler(sig)
-            self._installed = False
-
-    def _on_signal(self) -> None:
-        if self.requested:
-            echo_warning("interrupted again: closing now")
-            self.remove()
-            self._close_now()
-            return
-        self.requested = True
-        echo_warning(
-            f"interrupted: reading no more input; waiting up to {self._grace:.0f} s for the "
-            f"{self._in_flight():,} notifications in flight (Ctrl-C again to close sooner)"
-        )
-        self._loop.call_later(self._grace, self._close_now)
-
-    @property
-    def closing(self) -> bool:
-        return self._closing is not None
-
-    def _close_now(self) -> None:
-        if self._closing is None:
-            self._closing = self._loop.create_task(self._client.aclose())
-
-    async def wait_closed(self) -> None:
-        if self._closing is not None:
-            await self._closing
 
 
 class _Run:
@@ -250,7 +193,7 @@ class _Run:
         #: Rows whose outcome was lost when the client was closed early (recorded).
         self.lost = 0
 
-    def notifications(self, interrupt: _Interrupt) -> Iterator[Notification]:
+    def notifications(self, interrupt: Interrupt) -> Iterator[Notification]:
         """The notifications of the rows still to send, read as the client asks for them."""
         rows = iter(self.source)
         position = 0
@@ -326,9 +269,9 @@ class _Run:
         )
 
 
-async def _send_all(run: _Run, client: PushClient, progress: LiveProgress) -> None:
+async def _send_all(run: _Run, client: AnyPushClient, progress: LiveProgress) -> None:
     async with client:
-        interrupt = _Interrupt(client, run.opts.request_timeout + DRAIN_MARGIN, run.in_flight)
+        interrupt = Interrupt(client, run.opts.request_timeout + DRAIN_MARGIN, run.in_flight)
         interrupt.install()
         try:
             async for result in client.stream(run.notifications(interrupt)):
@@ -588,6 +531,92 @@ RateLimit = Annotated[
 ]
 
 
+# Web Push (--subscriptions)
+WEBPUSH = "Web Push (--subscriptions)"
+SubscriptionsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--subscriptions",
+        help="Send Web Push to browsers: JSON lines of PushSubscription JSON "
+        '({"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}); \'-\' reads stdin. '
+        "Every line is checked before anything is sent.",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+VapidKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--vapid-key",
+        envvar="PUSHWIRE_VAPID_KEY",
+        help="VAPID private key: PEM file (pushwire vapid generate).",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+SubjectOption = Annotated[
+    str | None,
+    typer.Option(
+        "--subject",
+        envvar="PUSHWIRE_VAPID_SUBJECT",
+        help="mailto: or https: contact the push services see (RFC 8292).",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+TtlOption = Annotated[
+    int | None,
+    typer.Option(
+        "--ttl",
+        min=0,
+        help="Seconds a push service keeps the message for an offline browser (default 4 weeks).",
+        rich_help_panel=WEBPUSH,
+    ),
+]
+UrgencyOption = Annotated[
+    str | None,
+    typer.Option("--urgency", help="very-low, low, normal or high.", rich_help_panel=WEBPUSH),
+]
+
+
+def _webpush_route(ctx: typer.Context) -> None:
+    """With --subscriptions: send Web Push and exit (the file replaces --input)."""
+    params = ctx.params
+    subscriptions = params.get("subscriptions")
+    if subscriptions is None:
+        typed = [flag for flag in ("ttl", "urgency") if params.get(flag) is not None]
+        if typed:
+            with user_errors():
+                raise CLIError(f"--{typed[0]}: only with --subscriptions FILE (Web Push)")
+        return
+    from .webpush_send import WebPushSendOptions, run_webpush_send
+
+    with user_errors():
+        if params.get("input") is not None or params.get("to_segment") is not None:
+            raise CLIError(
+                "--subscriptions is the input of a Web Push send: not with --input or "
+                "--to-segment (a segment's web subscriptions are sent with --to-segment alone)"
+            )
+        code = run_webpush_send(
+            WebPushSendOptions(
+                subscriptions=subscriptions,
+                vapid_key=params.get("vapid_key"),
+                subject=params.get("subject"),
+                payload=params.get("payload"),
+                title=params.get("title"),
+                body=params.get("body"),
+                ttl=params.get("ttl"),
+                urgency=params.get("urgency"),
+                results=params.get("results"),
+                drop_tokens=params.get("drop_tokens"),
+                overwrite=bool(params.get("overwrite")),
+                ca_file=params.get("ca_file"),
+                request_timeout=params.get("request_timeout") or 10.0,
+                max_connections=params.get("max_connections") or 4,
+                rate_limit=params.get("rate_limit"),
+            ),
+            Console(),
+        )
+    raise typer.Exit(code)
+
+
 def send_command(
     ctx: typer.Context,
     # input
@@ -645,10 +674,17 @@ def send_command(
     page_size: SegmentPageSize = 2000,
     actor: SegmentActor = None,
     as_json: SegmentJson = False,
+    # Web Push, read by _webpush_route() from ctx.params
+    subscriptions: SubscriptionsFile = None,
+    vapid_key: VapidKeyOption = None,
+    subject: SubjectOption = None,
+    ttl: TtlOption = None,
+    urgency: UrgencyOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Send notifications to every token of an input file, or with --to-segment to the
-    endpoints of a segment of the store, through APNs or FCM.
+    endpoints of a segment of the store, through APNs or FCM; or with --subscriptions to
+    browsers through Web Push.
 
     Exit code 0 when every row was delivered or its token is dead (dead tokens alone are not
     a failure: they go to --drop-tokens, or with --to-segment are disabled in the store; an
@@ -657,6 +693,7 @@ def send_command(
     with --strict), 130 when interrupted: Ctrl-C stops reading, waits for the notifications
     in flight and records them; run the same command with --resume to send the rest.
     """
+    _webpush_route(ctx)  # with --subscriptions: sends Web Push and exits
     source = tokens_or_segment(ctx)  # with --to-segment: sends from the store and exits
     with user_errors():
         options = SendOptions(

@@ -13,7 +13,9 @@ worker died) replaces itself on the device instead of showing twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -28,15 +30,19 @@ from .._fcm import DEFAULT_BASE_URL as FCM_BASE_URL
 from .._fcm import FCMClient
 from .._message import Message
 from .._oauth import ServiceAccountCredentials
+from .._webpush import WebPushClient
 from ..credentials import TokenCredentials
 from ..fcm import FCMMessage
-from ..store.credentials import load_credentials
-from ..store.message import APNsOverride, FCMOverride, PushMessage
+from ..store.credentials import VapidCredentials, load_credentials
+from ..store.message import APNsOverride, FCMOverride, PushMessage, WebPushOverride
 from ..store.model import Application
+from ..webpush import WebPushMessage
 from .rate_limit import SharedRateLimit
 from .shared_auth import SharedAPNsClient, SharedAuth, SharedFCMClient
 
 log = logging.getLogger("pushwire.jobs")
+
+Rendered = Message | FCMMessage | WebPushMessage
 
 #: Rendered messages kept per worker (jobs in progress at once, times applications).
 _RENDERED_CACHE = 256
@@ -47,11 +53,20 @@ def collapse_id(job_id: str) -> str:
     return f"pw-{job_id}"
 
 
+def collapse_topic(job_id: str) -> str:
+    """A Web Push ``Topic`` for the job: 32 base64url characters of its SHA-256."""
+    digest = hashlib.sha256(job_id.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()[:32]
+
+
 def with_collapse(message: PushMessage, job_id: str) -> PushMessage:
     """``message`` with an APNs collapse id, an FCM (Android) collapse key and an
-    apns-collapse-id for iOS devices behind FCM, derived from the job where the message has
-    none of its own."""
+    apns-collapse-id for iOS devices behind FCM, and a Web Push topic, derived from the job
+    where the message has none of its own."""
     key = collapse_id(job_id)
+    webpush = message.webpush or WebPushOverride()
+    if webpush.topic is None:
+        webpush = dataclasses.replace(webpush, topic=collapse_topic(job_id))
     apns = message.apns or APNsOverride()
     if apns.collapse_id is None:
         apns = dataclasses.replace(apns, collapse_id=key)
@@ -69,7 +84,7 @@ def with_collapse(message: PushMessage, job_id: str) -> PushMessage:
         if not any(name.lower() == "apns-collapse-id" for name in headers):
             headers = {**headers, "apns-collapse-id": key}
             fcm = dataclasses.replace(fcm, apns=msgspec.structs.replace(fcm.apns, headers=headers))
-    return dataclasses.replace(message, apns=apns, fcm=fcm)
+    return dataclasses.replace(message, apns=apns, fcm=fcm, webpush=webpush)
 
 
 @dataclass(frozen=True)
@@ -94,7 +109,7 @@ class ClientOptions:
 @dataclass
 class AppClient:
     application: Application
-    client: APNsClient | FCMClient
+    client: APNsClient | FCMClient | WebPushClient
     limiter: SharedRateLimit | None = None
     refresher: asyncio.Task[None] | None = None
 
@@ -117,7 +132,7 @@ class ClientFactory:
         self._prefix = prefix
         self._shared = shared
         self._clients: dict[str, asyncio.Task[AppClient]] = {}
-        self._rendered: OrderedDict[tuple[str, str], Message | FCMMessage] = OrderedDict()
+        self._rendered: OrderedDict[tuple[str, str], Rendered] = OrderedDict()
 
     async def get(self, name: str) -> AppClient:
         """The client of application ``name`` (built on first use; a failed build is tried
@@ -140,6 +155,12 @@ class ClientFactory:
             common["ca_file"] = o.ca_file
         if o.max_streams_per_connection is not None:
             common["max_streams_per_connection"] = o.max_streams_per_connection
+        if isinstance(credentials, VapidCredentials):
+            # Each subscription names its push service: no base URL, no shared credential
+            # (a VAPID JWT is signed locally, per push service).
+            webpush = WebPushClient(credentials.key, subject=credentials.subject, **common)
+            self._export(webpush, application.name)
+            return AppClient(application, webpush)
         if isinstance(credentials, ServiceAccountCredentials):
             fcm_options: dict[str, Any] = {**common, "base_url": o.fcm_url or FCM_BASE_URL}
             if o.token_uri is not None:
@@ -176,15 +197,13 @@ class ClientFactory:
         refresher = asyncio.ensure_future(self._shared.keep_jwt_fresh(credentials))
         return AppClient(application, client, refresher=refresher)
 
-    def _export(self, client: APNsClient | FCMClient, name: str) -> None:
+    def _export(self, client: APNsClient | FCMClient | WebPushClient, name: str) -> None:
         if self._options.metrics_registry is not None:
             from ..metrics import instrument
 
             instrument(client, name=name, registry=self._options.metrics_registry)
 
-    def message_for(
-        self, app: AppClient, job_id: str, body: dict[str, Any]
-    ) -> Message | FCMMessage:
+    def message_for(self, app: AppClient, job_id: str, body: dict[str, Any]) -> Rendered:
         """The job's message rendered for ``app`` (cached); PayloadError if it cannot be."""
         key = (job_id, app.application.name)
         rendered = self._rendered.get(key)

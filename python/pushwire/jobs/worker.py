@@ -33,12 +33,11 @@ from typing import Any
 
 from .._classify import BadTokenBurstDetector
 from .._errors import ConfigurationError, CredentialsError, PayloadError
-from .._message import Message
 from .._results import Result
-from ..fcm import FCMMessage
 from ..store.errors import StoreError, UnknownApplicationError
-from ..store.model import Application
-from .clients import AppClient, ClientFactory, ClientOptions
+from ..store.model import Application, Provider
+from ..store.subscriptions import sendable
+from .clients import AppClient, ClientFactory, ClientOptions, Rendered
 from .connection import DEFAULT_REDIS_URL, client, display_url, redis_errors
 from .errors import JobInputError, MalformedEntryError, QueueUnavailableError
 from .keys import DEFAULT_GROUP, DEFAULT_PREFIX, DEFAULT_STREAM, Keys, check_name
@@ -450,19 +449,27 @@ class Worker:
     async def _send(
         self,
         app: AppClient,
-        message: Message | FCMMessage,
+        message: Rendered,
         entry: ChunkEntry,
         offsets: Sequence[int],
     ) -> None:
         """Send one slice, record its outcomes, apply them to the store; frees its room in
         the window whatever happens."""
         n = len(offsets)
-        tokens = [entry.tokens[o] for o in offsets]
+        tokens: list[Any] = [entry.tokens[o] for o in offsets]
         self.metrics.sent(n)
         recorded = False
         try:
+            if app.application.provider is Provider.WEBPUSH:
+                # Subscriptions' keys are in the store, not in the job.
+                tokens = await asyncio.get_running_loop().run_in_executor(
+                    self._store_thread, sendable, self._store.database, app.application, tokens
+                )
             try:
-                results: Sequence[Result] = await app.client.send_to_tokens(message, tokens)
+                results: Sequence[Result] = await app.client.send_to_tokens(
+                    message,  # type: ignore[arg-type]
+                    tokens,
+                )
             except PayloadError:
                 # A malformed token refuses the whole batch before anything is sent: send one
                 # by one instead, the bad ones get a `failed` result of their own.
@@ -470,7 +477,8 @@ class Worker:
                     [
                         r
                         async for r in app.client.stream(
-                            [(t, message, None) for t in tokens], strict=False
+                            [(t, message, None) for t in tokens],  # type: ignore[misc]
+                            strict=False,
                         )
                     ],
                     key=lambda r: r.index,

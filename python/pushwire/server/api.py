@@ -40,6 +40,7 @@ from .schemas import (
     UpdateDevice,
 )
 from .services import Services, authorized, refuse_nul, services_of
+from .webpush_api import ROUTES as WEBPUSH_ROUTES
 
 Req = Request[Any, Any, Any]
 
@@ -424,5 +425,6 @@ v1 = Router(
         revoke_key,
         me,
         *CAMPAIGN_ROUTES,
+        *WEBPUSH_ROUTES,
     ],
 )

@@ -14,13 +14,14 @@ from typing import Any
 
 from .._apns import APNsClient
 from .._fcm import FCMClient
+from .._webpush import WebPushClient
 from ..store.credentials import client_for
 from ..store.model import Application, Provider
 from .settings import ServerSettings
 
 log = logging.getLogger("pushwire.server")
 
-Client = APNsClient | FCMClient
+Client = APNsClient | FCMClient | WebPushClient
 
 
 class ClientPool:

@@ -209,7 +209,7 @@ class ApplicationIn(Strict):
     """APNs: ``topic`` and ``environment``; FCM: ``project_id``. ``credentials_ref`` says
     where the credentials are (a file path or environment variable), never the secret."""
 
-    provider: Literal["apns", "fcm"]
+    provider: Literal["apns", "fcm", "webpush"]
     environment: Literal["production", "sandbox"] | None = None
     topic: str | None = None
     project_id: str | None = None

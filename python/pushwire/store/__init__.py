@@ -16,6 +16,7 @@ module                      concern
 ``sqlite`` / ``postgres``   the two backends
 ``applications``            application rows
 ``endpoints`` / ``edits``   endpoint rows: registration and reads / explicit changes
+``subscriptions``           Web Push subscriptions (endpoints with keys) for sending
 ``apply``                   applying send results
 ``segments``                filters and keyset pagination
 ``message``                 the provider-neutral message and its rendering
@@ -35,6 +36,7 @@ from .endpoints import RegisterCounts
 from .errors import (
     DatabaseUnavailableError,
     InvalidFilterError,
+    InvalidSubscriptionError,
     InvalidTokenError,
     MissingClientError,
     SchemaVersionError,
@@ -44,7 +46,7 @@ from .errors import (
     UnknownEndpointError,
     UnknownRunError,
 )
-from .message import APNsOverride, ClickAction, FCMOverride, PushMessage
+from .message import APNsOverride, ClickAction, FCMOverride, PushMessage, WebPushOverride
 from .model import (
     Application,
     AttributeValue,
@@ -72,6 +74,7 @@ __all__ = [
     "EventKind",
     "FCMOverride",
     "InvalidFilterError",
+    "InvalidSubscriptionError",
     "InvalidTokenError",
     "MissingClientError",
     "Provider",
@@ -88,6 +91,7 @@ __all__ = [
     "UnknownApplicationError",
     "UnknownEndpointError",
     "UnknownRunError",
+    "WebPushOverride",
     "client_for",
     "load_credentials",
     "open_store",

@@ -10,6 +10,8 @@ they are, and :func:`client_for` turns that into a client at send time.
                                            account file named by variable PREFIX
                                            (``GOOGLE_APPLICATION_CREDENTIALS`` if empty)
 ``service-account:PATH``                   FCM service-account JSON key
+``vapid:PATH?subject=CONTACT``             Web Push VAPID key (PEM), ``subject`` a ``mailto:``
+                                           or ``https:`` contact (RFC 8292)
 ========================================== =====================================================
 
 Relative paths are relative to the working directory of the sending process.
@@ -20,20 +22,32 @@ from __future__ import annotations
 import os
 import urllib.parse
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 from .._apns import APNsClient
 from .._errors import CredentialsError
 from .._fcm import FCMClient
 from .._oauth import ServiceAccountCredentials
+from .._webpush import WebPushClient
 from ..credentials import CertificateCredentials, TokenCredentials
+from ..vapid import VapidKey
 from .errors import StoreInputError
 from .model import Application, Provider
 
-SCHEMES = ("p8", "p12", "cert", "env", "service-account")
+SCHEMES = ("p8", "p12", "cert", "env", "service-account", "vapid")
 _APNS_ONLY = ("p8", "p12", "cert")
 
-Credentials = Union[TokenCredentials, CertificateCredentials, ServiceAccountCredentials]
+
+class VapidCredentials(NamedTuple):
+    """A Web Push application's VAPID key and the contact the push services see."""
+
+    key: VapidKey
+    subject: str
+
+
+Credentials = Union[
+    TokenCredentials, CertificateCredentials, ServiceAccountCredentials, VapidCredentials
+]
 
 
 def check_credentials_ref(ref: object) -> str | None:
@@ -76,6 +90,26 @@ def load_credentials(application: Application) -> Credentials:
         )
     scheme, _, rest = ref.partition(":")
     path, params = _split(rest)
+    webpush = application.provider is Provider.WEBPUSH
+    if webpush != (scheme == "vapid"):
+        raise CredentialsError(
+            f"application {application.name!r} is {application.provider.value}: "
+            + (
+                "its credentials_ref must be vapid:KEY.pem?subject=mailto:..."
+                if webpush
+                else "vapid: credentials are for Web Push applications"
+            ),
+            field="credentials_ref",
+        )
+    if webpush:
+        subject = params.get("subject")
+        if not subject:
+            raise CredentialsError(
+                "vapid: credentials need ?subject=mailto:you@example.com (or an https: URL): "
+                "the contact push services see",
+                field="credentials_ref",
+            )
+        return VapidCredentials(VapidKey.load(path), subject)
     apns = application.provider is Provider.APNS
     if scheme in _APNS_ONLY and not apns:
         raise CredentialsError(
@@ -107,10 +141,15 @@ def load_credentials(application: Application) -> Credentials:
     return ServiceAccountCredentials.from_env(path or "GOOGLE_APPLICATION_CREDENTIALS")
 
 
-def client_for(application: Application, **options: Any) -> APNsClient | FCMClient:
+def client_for(application: Application, **options: Any) -> APNsClient | FCMClient | WebPushClient:
     """A client for ``application`` from its credential reference. ``options`` go to the
     client (``base_url``, ``ca_file``, ``request_timeout``...; ``token_uri`` for FCM)."""
     credentials = load_credentials(application)
+    if isinstance(credentials, VapidCredentials):
+        # Each subscription names its push service: there is no base URL or token URI.
+        options.pop("base_url", None)
+        options.pop("token_uri", None)
+        return WebPushClient(credentials.key, subject=credentials.subject, **options)
     if isinstance(credentials, ServiceAccountCredentials):
         if application.project_id is not None:
             options.setdefault("project_id", application.project_id)

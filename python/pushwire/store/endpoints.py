@@ -28,7 +28,7 @@ STATE_COLUMNS = (
     "endpoints.id, endpoints.token, endpoints.user_id, endpoints.enabled, endpoints.data, "
     "endpoints.attributes, endpoints.created_at, endpoints.updated_at, "
     "endpoints.last_registered_at, endpoints.disabled_at, endpoints.disabled_reason, "
-    "endpoints.invalid_since, endpoints.last_410_at"
+    "endpoints.invalid_since, endpoints.last_410_at, endpoints.web_p256dh, endpoints.web_auth"
 )
 ENDPOINT_COLUMNS = "applications.name, applications.provider, " + STATE_COLUMNS
 ENDPOINTS_WITH_APPLICATION = (
@@ -45,6 +45,8 @@ _INSERT_COLUMNS = (
     ("created_at", "bigint"),
     ("updated_at", "bigint"),
     ("last_registered_at", "bigint"),
+    ("web_p256dh", "text"),
+    ("web_auth", "text"),
 )
 _ALL_COLUMNS = (
     ("user_id", "text"),
@@ -57,6 +59,8 @@ _ALL_COLUMNS = (
     ("disabled_reason", "text"),
     ("invalid_since", "bigint"),
     ("last_410_at", "bigint"),
+    ("web_p256dh", "text"),
+    ("web_auth", "text"),
 )
 _STATUS_COLUMNS = (
     ("enabled", "boolean"),
@@ -83,6 +87,8 @@ def state_from_row(database: Database, row: Sequence[Any]) -> EndpointState:
         disabled_reason=row[10],
         invalid_since=row[11],
         last_410_at=row[12],
+        p256dh=row[13],
+        auth=row[14],
     )
 
 
@@ -103,6 +109,8 @@ def endpoint_from_state(application: str, provider: Provider, state: EndpointSta
         disabled_reason=state.disabled_reason,
         invalid_since=optional_datetime(state.invalid_since),
         last_410_at=optional_datetime(state.last_410_at),
+        p256dh=state.p256dh,
+        auth=state.auth,
     )
 
 
@@ -146,6 +154,8 @@ def write_state(
                 s.disabled_reason,
                 s.invalid_since,
                 s.last_410_at,
+                s.p256dh,
+                s.auth,
                 s.id,
             )
             for s in states
@@ -236,6 +246,8 @@ def _insert_new(
                 now,
                 now,
                 reg.registered_at,
+                reg.p256dh,
+                reg.auth,
             )
             for token, reg in first.items()
         ],

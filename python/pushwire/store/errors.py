@@ -12,6 +12,7 @@
         ├── MissingClientError             a send needs a client for an application
         └── StoreInputError (ValueError)   bad input: ``field`` names it, ``index`` the row
             ├── InvalidTokenError          a token malformed for its provider
+            │   └── InvalidSubscriptionError   a Web Push subscription's endpoint or keys
             └── InvalidFilterError         a segment filter that cannot be understood
 
 Every write is one transaction: when one of these is raised, nothing was written.
@@ -24,6 +25,7 @@ from .._errors import PushwireError
 __all__ = [
     "DatabaseUnavailableError",
     "InvalidFilterError",
+    "InvalidSubscriptionError",
     "InvalidTokenError",
     "MissingClientError",
     "SchemaVersionError",
@@ -69,6 +71,12 @@ class StoreInputError(StoreError, ValueError):
 
 class InvalidTokenError(StoreInputError):
     """A device token is malformed for its application's provider."""
+
+
+class InvalidSubscriptionError(InvalidTokenError):
+    """A Web Push subscription is malformed: ``field`` is ``endpoint`` (not an https URL),
+    ``p256dh`` (not base64url of a 65-byte uncompressed P-256 point) or ``auth`` (not
+    base64url of 16 bytes)."""
 
 
 class InvalidFilterError(StoreInputError):

@@ -17,9 +17,20 @@ silent          ``content-available: 1``, priority 5,     data only, Android pri
                 push type background                      APNs background headers
 =============== ========================================= =========================================
 
-``apns=`` and ``fcm=`` overrides change what one provider gets (another title, a collapse
-id, a whole ``android`` block...). Rendering runs the provider's own builders, so the result
-passes their checks (sizes, priorities, reserved keys) before anything is sent.
+Web Push (browsers) gets the notification as JSON, in the shape of Declarative Web Push's
+``notification`` member: ``{"notification": {"title", "body", "image", "app_badge",
+"navigate", "data"}}`` (``image`` from ``image_url``, ``app_badge`` from ``badge``,
+``navigate`` the ``url`` of an http(s) ``url`` action; ``data`` holds the message's data and
+its action). Your service worker shows it (``registration.showNotification(n.title, n)``).
+With ``webpush=WebPushOverride(declarative=True)`` it is sent as Declarative Web Push
+(``"web_push": 8030``; Safari 18.4+ shows it without a service worker), which needs a title
+and a ``navigate`` URL. A silent message sends ``{"data": ...}`` only (browsers expect every
+push to show something: Safari revokes the permission of a site that does not). ``TTL`` is
+four weeks unless the override says otherwise (as FCM's default).
+
+``apns=``, ``fcm=`` and ``webpush=`` overrides change what one provider gets (another title,
+a collapse id, a whole ``android`` block...). Rendering runs the provider's own builders, so
+the result passes their checks (sizes, priorities, reserved keys) before anything is sent.
 """
 
 from __future__ import annotations
@@ -45,6 +56,7 @@ from ..fcm import (
     WebpushConfig,
     WebpushFcmOptions,
 )
+from ..webpush import MAX_TTL, WebPushMessage
 from .model import Application, Provider
 
 #: Data keys the rendering itself uses.
@@ -101,6 +113,31 @@ class FCMOverride:
     webpush: WebpushConfig | None = None
 
 
+@dataclass(frozen=True)
+class WebPushOverride:
+    """What browsers (Web Push) get instead, and Web Push's own delivery settings."""
+
+    title: str | None = None
+    body: str | None = None
+    #: Merged over the message's data.
+    data: Mapping[str, str] | None = None
+    #: Seconds the push service keeps the message for an offline browser (default 4 weeks).
+    ttl: int | None = None
+    urgency: Literal["very-low", "low", "normal", "high"] | None = None
+    #: At most 32 base64url characters: a newer message with the same topic replaces an
+    #: undelivered one.
+    topic: str | None = None
+    #: Send as Declarative Web Push (Safari 18.4+), shown without a service worker.
+    declarative: bool = False
+    #: The page a click opens (default: the message's ``url`` for an http(s) url action).
+    navigate: str | None = None
+    tag: str | None = None
+    lang: str | None = None
+    dir: Literal["auto", "ltr", "rtl"] | None = None
+    #: Declarative only: a service worker, when there is one, may change it before display.
+    mutable: bool = False
+
+
 def _fail(field: str, problem: str) -> PayloadError:
     return PayloadError(f"message.{field} {problem}", field=f"message.{field}")
 
@@ -136,6 +173,7 @@ class PushMessage:
     url: str | None = None
     apns: APNsOverride | None = None
     fcm: FCMOverride | None = None
+    webpush: WebPushOverride | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", _check_data(self.data, "data"))
@@ -182,8 +220,14 @@ class PushMessage:
                 "must be at most 64 bytes (it is also the apns-collapse-id of iOS devices "
                 "reached through FCM, which APNs limits to 64)",
             )
-        for override_name, override in (("apns", self.apns), ("fcm", self.fcm)):
-            expected = APNsOverride if override_name == "apns" else FCMOverride
+        overrides: tuple[
+            tuple[str, APNsOverride | FCMOverride | WebPushOverride | None, type], ...
+        ] = (
+            ("apns", self.apns, APNsOverride),
+            ("fcm", self.fcm, FCMOverride),
+            ("webpush", self.webpush, WebPushOverride),
+        )
+        for override_name, override, expected in overrides:
             if override is not None and not isinstance(override, expected):
                 raise _fail(override_name, f"must be a {expected.__name__}")
             if override is not None and override.data is not None:
@@ -191,11 +235,57 @@ class PushMessage:
 
     # -- rendering ----------------------------------------------------------------------------
 
-    def render(self, application: Application) -> Message | FCMMessage:
+    def render(self, application: Application) -> Message | FCMMessage | WebPushMessage:
         """The provider message for ``application`` (APNs needs its topic)."""
         if application.provider is Provider.APNS:
             return self.render_apns(application.topic or "")
+        if application.provider is Provider.WEBPUSH:
+            return self.render_webpush()
         return self.render_fcm()
+
+    def render_webpush(self) -> WebPushMessage:
+        """The Web Push message (see the module's documentation for its JSON shape)."""
+        o = self.webpush or WebPushOverride()
+        data = {**self.data, **(o.data or {}), **self._action_data()}
+        ttl = MAX_TTL if o.ttl is None else o.ttl
+        if self.silent:
+            if o.declarative:
+                raise _fail("webpush.declarative", "messages are shown: a silent one cannot be")
+            return _webpush_message({"data": data}, ttl, o)
+        navigate = o.navigate
+        url = self.url or ""
+        if navigate is None and self.action is ClickAction.URL and url.startswith("http"):
+            navigate = url
+        if navigate is not None and not navigate.startswith(("https://", "http://")):
+            raise _fail("webpush.navigate", "must be an absolute http(s) URL")
+        notification: dict[str, Any] = {}
+        for key, value in (
+            ("title", _pick(o.title, self.title)),
+            ("body", _pick(o.body, self.body)),
+            ("image", self.image_url),
+            ("app_badge", self.badge),
+            ("navigate", navigate),
+            ("tag", o.tag),
+            ("lang", o.lang),
+            ("dir", o.dir),
+            ("data", data or None),
+        ):
+            if value is not None:
+                notification[key] = value
+        if not o.declarative:
+            return _webpush_message({"notification": notification}, ttl, o)
+        if "title" not in notification:
+            raise _fail("title", "is required for Declarative Web Push")
+        if navigate is None:
+            raise _fail(
+                "webpush.navigate",
+                "is required for Declarative Web Push (the page a click opens): set it, or "
+                "give the message action='url' with an http(s) url",
+            )
+        payload: dict[str, Any] = {"web_push": 8030, "notification": notification}
+        if o.mutable:
+            payload["mutable"] = True
+        return _webpush_message(payload, ttl, o)
 
     def _action_data(self) -> dict[str, str]:
         action = ClickAction(self.action)
@@ -325,6 +415,8 @@ class PushMessage:
             out["apns"] = _override_dict(self.apns)
         if self.fcm is not None:
             out["fcm"] = _override_dict(self.fcm)
+        if self.webpush is not None:
+            out["webpush"] = _override_dict(self.webpush)
         return {k: v for k, v in out.items() if v not in (None, {})}
 
     @classmethod
@@ -337,6 +429,7 @@ class PushMessage:
         try:
             apns = fields.pop("apns", None)
             fcm = fields.pop("fcm", None)
+            webpush = fields.pop("webpush", None)
             if fcm is not None:
                 fcm = dict(fcm)
                 for name, struct in _FCM_BLOCKS.items():
@@ -346,6 +439,7 @@ class PushMessage:
                 **fields,
                 apns=APNsOverride(**apns) if apns is not None else None,
                 fcm=FCMOverride(**fcm) if fcm is not None else None,
+                webpush=WebPushOverride(**webpush) if webpush is not None else None,
             )
         except TypeError as e:
             raise PayloadError(f"message: {e}", field="message") from None
@@ -361,11 +455,21 @@ _FCM_BLOCKS: dict[str, type[msgspec.Struct]] = {
 }
 
 
+def _webpush_message(payload: dict[str, Any], ttl: int, o: WebPushOverride) -> WebPushMessage:
+    try:
+        return WebPushMessage(payload, ttl=ttl, urgency=o.urgency, topic=o.topic)
+    except PayloadError as e:
+        # Name the message's field: the override's delivery settings, or the payload's size.
+        name = e.field if e.field in ("ttl", "urgency", "topic") else None
+        field = f"message.webpush.{name}" if name else "message"
+        raise PayloadError(f"Web Push: {e}", field=field) from None
+
+
 def _pick(override: Any, value: Any) -> Any:
     return value if override is None else override
 
 
-def _override_dict(override: APNsOverride | FCMOverride) -> dict[str, Any]:
+def _override_dict(override: APNsOverride | FCMOverride | WebPushOverride) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in override.__dataclass_fields__:
         value = getattr(override, name)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Union
 
+from ..webpush import WebPushSubscription
+from .errors import StoreInputError
+
 __all__ = [
     "AttributeValue",
     "Application",
@@ -32,6 +35,9 @@ AttributeValue = Union[str, Sequence[str]]
 class Provider(str, enum.Enum):
     APNS = "apns"
     FCM = "fcm"
+    #: Browsers (RFC 8030): an endpoint's token is the subscription's endpoint URL and its
+    #: ``p256dh`` and ``auth`` keys are kept beside it.
+    WEBPUSH = "webpush"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,20 @@ class Endpoint:
     invalid_since: datetime | None
     #: The latest APNs 410 timestamp seen for this token, applied or not.
     last_410_at: datetime | None
+    #: Web Push only: the subscription's keys (base64url); None for APNs and FCM. ``auth``
+    #: is a secret shared with the browser: it stays out of the repr.
+    p256dh: str | None = None
+    auth: str | None = field(default=None, repr=False)
+
+    @property
+    def subscription(self) -> WebPushSubscription:
+        """The Web Push subscription of a ``webpush`` endpoint (what the client sends to)."""
+        if self.p256dh is None or self.auth is None:
+            raise StoreInputError(
+                f"endpoint {self.id} is a {self.provider.value} token, not a Web Push subscription",
+                field="provider",
+            )
+        return WebPushSubscription(self.token, self.p256dh, self.auth)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +118,9 @@ class Registration:
     data: Mapping[str, Any] | None = None
     attributes: Mapping[str, AttributeValue] | None = None
     registered_at: datetime | None = None
+    #: Web Push applications: the subscription's keys (``token`` is its endpoint URL).
+    p256dh: str | None = None
+    auth: str | None = field(default=None, repr=False)
 
 
 class EventKind(str, enum.Enum):

@@ -18,7 +18,7 @@ drop verdict, whatever the interleaving.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._classify import ResultLike, should_drop_token
@@ -43,6 +43,9 @@ class EndpointState:
     disabled_reason: str | None
     invalid_since: int | None
     last_410_at: int | None
+    #: Web Push subscriptions' keys; None for APNs and FCM tokens.
+    p256dh: str | None = None
+    auth: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,9 @@ class CheckedRegistration:
     registered_at: int
     #: Registered just now (no explicit time): after everything already recorded.
     live: bool = False
+    #: Web Push: the subscription's keys (checked); None leaves them unchanged.
+    p256dh: str | None = None
+    auth: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,8 @@ def new_endpoint(registration: CheckedRegistration, now: int, endpoint_id: int) 
         disabled_reason=None,
         invalid_since=None,
         last_410_at=None,
+        p256dh=registration.p256dh,
+        auth=registration.auth,
     )
 
 
@@ -114,6 +122,13 @@ def register(
     if registration.attributes is not None and registration.attributes != attributes:
         details["attributes"] = True
         attributes = registration.attributes
+    p256dh, auth = state.p256dh, state.auth
+    if registration.p256dh is not None and (registration.p256dh, registration.auth) != (
+        p256dh,
+        auth,
+    ):
+        details["keys"] = True  # the browser subscribed again with new keys (not recorded)
+        p256dh, auth = registration.p256dh, registration.auth
     re_enabled = not state.enabled and (state.invalid_since is None or at >= state.invalid_since)
     changed = bool(details) or re_enabled
     new = replace(
@@ -121,6 +136,8 @@ def register(
         user_id=user_id,
         data=data,
         attributes=attributes,
+        p256dh=p256dh,
+        auth=auth,
         last_registered_at=at,
         updated_at=now if changed else state.updated_at,
     )

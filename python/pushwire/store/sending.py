@@ -14,14 +14,16 @@ import contextlib
 import getpass
 import logging
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, Union
 
 from .._apns import APNsClient
-from .._client import PushClient
+from .._client import AnyPushClient
 from .._fcm import FCMClient
 from .._message import Message
 from .._results import Result
+from .._webpush import WebPushClient
 from ..fcm import FCMMessage
+from ..webpush import WebPushMessage
 from .apply import ResultApplier
 from .backend import Database
 from .clock import Clock, to_datetime
@@ -30,13 +32,22 @@ from .events import EventLog
 from .message import PushMessage
 from .model import Application, Provider
 from .stats import ApplicationTally, SendReport, finish_run, start_run
+from .subscriptions import Sendable, sendable_pages
 
 log = logging.getLogger("pushwire.store")
 
 #: Results applied to the store per transaction.
 DEFAULT_APPLY_BATCH = 2000
 
-Clients = Mapping[str, PushClient]
+Clients = Mapping[str, AnyPushClient]
+#: A message rendered for one application's provider.
+Rendered = Union[Message, FCMMessage, WebPushMessage]
+#: The client class each provider's applications need.
+CLIENT_CLASSES: dict[Provider, type[AnyPushClient]] = {
+    Provider.APNS: APNsClient,
+    Provider.FCM: FCMClient,
+    Provider.WEBPUSH: WebPushClient,
+}
 #: One application and the pages of tokens to send it.
 Source = tuple[Application, Iterable[list[str]]]
 
@@ -61,10 +72,10 @@ def check_clients(applications: Iterable[Application], clients: Clients) -> None
         if client is None:
             missing.append(app.name)
             continue
-        expected = APNsClient if app.provider is Provider.APNS else FCMClient
+        expected = CLIENT_CLASSES[app.provider]
         if not isinstance(client, expected):
             raise StoreInputError(
-                f"application {app.name!r} is {app.provider.value}: its client must be an "
+                f"application {app.name!r} is {app.provider.value}: its client must be a "
                 f"{expected.__name__}, not {type(client).__name__}",
                 field="clients",
             )
@@ -143,8 +154,8 @@ class Sender:
     async def _send_application(
         self,
         app: Application,
-        client: PushClient,
-        rendered: Message | FCMMessage,
+        client: AnyPushClient,
+        rendered: Rendered,
         pages: Iterable[list[str]],
         run_id: int,
         report: SendReport,
@@ -163,8 +174,8 @@ class Sender:
             tally.add(applied)
             self._events.publish(published)
 
-        def notifications() -> Iterator[tuple[str, Message | FCMMessage, None]]:
-            for page in pages:
+        def notifications() -> Iterator[tuple[Sendable, Rendered, None]]:
+            for page in sendable_pages(self._db, app, pages):
                 for token in page:
                     yield (token, rendered, None)  # what Notification is: a plain tuple
 

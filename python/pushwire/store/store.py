@@ -48,10 +48,18 @@ from .segments import (
 )
 from .sending import DEFAULT_APPLY_BATCH, Clients, Sender, Source
 from .stats import DailyKPI, SendReport, SendRun, daily_kpis, get_run, list_runs
-from .validation import check_attributes, check_data, check_user_id, normalize_token
+from .validation import (
+    check_attributes,
+    check_data,
+    check_subscription_keys,
+    check_user_id,
+    normalize_token,
+    subscription_fields,
+)
 
 if TYPE_CHECKING:
     from ..campaigns import Campaigns
+    from ..webpush import WebPushSubscription
 
 
 class Store:
@@ -189,16 +197,24 @@ class Store:
         attributes: Mapping[str, AttributeValue] | None = None,
         registered_at: datetime | None = None,
         cause: str = "register",
+        p256dh: str | None = None,
+        auth: str | None = None,
     ) -> Endpoint:
         """Create the endpoint, or update it and enable it again if it was disabled (the app
         registered the token again). Idempotent. ``None`` leaves a field unchanged; a
         different ``user_id`` moves the endpoint to that user (an ``updated`` event records
         it). ``registered_at`` (default now) older than the endpoint's last registration
-        changes nothing."""
+        changes nothing. Web Push applications: ``token`` is the subscription's endpoint URL
+        and ``p256dh`` and ``auth`` its keys (see :meth:`register_subscription`)."""
         app = self.application(application)
         checked = self._check_registration(
-            app, token, user_id, data, attributes, registered_at, None
+            app, token, user_id, data, attributes, registered_at, None, p256dh, auth
         )
+        return self._register_checked(app, checked, cause)
+
+    def _register_checked(
+        self, app: Application, checked: CheckedRegistration, cause: str
+    ) -> Endpoint:
 
         def work(c: Connection) -> tuple[Endpoint, list[EndpointEvent]]:
             _, finals, published = register_all(
@@ -210,6 +226,42 @@ class Store:
         endpoint, published = self.database.write(work)
         self._events.publish(published)
         return endpoint
+
+    def register_subscription(
+        self,
+        application: str,
+        subscription: WebPushSubscription | Mapping[str, Any] | str,
+        *,
+        user_id: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        attributes: Mapping[str, AttributeValue] | None = None,
+        registered_at: datetime | None = None,
+        cause: str = "register",
+    ) -> Endpoint:
+        """Register a browser's Web Push subscription with a ``webpush`` application: a
+        :class:`~pushwire.webpush.WebPushSubscription`, or ``PushSubscription.toJSON()`` (a
+        dict or its JSON text: ``{"endpoint": ..., "keys": {"p256dh": ..., "auth": ...}}``).
+        It is an endpoint whose token is the endpoint URL: as :meth:`register` (idempotent;
+        registering again enables it again and takes new keys). A malformed one raises
+        :class:`InvalidSubscriptionError` naming ``endpoint``, ``p256dh`` or ``auth``."""
+        endpoint, p256dh, auth = subscription_fields(subscription)
+        app = self.application(application)
+        if app.provider is not Provider.WEBPUSH:
+            raise StoreInputError(
+                f"application {application!r} is {app.provider.value}; subscriptions are "
+                "registered with a webpush application",
+                field="application",
+            )
+        checked = self._check_registration(
+            app, endpoint, user_id, data, attributes, registered_at, None, p256dh, auth
+        )
+        return self._register_checked(app, checked, cause)
+
+    def unregister_subscription(
+        self, application: str, endpoint: str, *, cause: str = "unsubscribe"
+    ) -> None:
+        """Delete a subscription (the browser unsubscribed): :meth:`delete` by endpoint URL."""
+        self.delete(application, endpoint, cause=cause)
 
     def register_each(
         self, registrations: Sequence[Registration], *, cause: str = "register"
@@ -232,7 +284,7 @@ class Store:
                         i,
                         self._check_registration(
                             app, row.token, row.user_id, row.data, row.attributes,
-                            row.registered_at, None,
+                            row.registered_at, None, row.p256dh, row.auth,
                         ),
                     )
                 )  # fmt: skip
@@ -336,7 +388,15 @@ class Store:
         if app is None:
             raise self._unknown_application(row.application, index)
         return self._check_registration(
-            app, row.token, row.user_id, row.data, row.attributes, row.registered_at, index
+            app,
+            row.token,
+            row.user_id,
+            row.data,
+            row.attributes,
+            row.registered_at,
+            index,
+            row.p256dh,
+            row.auth,
         )
 
     @staticmethod
@@ -358,7 +418,19 @@ class Store:
         attributes: object,
         registered_at: datetime | None,
         index: int | None,
+        p256dh: object = None,
+        auth: object = None,
     ) -> CheckedRegistration:
+        keys: tuple[str, str] | tuple[None, None] = (None, None)
+        if app.provider is Provider.WEBPUSH:
+            keys = check_subscription_keys(p256dh, auth, index)
+        elif p256dh is not None or auth is not None:
+            raise StoreInputError(
+                f"p256dh and auth are Web Push subscription keys; {app.name!r} is an "
+                f"{app.provider.value} application",
+                field="p256dh" if p256dh is not None else "auth",
+                index=index,
+            )
         return CheckedRegistration(
             application_id=app.id,
             application=app.name,
@@ -370,6 +442,8 @@ class Store:
                 self._clock() if registered_at is None else to_ms(registered_at, "registered_at")
             ),
             live=registered_at is None,
+            p256dh=keys[0],
+            auth=keys[1],
         )
 
     def find(self, application: str, token: str) -> Endpoint | None:

@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import InvalidTokenError, StoreInputError
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from .. import _core
+from .._errors import PayloadError
+from .errors import InvalidSubscriptionError, InvalidTokenError, StoreInputError
 from .model import AttributeValue, Provider
 
 #: The engine's limit (rust/core request.rs): no provider issues longer tokens.
@@ -29,6 +35,10 @@ _OPAQUE = re.compile(r"[!#-.0-\[\]-~]+")
 _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_B64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+#: Web Push subscription keys (RFC 8291): an uncompressed P-256 point and a 16-byte secret.
+P256DH_BYTES = 65
+AUTH_BYTES = 16
 
 
 def normalize_token(provider: Provider, token: object, index: int | None = None) -> str:
@@ -47,6 +57,8 @@ def normalize_token(provider: Provider, token: object, index: int | None = None)
             index=index,
         )
     shown = repr(token if len(token) <= 80 else token[:80] + "...")
+    if provider is Provider.WEBPUSH:
+        return check_endpoint_url(token, index)
     if provider is Provider.APNS:
         if not _HEX.fullmatch(token) or len(token) % 2:
             raise InvalidTokenError(
@@ -64,6 +76,105 @@ def normalize_token(provider: Provider, token: object, index: int | None = None)
             index=index,
         )
     return token
+
+
+def check_endpoint_url(endpoint: object, index: int | None = None) -> str:
+    """A Web Push subscription's endpoint URL, checked as the engine will send to it:
+    ``https://host[:port]/path`` in visible ASCII. Kept exactly as given (paths are
+    case-sensitive)."""
+    if not isinstance(endpoint, str) or not endpoint:
+        raise InvalidSubscriptionError(
+            "subscription endpoint must be a non-empty https:// URL", field="endpoint", index=index
+        )
+    if len(endpoint) > MAX_TOKEN_LENGTH:
+        raise InvalidSubscriptionError(
+            f"subscription endpoint is {len(endpoint)} characters long (limit {MAX_TOKEN_LENGTH})",
+            field="endpoint",
+            index=index,
+        )
+    try:
+        _core.webpush_split_endpoint(endpoint)
+    except PayloadError as e:
+        raise InvalidSubscriptionError(
+            f"subscription endpoint {e}", field="endpoint", index=index
+        ) from None
+    return endpoint
+
+
+def _decode_key(name: str, value: object, size: int, index: int | None) -> bytes:
+    if not isinstance(value, str) or not _B64URL.fullmatch(value):
+        raise InvalidSubscriptionError(
+            f"subscription keys.{name} must be base64url text (A-Z a-z 0-9 - _), as the "
+            "browser's PushSubscription.toJSON() gives it",
+            field=name,
+            index=index,
+        )
+    try:
+        raw = base64.urlsafe_b64decode(value.rstrip("=") + "=" * (-len(value.rstrip("=")) % 4))
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != size:
+        raise InvalidSubscriptionError(
+            f"subscription keys.{name} decodes to {len(raw)} bytes; it must be {size}",
+            field=name,
+            index=index,
+        )
+    return raw
+
+
+def check_subscription_keys(
+    p256dh: object, auth: object, index: int | None = None
+) -> tuple[str, str]:
+    """A subscription's keys as stored (base64url without padding): ``p256dh`` the
+    browser's P-256 public key (65 bytes, uncompressed, on the curve), ``auth`` its 16-byte
+    secret."""
+    point = _decode_key("p256dh", p256dh, P256DH_BYTES, index)
+    try:
+        if point[0] != 4:
+            raise ValueError
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except ValueError:
+        raise InvalidSubscriptionError(
+            "subscription keys.p256dh is not an uncompressed P-256 public key "
+            "(0x04, then a point on the curve)",
+            field="p256dh",
+            index=index,
+        ) from None
+    _decode_key("auth", auth, AUTH_BYTES, index)
+    assert isinstance(p256dh, str) and isinstance(auth, str)
+    return p256dh.rstrip("="), auth.rstrip("=")
+
+
+def subscription_fields(
+    subscription: object, index: int | None = None
+) -> tuple[str, object, object]:
+    """(endpoint, p256dh, auth) of a WebPushSubscription or the browser's
+    ``PushSubscription.toJSON()`` (a mapping or its JSON text); the values are checked later."""
+    from ..webpush import WebPushSubscription
+
+    if isinstance(subscription, WebPushSubscription):
+        return subscription.endpoint, subscription.p256dh, subscription.auth
+    if isinstance(subscription, str):
+        try:
+            subscription = json.loads(subscription)
+        except ValueError:
+            raise InvalidSubscriptionError(
+                "subscription is not valid JSON", field="subscription", index=index
+            ) from None
+    if not isinstance(subscription, Mapping):
+        raise InvalidSubscriptionError(
+            "subscription must be PushSubscription JSON: "
+            '{"endpoint": "https://...", "keys": {"p256dh": "...", "auth": "..."}}',
+            field="subscription",
+            index=index,
+        )
+    keys = subscription.get("keys")
+    if not isinstance(keys, Mapping):
+        raise InvalidSubscriptionError(
+            'subscription has no "keys": {"p256dh": ..., "auth": ...}', field="keys", index=index
+        )
+    endpoint = check_endpoint_url(subscription.get("endpoint"), index)
+    return endpoint, keys.get("p256dh"), keys.get("auth")
 
 
 def check_user_id(user_id: object, index: int | None = None) -> str | None:
@@ -184,7 +295,7 @@ def check_provider(provider: object) -> Provider:
         return Provider(provider)
     except ValueError:
         raise StoreInputError(
-            f"provider must be 'apns' or 'fcm', not {provider!r}", field="provider"
+            f"provider must be 'apns', 'fcm' or 'webpush', not {provider!r}", field="provider"
         ) from None
 
 
@@ -209,6 +320,19 @@ def check_application_settings(
         if project_id is not None:
             raise StoreInputError("project_id is for FCM applications", field="project_id")
         return environment, topic, None
+    if provider is Provider.WEBPUSH:
+        for name, value in (
+            ("environment", environment),
+            ("topic", topic),
+            ("project_id", project_id),
+        ):
+            if value is not None:
+                raise StoreInputError(
+                    f"{name} is not a Web Push setting (the VAPID key and subject are in "
+                    "credentials_ref: vapid:KEY.pem?subject=mailto:...)",
+                    field=name,
+                )
+        return None, None, None
     if environment is not None or topic is not None:
         raise StoreInputError(
             "environment and topic are for APNs applications (FCM has one environment)",
