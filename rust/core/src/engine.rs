@@ -38,6 +38,14 @@ pub struct PoolStats {
     pub queued: u64,
     /// Streams open right now (sent, not yet answered or timed out).
     pub in_flight: u64,
+    /// The live connection count the pool aims for (see [`Engine::set_max_connections`]).
+    pub max_connections: u64,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS on the live connections (the lowest if
+    /// they differ); 0 while none is open.
+    pub peer_max_streams: u64,
+    /// Moving average of a stream's round trip (request written to answer read), in µs; 0
+    /// before the first answer.
+    pub round_trip_us: u64,
 }
 
 pub struct Engine {
@@ -188,6 +196,18 @@ impl Engine {
         Ok(())
     }
 
+    /// Resize a running pool to `n` connections (at least 1). Growing opens connections as
+    /// queued work needs them; shrinking retires the extra connections, which take no new
+    /// request and close once every stream they have open has its outcome.
+    pub fn set_max_connections(&self, pool: PoolId, n: usize) -> Result<(), Error> {
+        if n == 0 {
+            return Err(Error::config("max_connections", "must be at least 1"));
+        }
+        self.check_open()?;
+        self.pool(pool)?.set_max_connections(n);
+        Ok(())
+    }
+
     /// Free room in the in-flight window. Submitting more than this is allowed but defeats
     /// backpressure; callers wait for outcomes instead.
     pub fn capacity(&self) -> usize {
@@ -233,6 +253,9 @@ impl Engine {
             late_answers: get(&s.late_answers),
             queued: p.queue.len() as u64,
             in_flight: p.streams_in_flight() as u64,
+            max_connections: p.max_connections() as u64,
+            peer_max_streams: p.peer_max_streams() as u64,
+            round_trip_us: p.round_trip_us(),
         })
     }
 

@@ -302,3 +302,112 @@ fn a_short_authorization_value_is_never_indexed() {
     assert!(short[2] >= none[2] + 8, "{short:?} vs {none:?}");
     assert_eq!(short[1], short[2], "{short:?}");
 }
+
+/// Polls `cond` on the pool's stats until it holds, or fails the test after `WAIT`.
+fn wait_stats(
+    engine: &Engine,
+    pool: PoolId,
+    what: &str,
+    cond: impl Fn(&pushwire_core::PoolStats) -> bool,
+) -> pushwire_core::PoolStats {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let stats = engine.stats(pool).unwrap();
+        if cond(&stats) {
+            return stats;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened: {stats:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn the_peer_stream_limit_is_read_from_settings_and_follows_a_change() {
+    let mut config = MockConfig::new();
+    config.max_concurrent_streams = 16;
+    config.response_delay = Duration::from_millis(20);
+    let (server, engine, pool, sink) = setup(config, |p| p.max_connections = 1);
+    assert_eq!(
+        engine.stats(pool).unwrap().peer_max_streams,
+        0,
+        "no connection yet"
+    );
+    let tokens: Vec<String> = (0..100).map(token).collect();
+    engine.submit(pool, requests(&tokens)).unwrap();
+    wait_stats(&engine, pool, "the server's 16", |s| {
+        s.peer_max_streams == 16
+    });
+    server.set_max_concurrent_streams(5);
+    wait_stats(&engine, pool, "the lowered 5", |s| s.peer_max_streams == 5);
+    let outcomes = by_token(sink.wait_all(tokens.len(), WAIT), &tokens);
+    assert!(outcomes.values().all(|o| o.kind == OutcomeKind::Delivered));
+    let stats = engine.stats(pool).unwrap();
+    // The mock answers after 20 ms: the measured round trip is at least that.
+    assert!(stats.round_trip_us >= 20_000, "{stats:?}");
+}
+
+#[test]
+fn shrinking_a_pool_with_streams_open_gives_each_request_one_outcome() {
+    let mut config = MockConfig::new();
+    config.max_concurrent_streams = 10;
+    config.response_delay = Duration::from_millis(100);
+    let (server, engine, pool, sink) = setup(config, |p| p.max_connections = 4);
+    let tokens: Vec<String> = (0..400).map(token).collect();
+    engine.submit(pool, requests(&tokens)).unwrap();
+    wait_stats(&engine, pool, "4 busy connections", |s| {
+        s.connections_live == 4 && s.in_flight >= 30
+    });
+    engine.set_max_connections(pool, 1).unwrap();
+    assert_eq!(engine.stats(pool).unwrap().max_connections, 1);
+    let outcomes = by_token(sink.wait_all(tokens.len(), WAIT), &tokens);
+    for t in &tokens {
+        assert_eq!(
+            outcomes[t].kind,
+            OutcomeKind::Delivered,
+            "{:?}",
+            outcomes[t]
+        );
+        assert_eq!(outcomes[t].attempts, 1, "{:?}", outcomes[t]);
+        assert_eq!(server.received(t), 1, "the server processed {t} once");
+    }
+    assert_eq!(server.total_received(), 400);
+    // The retired ones closed once drained; the work after the shrink went over one.
+    let stats = wait_stats(&engine, pool, "one live connection", |s| {
+        s.connections_live == 1
+    });
+    assert_eq!(stats.connections_opened, 4, "{stats:?}");
+    assert_eq!(
+        stats.resets + stats.retries + stats.timeouts,
+        0,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn growing_a_running_pool_opens_connections_for_queued_work() {
+    let mut config = MockConfig::new();
+    config.max_concurrent_streams = 5;
+    config.response_delay = Duration::from_millis(50);
+    let (server, engine, pool, sink) = setup(config, |p| p.max_connections = 1);
+    let tokens: Vec<String> = (0..300).map(token).collect();
+    engine.submit(pool, requests(&tokens)).unwrap();
+    wait_stats(&engine, pool, "the first connection busy", |s| {
+        s.in_flight == 5
+    });
+    engine.set_max_connections(pool, 3).unwrap();
+    wait_stats(&engine, pool, "three connections", |s| {
+        s.connections_live == 3
+    });
+    let outcomes = by_token(sink.wait_all(tokens.len(), WAIT), &tokens);
+    assert!(outcomes.values().all(|o| o.kind == OutcomeKind::Delivered));
+    assert_eq!(server.total_received(), 300);
+    assert_eq!(server.connections_accepted(), 3);
+    assert!(server.max_active_streams_seen() <= 5);
+    assert!(
+        engine.set_max_connections(pool, 0).is_err(),
+        "0 connections is refused"
+    );
+}

@@ -145,6 +145,14 @@ impl Engine {
             .map_err(|e| to_pyerr(py, &e, None))
     }
 
+    /// Resize a running pool to `n` connections: extra ones drain their open streams, then
+    /// close; new ones open as queued work needs them.
+    fn set_max_connections(&self, py: Python<'_>, pool: usize, n: usize) -> PyResult<()> {
+        self.engine(py)?
+            .set_max_connections(PoolId(pool), n)
+            .map_err(|e| to_pyerr(py, &e, None))
+    }
+
     /// Free room in the in-flight window.
     fn capacity(&self) -> usize {
         if self.core.is_closed() {
@@ -272,6 +280,9 @@ impl Engine {
         d.set_item("late_answers", s.late_answers)?;
         d.set_item("queued", s.queued)?;
         d.set_item("in_flight", s.in_flight)?;
+        d.set_item("max_connections", s.max_connections)?;
+        d.set_item("peer_max_streams", s.peer_max_streams)?;
+        d.set_item("round_trip_us", s.round_trip_us)?;
         Ok(d)
     }
 

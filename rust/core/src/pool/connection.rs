@@ -106,6 +106,10 @@ impl Driver {
                 () = self.retire_signal.cancelled(), if self.drain == Drain::No => {
                     self.retire(Drain::Retiring);
                 }
+                // The pool shrank past this connection: drain it like a GOAWAY would.
+                () = self.state.retire.cancelled(), if self.drain == Drain::No => {
+                    self.retire(Drain::Retiring);
+                }
                 Some((stream_id, answer)) = self.answers.next(), if !self.answers.is_empty() => {
                     self.on_answer(stream_id, answer);
                 }
@@ -160,6 +164,10 @@ impl Driver {
     }
 
     fn publish_capacity(&self) {
+        // Read on every turn: a SETTINGS frame may change it at any time.
+        self.state
+            .peer_limit
+            .store(self.send.current_max_send_streams(), Ordering::Relaxed);
         self.state
             .in_flight
             .store(self.tracker.len(), Ordering::Relaxed);
@@ -253,6 +261,7 @@ impl Driver {
         };
         match answer {
             Ok((status, headers, body)) => {
+                self.pool.observe_round_trip(entry.opened_at.elapsed());
                 self.timeouts_since_success = 0;
                 self.last_success = Instant::now();
                 let mut outcome = self.outcome_for(&entry.request, OutcomeKind::Failed, stream_id);

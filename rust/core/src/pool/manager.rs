@@ -1,5 +1,6 @@
 //! A connection pool for one (host, port, credential identity): opens connections lazily up to
-//! `max_connections`, replaces retired ones, reconnects with capped exponential backoff and
+//! `max_connections` (resizable while running: extra connections drain, then close), replaces
+//! retired ones, reconnects with capped exponential backoff and
 //! jitter, and fails queued requests only when no connection can be made.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::connect::{connect, Connected};
 use super::connection::Driver;
@@ -67,6 +69,7 @@ pub(crate) async fn manage(pool: Arc<PoolShared>) {
         }
         expire_queued(&pool, &mut last_full_scan);
         pool.conns().retain(|c| !c.closed.load(Ordering::Acquire));
+        pool.retire_excess();
         if !connecting && Instant::now() >= next_attempt && needs_connection(&pool) {
             connecting = true;
             let attempt_pool = pool.clone();
@@ -90,7 +93,7 @@ fn needs_connection(pool: &PoolShared) -> bool {
         .iter()
         .filter(|c| c.accepting.load(Ordering::Acquire))
         .collect();
-    live.len() < pool.cfg.max_connections && live.iter().all(|c| c.saturated())
+    live.len() < pool.max_connections() && live.iter().all(|c| c.saturated())
 }
 
 /// How often the manager looks at every queued request for an expired one (between those looks,
@@ -127,6 +130,8 @@ fn start_driver(pool: &Arc<PoolShared>, connected: Connected) {
         limit: AtomicUsize::new(1),
         accepting: AtomicBool::new(true),
         closed: AtomicBool::new(false),
+        peer_limit: AtomicUsize::new(0),
+        retire: CancellationToken::new(),
     });
     pool.stats
         .connections_opened

@@ -45,6 +45,11 @@ pub(crate) struct ConnState {
     pub limit: AtomicUsize,
     pub accepting: AtomicBool,
     pub closed: AtomicBool,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS as h2 last reported it to the driver
+    /// (re-read on every turn of its loop), before our own cap; 0 until the driver starts.
+    pub peer_limit: AtomicUsize,
+    /// Cancelled when the pool shrinks past this connection: it drains and closes.
+    pub retire: CancellationToken,
 }
 
 impl ConnState {
@@ -74,6 +79,12 @@ pub(crate) struct PoolShared {
     /// A driver retired or closed: the manager may need to open a replacement.
     pub conn_changed: Notify,
     conns: Mutex<Vec<Arc<ConnState>>>,
+    /// The live connection count the pool aims for: `cfg.max_connections` at first, then
+    /// whatever [`PoolShared::set_max_connections`] says (a running pool can grow or shrink).
+    max_connections: AtomicUsize,
+    /// Moving average of a stream's round trip (request written to answer read), in µs;
+    /// 0 before the first answer.
+    round_trip_us: AtomicU64,
     last_error: Mutex<Option<String>>,
     completions: Arc<Completions>,
     pub(super) next_conn_id: Arc<AtomicU64>,
@@ -95,6 +106,7 @@ impl PoolShared {
         let server_name = ServerName::try_from(host.clone())
             .map_err(|_| Error::config("base_url", format!("{host:?} is not a valid host name")))?;
         let connector = TlsConnector::from(tls::client_config(&cfg)?);
+        let max_connections = AtomicUsize::new(cfg.max_connections.max(1));
         Ok(PoolShared {
             cfg,
             authority,
@@ -110,6 +122,8 @@ impl PoolShared {
             retire_all: Mutex::new(CancellationToken::new()),
             conn_changed: Notify::new(),
             conns: Mutex::new(Vec::new()),
+            max_connections,
+            round_trip_us: AtomicU64::new(0),
             last_error: Mutex::new(None),
             completions,
             next_conn_id,
@@ -231,6 +245,68 @@ impl PoolShared {
             .iter()
             .filter(|c| c.accepting.load(Ordering::Acquire))
             .count()
+    }
+
+    /// The live connection count the pool aims for now.
+    pub(crate) fn max_connections(&self) -> usize {
+        self.max_connections.load(Ordering::Acquire)
+    }
+
+    /// Resize a running pool. Growing opens connections as work needs them; shrinking retires
+    /// the connections past `n` (the ones with the fewest open streams): they take no new
+    /// request, finish every stream they have open, then close. No stream is dropped.
+    pub(crate) fn set_max_connections(&self, n: usize) {
+        self.max_connections.store(n.max(1), Ordering::Release);
+        self.retire_excess();
+        self.conn_changed.notify_one();
+    }
+
+    /// Retire live connections beyond [`PoolShared::max_connections`], least busy first.
+    pub(super) fn retire_excess(&self) {
+        let mut live: Vec<Arc<ConnState>> = self
+            .conns()
+            .iter()
+            .filter(|c| c.accepting.load(Ordering::Acquire) && !c.retire.is_cancelled())
+            .cloned()
+            .collect();
+        let keep = self.max_connections();
+        if live.len() <= keep {
+            return;
+        }
+        live.sort_by_key(|c| std::cmp::Reverse(c.in_flight.load(Ordering::Relaxed)));
+        for conn in &live[keep..] {
+            conn.retire.cancel();
+        }
+    }
+
+    /// The server's current SETTINGS_MAX_CONCURRENT_STREAMS on this pool's live connections
+    /// (the lowest, should they differ); 0 while no connection has its SETTINGS.
+    pub(crate) fn peer_max_streams(&self) -> usize {
+        self.conns()
+            .iter()
+            .filter(|c| c.accepting.load(Ordering::Acquire))
+            .map(|c| c.peer_limit.load(Ordering::Relaxed))
+            .filter(|&limit| limit > 0)
+            .min()
+            .unwrap_or(0)
+    }
+
+    /// Fold one stream's round trip into the pool's moving average (weight 1/16).
+    pub(super) fn observe_round_trip(&self, took: std::time::Duration) {
+        let sample = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        // Lost updates between drivers only drop a sample; the average stays sound.
+        let old = self.round_trip_us.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            old - old / 16 + sample / 16
+        };
+        self.round_trip_us.store(new, Ordering::Relaxed);
+    }
+
+    /// The moving average of a stream's round trip in µs (0 before the first answer).
+    pub(crate) fn round_trip_us(&self) -> u64 {
+        self.round_trip_us.load(Ordering::Relaxed)
     }
 
     /// Fail requests that can no longer be sent (never written: not delivered).
