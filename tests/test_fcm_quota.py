@@ -4,6 +4,7 @@ window, and a whole (scaled-down) project quota spent through the mock with almo
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import Counter
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 import pushwire
 from pushwire import ConfigurationError, FCMMessage, Outcome, RetryPolicy
-from pushwire._pacing import QuotaRetry, SlidingWindowPace, connections_for
+from pushwire._pacing import ConnectionPlanner, QuotaRetry, SlidingWindowPace, connections_for
 from pushwire.testing import MockFCM
 
 
@@ -107,22 +108,100 @@ def test_avoid_hour_start_waits_until_minute_two():
     assert pace.available() > 0
 
 
-def test_the_client_sizes_its_pool_from_the_rate(service_account: Any) -> None:
+def test_the_client_sizes_its_pool_from_given_figures_at_once(service_account: Any) -> None:
     with MockFCM(credentials=service_account, max_concurrent_streams=100) as server:
         client = server.client(
             quota_per_minute=600_000, streams_per_connection=100, round_trip=0.04
         )
         # The quota's rate, 10,000/s x 0.04 s / (1 + 1.5% guard) spread over 100 streams.
-        assert client.connection_plan is not None
-        assert client.connection_plan.startswith("4 connections")
+        plan = client.connection_plan
+        assert plan is not None and plan.connections == 4
+        assert (plan.round_trip_from, plan.streams_from) == ("given", "given")
+        assert str(plan).startswith("4 connections = ceil(")
+        assert client.pool_options.max_connections == 4
         asyncio.run(client.aclose())
-        with pytest.raises(ConfigurationError) as info:
-            server.client(quota_per_minute=600_000)
-        assert info.value.field == "streams_per_connection"
+        # Without the figures the pool starts with one connection and measures them.
+        client = server.client(quota_per_minute=600_000)
+        assert client.connection_plan is None and client.pool_options.max_connections == 1
+        asyncio.run(client.aclose())
+        capped = server.client(
+            target_rate=10_000, round_trip=0.04, streams_per_connection=10, max_connections=3
+        )
+        assert capped.connection_plan is not None and capped.connection_plan.connections == 3
+        assert capped.connection_plan.capped
+        asyncio.run(capped.aclose())
+        for bad, field in (
+            ({"round_trip": 0}, "round_trip"),
+            ({"streams_per_connection": 0}, "streams_per_connection"),
+            ({"max_connections": 0}, "max_connections"),
+            ({"target_rate": -1.0}, "target_rate"),
+        ):
+            with pytest.raises(ConfigurationError) as info:
+                server.client(**{"target_rate": 100.0, **bad})
+            assert info.value.field == field
         with pytest.raises(ConfigurationError):
             server.client(quota_per_minute=600_000, rate_limit=10, streams_per_connection=100)
         with pytest.raises(ConfigurationError):
             server.client(avoid_hour_start=True)
+
+
+def test_the_client_reads_settings_and_the_round_trip_then_resizes(
+    service_account: Any,
+) -> None:
+    """No figures given: one connection for the first answers, then as many as the wanted
+    rate needs with the server's 20 streams per connection and the measured round trip."""
+    tokens = [f"m{i:05d}" for i in range(1500)]
+    rate = 1000.0
+
+    async def main() -> tuple[pushwire.Results, dict[str, int], Any, int]:
+        async with server.client(target_rate=rate) as client:
+            await client.send(FCMMessage(token="first", data={"k": "v"}))
+            opened_first = client.stats()["connections_opened"]
+            results = await client.send_to_tokens(FCMMessage(data={"k": "v"}), tokens)
+            return results, client.stats(), client.connection_plan, opened_first
+
+    with MockFCM(
+        credentials=service_account, max_concurrent_streams=20, response_delay=0.05
+    ) as server:
+        results, stats, plan, opened_first = asyncio.run(main())
+        assert all(r.delivered for r in results)
+        assert server.total_received == len(tokens) + 1
+        assert server.max_active_streams_seen <= 20
+    assert opened_first == 1
+    assert plan is not None
+    assert (plan.streams, plan.streams_from, plan.round_trip_from) == (20, "SETTINGS", "measured")
+    assert plan.round_trip >= 0.05
+    assert plan.connections == math.ceil(rate * plan.round_trip / 20)
+    assert stats["max_connections"] == plan.connections
+    assert stats["peer_max_streams"] == 20
+    assert stats["connections_opened"] >= plan.connections >= 3
+
+
+def test_the_planner_waits_for_figures_and_does_not_flap() -> None:
+    clock = FakeClock()
+    planner = ConnectionPlanner(1000.0, clock=clock)
+    assert planner.initial() is None
+    assert planner.update({"round_trip_us": 0, "peer_max_streams": 20}) is None
+    clock.now += 1
+    assert planner.update({"round_trip_us": 50_000, "peer_max_streams": 0}) is None
+    clock.now += 1
+    plan = planner.update({"round_trip_us": 50_000, "peer_max_streams": 20})
+    assert plan is not None and plan.connections == 3  # 1000/s x 0.05 s / 20 = 2.5
+    assert planner.update({"round_trip_us": 80_000, "peer_max_streams": 20}) is None  # too soon
+    clock.now += 1
+    plan = planner.update({"round_trip_us": 80_000, "peer_max_streams": 20})
+    assert plan is not None and plan.connections == 4  # 4.0: grows at once
+    clock.now += 1
+    # 2.9 connections' worth: not far enough below 3 to close one.
+    assert planner.update({"round_trip_us": 58_000, "peer_max_streams": 20}) is None
+    clock.now += 1
+    plan = planner.update({"round_trip_us": 50_000, "peer_max_streams": 20})
+    assert plan is not None and plan.connections == 3
+    clock.now += 1
+    # Given figures win over measured ones.
+    given = ConnectionPlanner(1000.0, streams=100, clock=clock)
+    plan = given.update({"round_trip_us": 50_000, "peer_max_streams": 20})
+    assert plan is not None and plan.connections == 1 and plan.streams_from == "given"
 
 
 def test_a_burst_opens_the_planned_connections(service_account: Any) -> None:
@@ -133,7 +212,7 @@ def test_a_burst_opens_the_planned_connections(service_account: Any) -> None:
             target_rate=7500, round_trip=0.04, streams_per_connection=100
         ) as client:
             assert client.connection_plan is not None
-            assert client.connection_plan.startswith("3 connections")
+            assert client.connection_plan.connections == 3
             results = await client.send_to_tokens(FCMMessage(data={"k": "v"}), tokens)
             return results, client.stats()
 

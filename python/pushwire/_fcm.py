@@ -16,7 +16,7 @@ from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
 from ._errors import ConfigurationError, CredentialsError
 from ._oauth import ServiceAccountCredentials, parse_token_response
-from ._pacing import QuotaRetry, SlidingWindowPace, connections_for
+from ._pacing import ConnectionPlan, ConnectionPlanner, QuotaRetry, SlidingWindowPace
 from ._pool_options import PoolOptionArgs, PoolOptions
 from ._record import AUTH_GENERATION, OutcomeRecord
 from ._results import Result
@@ -44,11 +44,18 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
     At quota speed: ``quota_per_minute`` paces sends so that no ``quota_window`` seconds
     (60 by default; FCM's minutes are not clock-aligned) hold more than the quota, and a 429
     QUOTA_EXCEEDED holds every send for its Retry-After plus jitter; ``avoid_hour_start``
-    starts nothing in the first two minutes of an hour. FCM allows about 100 streams per
-    connection, so one connection carries about ``streams / round_trip`` messages a second:
-    give ``streams_per_connection`` (the server's SETTINGS_MAX_CONCURRENT_STREAMS) and
-    ``round_trip`` (seconds per answer) and the pool gets ``ceil(rate * round_trip /
-    streams)`` connections for ``target_rate`` messages/s (by default the quota's rate).
+    starts nothing in the first two minutes of an hour.
+
+    Connection count: FCM allows about 100 streams per connection, so one connection carries
+    about ``streams / round_trip`` messages a second. With a wanted rate (``target_rate``
+    messages/s, by default the quota's rate) the pool starts with one connection; once the
+    engine has read the server's SETTINGS_MAX_CONCURRENT_STREAMS and measured the round trip
+    of the first answers, it is resized to ``ceil(rate * round_trip / streams)`` connections
+    (re-planned every second while sending; :attr:`connection_plan` says which count and why,
+    and the ``pushwire.fcm`` logger logs it at DEBUG). ``streams_per_connection`` and
+    ``round_trip`` override the measured figures (both given: the pool is sized at once);
+    ``max_connections`` caps the count. Without a rate the pool has ``max_connections``
+    (default 4) connections.
 
     The OAuth2 access token is fetched before the first send, refreshed in the background
     before it expires (sends never wait for a refresh while the current token is valid), and
@@ -66,7 +73,7 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
         token_uri: str | None = None,
         ca_file: PathLike | None = None,
         request_timeout: float = 10.0,
-        max_connections: int = 4,
+        max_connections: int | None = None,
         max_in_flight: int = 10_000,
         worker_threads: int = 1,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -75,7 +82,7 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
         quota_window: float = 60.0,
         avoid_hour_start: bool = False,
         target_rate: float | None = None,
-        round_trip: float = 0.05,
+        round_trip: float | None = None,
         streams_per_connection: int | None = None,
         **pool_options: Unpack[PoolOptionArgs],
     ) -> None:
@@ -96,27 +103,23 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
             retry = QuotaRetry.around(retry, pace)
         if target_rate is None and pace is not None:
             target_rate = pace.rate
-        #: The pool size chosen for ``target_rate``, and why (observability).
-        self.connection_plan: str | None = None
+        self._planner: ConnectionPlanner | None = None
+        plan: ConnectionPlan | None = None
         if target_rate is not None:
-            if streams_per_connection is None:
-                # The engine does not yet report the server's SETTINGS_MAX_CONCURRENT_STREAMS.
-                raise ConfigurationError(
-                    "target_rate (or quota_per_minute) sizes the pool from "
-                    "streams_per_connection: give the server's SETTINGS_MAX_CONCURRENT_STREAMS "
-                    "(FCM: about 100)",
-                    field="streams_per_connection",
-                )
-            try:
-                max_connections = connections_for(target_rate, round_trip, streams_per_connection)
-            except ValueError as e:
-                raise ConfigurationError(str(e), field="target_rate") from None
-            pool_options.setdefault("max_streams_per_connection", streams_per_connection)
-            plural = "s" if max_connections != 1 else ""
-            self.connection_plan = (
-                f"{max_connections} connection{plural} = ceil({target_rate:g}/s x "
-                f"{round_trip:g} s / {streams_per_connection} streams)"
+            _check_plan_inputs(target_rate, round_trip, streams_per_connection, max_connections)
+            self._planner = ConnectionPlanner(
+                target_rate,
+                round_trip=round_trip,
+                streams=streams_per_connection,
+                cap=max_connections,
             )
+            plan = self._planner.initial()
+            # Until SETTINGS and the first answers are in, one connection.
+            max_connections = plan.connections if plan is not None else 1
+            if streams_per_connection is not None:
+                pool_options.setdefault("max_streams_per_connection", streams_per_connection)
+        elif max_connections is None:
+            max_connections = 4
         options = PoolOptions.from_keywords(
             {"request_timeout": request_timeout, "max_connections": max_connections, **pool_options}
         )
@@ -134,6 +137,12 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
         if pace is not None:
             self._limiter = pace  # type: ignore[assignment]  # same interface, sliding window
         self._pace = pace
+        #: The pool size chosen for the wanted rate and why (None without a rate, or before
+        #: the first answers when the count comes from measurements).
+        self.connection_plan: ConnectionPlan | None = plan
+        self._watching_pool = False
+        if plan is not None:
+            _log.debug("FCM pool for project %s: %s", self.project_id, plan)
         self._token_pool, self._token_path = self._add_token_pool(service_account.token_uri)
         self._expires_at = 0.0  # monotonic time the current access token expires
         self._auth_generation = 0  # engine generation of the current access token
@@ -176,6 +185,33 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
         # Refresh early in the background; sends go on with the current token meanwhile.
         if self._expires_at and time.monotonic() > self._expires_at - REFRESH_MARGIN:
             self._start_refresh()
+        if self._planner is not None and not self._watching_pool:
+            # Re-plan while work is out, also when one big submit is all there is.
+            self._watching_pool = True
+            asyncio.get_running_loop().call_soon(self._watch_pool)
+
+    def _watch_pool(self) -> None:
+        """Size the pool for the wanted rate from the engine's latest figures; runs every
+        tenth of a second while notifications are outstanding (the planner itself re-plans
+        at most once a second)."""
+        planner = self._planner
+        if planner is None or self._engine.closed:
+            self._watching_pool = False
+            return
+        if planner.due():
+            self._resize(planner)
+        if self._engine.outstanding():
+            asyncio.get_running_loop().call_later(0.1, self._watch_pool)
+        else:
+            self._watching_pool = False
+
+    def _resize(self, planner: ConnectionPlanner) -> None:
+        plan = planner.update(self._engine.stats(self._pool))
+        if plan is None:
+            return
+        self._engine.set_max_connections(self._pool, plan.connections)
+        self.connection_plan = plan
+        _log.debug("FCM pool for project %s: %s", self.project_id, plan)
 
     def _fix_auth(self, rejected: list[OutcomeRecord]) -> Awaitable[None] | None:
         if self._refreshing is not None and not self._refreshing.done():
@@ -255,6 +291,25 @@ def _quota_pace(
     # The quota is per minute; a shorter window (tests, mocks) takes its share of it.
     per_window = max(1, round(quota_per_minute * window / 60.0))
     return SlidingWindowPace(per_window, window, avoid_hour_start=avoid_hour_start)
+
+
+def _check_plan_inputs(
+    rate: float, round_trip: float | None, streams: int | None, max_connections: int | None
+) -> None:
+    """ConfigurationError naming the first figure of the connection plan that makes no sense."""
+    for field_name, number in (("target_rate", rate), ("round_trip", round_trip)):
+        if number is not None and not (isinstance(number, (int, float)) and number > 0):
+            raise ConfigurationError(
+                f"{field_name} must be a number > 0, not {number!r}", field=field_name
+            )
+    for field_name, count in (
+        ("streams_per_connection", streams),
+        ("max_connections", max_connections),
+    ):
+        if count is not None and not (type(count) is int and count >= 1):
+            raise ConfigurationError(
+                f"{field_name} must be an int >= 1, not {count!r}", field=field_name
+            )
 
 
 def _log_refresh_failure(task: asyncio.Task[None]) -> None:

@@ -4,7 +4,9 @@ sliding windows answers no 429).
 
 FCM allows about 100 concurrent streams per connection, so one connection carries at most
 ``streams / round_trip`` messages a second; a rate needs ``ceil(rate * round_trip / streams)``
-connections (FCMClient sizes its pool with :func:`connections_for`).
+connections. FCMClient sizes its pool with a :class:`ConnectionPlanner`: it starts with one
+connection and resizes once the engine has read the server's SETTINGS_MAX_CONCURRENT_STREAMS
+and measured the round trip of the first answers.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import math
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ._retry import QUOTA_REASONS, RetryPolicy
@@ -32,6 +34,125 @@ def connections_for(rate: float, round_trip: float, streams_per_connection: int)
     if not rate > 0 or not round_trip > 0 or streams_per_connection < 1:
         raise ValueError("need rate > 0, round_trip > 0 and streams_per_connection >= 1")
     return max(1, math.ceil(rate * round_trip / streams_per_connection))
+
+
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """A pool size and the figures it came from (``str()`` says why, for logs and docs)."""
+
+    connections: int
+    rate: float
+    round_trip: float
+    streams: int
+    #: "measured" (the engine's moving average of stream round trips) or "given".
+    round_trip_from: str
+    #: "SETTINGS" (the server's SETTINGS_MAX_CONCURRENT_STREAMS) or "given".
+    streams_from: str
+    #: The caller's ``max_connections`` lowered the count to this.
+    capped: bool = False
+
+    def __str__(self) -> str:
+        plural = "s" if self.connections != 1 else ""
+        cap = ", capped by max_connections" if self.capped else ""
+        return (
+            f"{self.connections} connection{plural} = ceil({self.rate:g}/s x "
+            f"{self.round_trip:.4g} s round trip ({self.round_trip_from}) / {self.streams} "
+            f"streams ({self.streams_from})){cap}"
+        )
+
+
+class ConnectionPlanner:
+    """Chooses a pool's connection count for ``rate`` messages/s from what the engine reads and
+    measures (pool stats ``peer_max_streams`` from SETTINGS, ``round_trip_us`` from answers);
+    ``round_trip``/``streams`` given by the caller override the measurements, ``cap`` bounds
+    the count. Re-plans at most every ``interval`` seconds; grows as soon as the need rises,
+    shrinks only when the need falls a fifth of a connection below the next smaller count (a
+    round trip hovering at a boundary must not open and close connections in turn)."""
+
+    SHRINK_MARGIN = 0.2
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        round_trip: float | None = None,
+        streams: int | None = None,
+        cap: int | None = None,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError("need rate > 0")
+        if round_trip is not None and not round_trip > 0:
+            raise ValueError("need round_trip > 0")
+        if streams is not None and streams < 1:
+            raise ValueError("need streams_per_connection >= 1")
+        if cap is not None and cap < 1:
+            raise ValueError("need max_connections >= 1")
+        self.rate = rate
+        self._round_trip = round_trip
+        self._streams = streams
+        self._cap = cap
+        self._interval = interval
+        self._clock = clock
+        self._next_look = 0.0
+        #: The plan in force (None until the first one).
+        self.current: ConnectionPlan | None = None
+
+    def initial(self) -> ConnectionPlan | None:
+        """The plan before any connection, when the caller gave both figures; else None (the
+        pool starts with one connection and :meth:`update` sizes it)."""
+        if self._round_trip is None or self._streams is None:
+            return None
+        self.current = self._plan(self._round_trip, "given", self._streams, "given")
+        return self.current
+
+    def due(self) -> bool:
+        """Whether :meth:`update` would look at the stats now (cheap; call it first)."""
+        return self._clock() >= self._next_look
+
+    def update(self, stats: Mapping[str, int]) -> ConnectionPlan | None:
+        """A new plan when the pool should change size, else None."""
+        now = self._clock()
+        if now < self._next_look:
+            return None
+        self._next_look = now + self._interval
+        round_trip, round_trip_from = self._round_trip, "given"
+        if round_trip is None:
+            measured = stats.get("round_trip_us", 0)
+            if measured <= 0:
+                return None  # no answer yet
+            round_trip, round_trip_from = measured / 1e6, "measured"
+        streams, streams_from = self._streams, "given"
+        if streams is None:
+            streams = stats.get("peer_max_streams", 0)
+            if streams <= 0:
+                return None  # no SETTINGS yet
+            streams_from = "SETTINGS"
+        plan = self._plan(round_trip, round_trip_from, streams, streams_from)
+        current = self.current.connections if self.current is not None else 1
+        need = self.rate * round_trip / streams
+        grow = plan.connections > current
+        shrink = plan.connections < current and need <= current - 1 - self.SHRINK_MARGIN
+        if self.current is not None and not grow and not shrink:
+            return None
+        self.current = plan
+        return plan
+
+    def _plan(
+        self, round_trip: float, round_trip_from: str, streams: int, streams_from: str
+    ) -> ConnectionPlan:
+        connections = connections_for(self.rate, round_trip, streams)
+        capped = self._cap is not None and connections > self._cap
+        return ConnectionPlan(
+            connections=min(connections, self._cap) if self._cap is not None else connections,
+            rate=self.rate,
+            round_trip=round_trip,
+            streams=streams,
+            round_trip_from=round_trip_from,
+            streams_from=streams_from,
+            capped=capped,
+        )
 
 
 class SlidingWindowPace:

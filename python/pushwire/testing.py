@@ -92,6 +92,11 @@ class _MockServer:
     def connections_accepted(self) -> int:
         return self._s.connections_accepted
 
+    @property
+    def max_active_streams_seen(self) -> int:
+        """The most streams any one connection had open at once."""
+        return self._s.max_active_streams_seen
+
     def set_rules(self, rules: Rules) -> None:
         """Replace the behaviour rules, live."""
         self._s.set_rules(_rule_strings(rules))
@@ -157,10 +162,6 @@ class MockAPNs(_MockServer):
             jwt_max_age=jwt_max_age,
             token_update_window=token_update_window,
         )
-
-    @property
-    def max_active_streams_seen(self) -> int:
-        return self._s.max_active_streams_seen
 
     @property
     def refused_streams(self) -> int:
