@@ -116,7 +116,6 @@ class ConnectionPlanner:
         now = self._clock()
         if now < self._next_look:
             return None
-        self._next_look = now + self._interval
         round_trip, round_trip_from = self._round_trip, "given"
         if round_trip is None:
             measured = stats.get("round_trip_us", 0)
@@ -129,6 +128,8 @@ class ConnectionPlanner:
             if streams <= 0:
                 return None  # no SETTINGS yet
             streams_from = "SETTINGS"
+        # Figures missing: look again on the next call; once planned, wait the interval.
+        self._next_look = now + self._interval
         plan = self._plan(round_trip, round_trip_from, streams, streams_from)
         current = self.current.connections if self.current is not None else 1
         need = self.rate * round_trip / streams

@@ -28,7 +28,9 @@ pub struct MockConfig {
     pub rules: Vec<Rule>,
     /// Per connection: start a graceful shutdown after accepting this many streams.
     pub goaway_after_streams: Option<u64>,
-    /// Added before every answer.
+    /// Every answer leaves this long after its request arrived (counted from the request's
+    /// HEADERS, not after the body and checks, so the round trip a client sees is this delay
+    /// plus the network, not plus the mock's own work).
     pub response_delay: Duration,
     /// Where `ca.pem` is written; `None` uses a fresh temp dir removed on stop.
     pub cert_dir: Option<PathBuf>,

@@ -96,6 +96,9 @@ where
             }
             next = conn.accept() => match next {
                 Some(Ok((request, respond))) => {
+                    // The answer delay counts from here, the request's arrival: the task's
+                    // start, the body and the checks must not add to it.
+                    let arrived = tokio::time::Instant::now();
                     accepted += 1;
                     if shared.goaway_after_streams == Some(accepted) {
                         conn.graceful_shutdown();
@@ -103,6 +106,7 @@ where
                     tokio::spawn(handle_stream(
                         request,
                         respond,
+                        arrived,
                         shared.clone(),
                         handle.clone(),
                         closed_rx.clone(),
@@ -164,6 +168,7 @@ async fn admit(
 async fn handle_stream(
     request: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
+    arrived: tokio::time::Instant,
     shared: Arc<Shared>,
     conn: Arc<ConnectionHandle>,
     closed: watch::Receiver<()>,
@@ -183,7 +188,11 @@ async fn handle_stream(
     let action = route.handle(&parts, &body, body_len, &shared, &conn);
 
     if !shared.response_delay.is_zero()
-        && !wait_or_reset(&mut respond, tokio::time::sleep(shared.response_delay)).await
+        && !wait_or_reset(
+            &mut respond,
+            tokio::time::sleep_until(arrived + shared.response_delay),
+        )
+        .await
     {
         return;
     }
