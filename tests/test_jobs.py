@@ -5,6 +5,7 @@ collapse ids, shared credentials and rate limits, bad input."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import math
 import time
@@ -30,7 +31,7 @@ from pushwire.jobs.clients import collapse_id
 from pushwire.jobs.keys import Keys
 from pushwire.jobs.model import OutcomeRecord
 from pushwire.jobs.outcomes import OutcomeRecorder
-from pushwire.jobs.rate_limit import SharedRateLimit
+from pushwire.jobs.quota import SharedQuota
 from pushwire.jobs.shared_auth import SharedAPNsClient, SharedAuth, SharedFCMClient
 from pushwire.store import APNsOverride, FCMOverride, PushMessage, Store
 from pushwire.store.model import Application, Provider
@@ -507,36 +508,53 @@ def test_after_a_401_one_new_access_token_is_fetched_and_shared(
         assert server.oauth_tokens_issued == 2
 
 
-def test_shared_rate_limit_is_one_bucket_for_every_worker(redis_url, key_prefix):
-    async def main() -> tuple[list[float], float]:
+def test_shared_quota_is_one_sliding_window_per_project(redis_url, key_prefix):
+    """10 messages in any second (600/min counted in 1-second windows, one slice, no guard):
+    reservations from two workers share it, a full window makes the next wait until enough
+    of the oldest leave it, another project has its own, and a settled reservation counts
+    from the moment its messages were answered."""
+
+    async def main() -> tuple[list[float], float, float, float]:
         import redis.asyncio
 
         conn = redis.asyncio.Redis.from_url(redis_url)
         try:
-            a = SharedRateLimit(conn, key_prefix, "fcm:p1", 600, burst=10)
-            b = SharedRateLimit(conn, key_prefix, "fcm:p1", 600, burst=10)
-            other = SharedRateLimit(conn, key_prefix, "fcm:p2", 600, burst=10)
+            make = functools.partial(
+                SharedQuota, conn, key_prefix, per_minute=600, window=1.0, slices=1, guard=0.0
+            )
+            a, b, other = make(project="p1"), make(project="p1"), make(project="p2")
             started = time.monotonic()
             waits = [
-                await a.reserve(6),
-                await b.reserve(4),  # the burst is used up between them
-                await a.reserve(5),  # 5 more at 10/s: half a second
-                await b.reserve(5),  # queued behind: a second
+                (await a.reserve(6)).wait,
+                (await b.reserve(4)).wait,  # the window is full now
+                (await a.reserve(5)).wait,  # once the first 6 left: a second after them
+                (await b.reserve(5)).wait,  # once the 4 left too
+                (await other.reserve(10)).wait,
             ]
-            # The bucket refills while the calls run (10 per second): a slow machine waits less.
-            # Redis reads its clock in whole milliseconds, so its elapsed time can be up to a
-            # millisecond more than ours at each end.
+            # Redis reads its clock in whole milliseconds.
             elapsed = time.monotonic() - started + 0.002
-            return [*waits, await other.reserve(10)], elapsed
+            # More than a window's share is placed in parts, one window after another.
+            big = (await make(project="p3").reserve(25)).wait
+            settled = make(project="p4")
+            first = await settled.reserve(10)
+            await asyncio.sleep(0.3)
+            await settled.settle(first)
+            after_settle = (await settled.reserve(1)).wait
+            return waits, elapsed, big, after_settle
         finally:
             await conn.aclose()
 
-    waits, elapsed = asyncio.run(main())
+    waits, elapsed, big, after_settle = asyncio.run(main())
     assert waits[0] == waits[1] == 0 == waits[4]
-    assert 0.5 - elapsed <= waits[2] <= 0.5
-    assert 1.0 - elapsed <= waits[3] <= 1.0 and waits[3] - waits[2] >= 0.5 - elapsed
+    assert 1.0 - elapsed <= waits[2] <= 1.0
+    assert 1.0 - elapsed <= waits[3] <= 1.0
+    assert 2.0 - elapsed <= big <= 2.0
+    # Counted from the settle, not from the reservation 0.3 s before it.
+    assert 0.95 <= after_settle <= 1.0
     with pytest.raises(JobInputError):
-        SharedRateLimit(None, "p", "x", 0)
+        SharedQuota(None, "p", "x", 0)
+    with pytest.raises(JobInputError):
+        SharedQuota(None, "p", "x", 10, window=61.0)
 
 
 def test_shared_jwt_is_minted_once_and_adopted(redis_url, key_prefix, p8_key):

@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import pushwire
 from pushwire.jobs.model import decode_entry
-from pushwire.testing import MockAPNs
+from pushwire.store import Store
+from pushwire.testing import MockAPNs, MockFCM
 from support import jobs as jobs_support
 from support.cli import invoke
 from support.jobs import (
@@ -359,3 +362,99 @@ def test_readme_commands_exist():
         assert command in section
     for option in ("--redis", "--stream", "--group", "--consumer", "--db", "--reclaim-idle"):
         assert option in section
+
+
+def _fcm_store(directory: Path) -> tuple[str, pushwire.ServiceAccountCredentials]:
+    """A SQLite store with FCM application ``android`` (a fresh service-account key file)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info = {
+        "type": "service_account",
+        "project_id": "quota-project",
+        "private_key_id": "k1",
+        "private_key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+        "client_email": "pusher@quota-project.iam.gserviceaccount.com",
+    }
+    path = directory / "service-account.json"
+    path.write_text(json.dumps(info))
+    url = f"sqlite:///{directory}/fcm-store.db"
+    with Store.open(url) as store:
+        store.put_application("android", provider="fcm", credentials_ref=f"service-account:{path}")
+    return url, pushwire.ServiceAccountCredentials(info)
+
+
+@pytest.mark.timeout(120)
+def test_three_workers_share_one_fcm_project_quota(redis_url, stream, tmp_path):
+    """60,000/min scaled down to 3,000 per 3-second window on the mock: three worker
+    processes reserve from one sliding window in Redis, so together they use (almost) the
+    whole quota, almost nothing is answered 429, and every message is delivered once."""
+    db, account = _fcm_store(tmp_path)
+    total, window, per_window = 9_000, 3.0, 3_000
+    toks = tokens(total, "fq")
+    source = tmp_path / "tokens.txt"
+    source.write_text("\n".join(toks) + "\n")
+    client = sync_redis(redis_url)
+
+    def enqueue(path: Path) -> str:
+        done = cli(
+            "enqueue", "--app", "android", "-i", str(path), "--title", "Hi",
+            "--redis", redis_url, "--stream", stream, "--db", db, "--json",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return str(json.loads(done.stdout)["job_id"])
+
+    with MockFCM(
+        credentials=account,
+        quota_per_window=per_window,
+        quota_window=window,
+        max_concurrent_streams=100,
+        response_delay=0.04,
+    ) as server:
+        extra = [
+            "--fcm-url", server.url, "--token-uri", server.token_uri,
+            "--fcm-rate-limit", "60000", "--fcm-quota-window", str(window),
+            "--slice-size", "100", "--log-level", "warning",
+        ]  # fmt: skip
+        procs = [
+            start_worker(
+                worker_args(redis_url, stream, db, server, f"q{i}", *extra),
+                tmp_path / f"q{i}.log",
+            )
+            for i in range(3)
+        ]
+        try:
+            # Warm up (processes started, access token fetched) outside the measured run.
+            warm = tmp_path / "warm.txt"
+            warm.write_text("warm-a\nwarm-b\nwarm-c\n")
+            warm_job = enqueue(warm)
+            wait_until(lambda: complete(client, stream, warm_job), 60, "the warm-up job", 0.01)
+            started = time.monotonic()
+            job = enqueue(source)
+            wait_until(lambda: complete(client, stream, job), 90, "the job", 0.01)
+            elapsed = time.monotonic() - started
+            status = job_status(redis_url, stream, job)
+            assert stop_workers(procs) == [0, 0, 0]
+        finally:
+            for p in procs:
+                if p.poll() is None:
+                    p.kill()
+        counts = [server.received(t) for t in toks]
+        rejected = server.quota_rejections
+        received = server.total_received
+    used = total / (elapsed * per_window / window)
+    print(
+        f"\n3 workers: {total} messages in {elapsed:.2f} s = {used:.1%} of the quota; "
+        f"{rejected} answered 429 of {received} requests"
+    )
+    assert status["by_outcome"] == {"delivered": total}
+    # Counted on the mock: every message reached it; only the 429-refused were sent again.
+    assert sum(counts) == total + rejected and min(counts) >= 1
+    assert received == total + 3 + rejected
+    assert rejected < 0.01 * received
+    assert used >= 0.95, (used, elapsed)

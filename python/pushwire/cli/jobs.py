@@ -315,8 +315,20 @@ def worker_command(
     ] = True,
     fcm_rate_limit: Annotated[
         int | None,
-        typer.Option(min=1, help="FCM messages per minute per project, shared by all workers."),
+        typer.Option(
+            min=1,
+            help="FCM project quota, messages per minute: a sliding window in Redis shared "
+            "by all workers.",
+        ),
     ] = None,
+    fcm_quota_window: Annotated[
+        float,
+        typer.Option(
+            min=0.1,
+            max=60.0,
+            help="The quota's window, s (60: FCM's minute; shorter takes its share).",
+        ),
+    ] = 60.0,
     share_credentials: Annotated[
         bool, typer.Option(help="One APNs JWT / FCM access token for all workers, via Redis.")
     ] = True,
@@ -392,6 +404,7 @@ def worker_command(
             max_connections=max_connections,
             max_streams_per_connection=max_streams,
             fcm_rate_limit=fcm_rate_limit,
+            fcm_quota_window=fcm_quota_window,
         )
         registry = None
         if metrics_port is not None:

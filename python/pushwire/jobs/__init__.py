@@ -10,7 +10,7 @@ module              concern
 ``outcomes``        idempotent outcome records keyed by (job id, index); chunk completion
 ``recovery``        XAUTOCLAIM of entries left by dead workers; claim renewal
 ``shared_auth``     one APNs JWT / FCM access token for every worker, under a Redis lease
-``rate_limit``      a token bucket in Redis shared by every worker (FCM project quota)
+``quota``           FCM's per-project quota: a sliding window in Redis shared by every worker
 ``clients``         one client per application, messages rendered with collapse ids
 ``metrics``         per-worker metrics and queue depth / lag, as plain dicts
 ``worker``          :class:`Worker`: the consumer-group loop

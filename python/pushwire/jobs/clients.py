@@ -37,7 +37,7 @@ from ..store.credentials import VapidCredentials, load_credentials
 from ..store.message import APNsOverride, FCMOverride, PushMessage, WebPushOverride
 from ..store.model import Application
 from ..webpush import WebPushMessage
-from .rate_limit import SharedRateLimit
+from .quota import SharedQuota
 from .shared_auth import SharedAPNsClient, SharedAuth, SharedFCMClient
 
 log = logging.getLogger("pushwire.jobs")
@@ -99,8 +99,11 @@ class ClientOptions:
     max_connections: int = 4
     #: Streams per HTTP/2 connection (None: the server's limit, at most 1000).
     max_streams_per_connection: int | None = None
-    #: Per-FCM-project limit, messages per minute, shared by every worker (None: off).
+    #: Per-FCM-project quota, messages per minute, a sliding window shared by every worker
+    #: (None: off).
     fcm_rate_limit: int | None = None
+    #: The quota's window in seconds (60: FCM's minute; shorter for scaled-down tests).
+    fcm_quota_window: float = 60.0
     #: A prometheus-client registry to export each application's client into (label
     #: client=<application name>), or None.
     metrics_registry: Any = None
@@ -110,7 +113,7 @@ class ClientOptions:
 class AppClient:
     application: Application
     client: APNsClient | FCMClient | WebPushClient
-    limiter: SharedRateLimit | None = None
+    limiter: SharedQuota | None = None
     refresher: asyncio.Task[None] | None = None
 
 
@@ -175,8 +178,12 @@ class ClientFactory:
             self._export(client, application.name)
             limiter = None
             if o.fcm_rate_limit is not None:
-                limiter = SharedRateLimit(
-                    self._redis, self._prefix, f"fcm:{client.project_id}", o.fcm_rate_limit
+                limiter = SharedQuota(
+                    self._redis,
+                    self._prefix,
+                    client.project_id,
+                    o.fcm_rate_limit,
+                    window=o.fcm_quota_window,
                 )
             return AppClient(application, client, limiter)
         apns_options: dict[str, Any] = {**common}

@@ -12,7 +12,7 @@ key                                     what
 ``STREAM:job:ID:chunks``                set: chunk numbers finished (acknowledged)
 ``STREAM:worker:CONSUMER``              hash: a worker's metrics, expires when it stops
 ``PREFIX:auth:...``                     shared APNs JWTs / FCM access tokens and their leases
-``PREFIX:ratelimit:...``                shared token buckets
+``PREFIX:quota:PROJECT``                 FCM project quota: sliding-window reservations
 ======================================= ===================================================
 
 Shared credentials and rate limits use ``PREFIX`` (default ``pushwire``), not the stream: two
@@ -97,5 +97,6 @@ def auth_key(prefix: str, kind: str, identity: str) -> str:
     return f"{prefix}:auth:{kind}:{identity}"
 
 
-def rate_limit_key(prefix: str, identity: str) -> str:
-    return f"{prefix}:ratelimit:{identity}"
+def quota_key(prefix: str, project: str) -> str:
+    """The sliding-window reservations of FCM ``project``'s quota."""
+    return f"{prefix}:quota:fcm:{project}"

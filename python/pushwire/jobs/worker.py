@@ -27,7 +27,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,7 @@ from .model import (
 )
 from .outcomes import OutcomeRecorder
 from .queue import ensure_group
+from .quota import Reservation, SharedQuota
 from .recovery import keep_claimed, reclaim
 from .shared_auth import SharedAuth
 
@@ -427,13 +428,18 @@ class Worker:
         try:
             for part in slices:
                 await self._window.acquire(len(part))
+                reservation = None
                 if app.limiter is not None:
                     try:
-                        self.metrics.rate_limit_wait += await app.limiter.acquire(len(part))
+                        reservation = await app.limiter.acquire(len(part))
                     except BaseException:
                         await self._window.release(len(part))
                         raise
-                sends.append(asyncio.ensure_future(self._send(app, message, entry, part)))
+                    self.metrics.rate_limit_wait += reservation.wait
+                send = self._send(app, message, entry, part)
+                if app.limiter is not None and reservation is not None:
+                    send = _then_settle(send, app.limiter, reservation)
+                sends.append(asyncio.ensure_future(send))
         except BaseException:
             for task in sends:
                 task.cancel()
@@ -623,6 +629,18 @@ class Worker:
         pipe.hset(key, mapping=snapshot)
         pipe.pexpire(key, int(ttl * 1000))
         await pipe.execute()
+
+
+async def _then_settle(
+    send: Coroutine[Any, Any, None], quota: SharedQuota, reservation: Reservation
+) -> None:
+    """Run ``send``; then its messages count in the project's quota window from now (they
+    surely reached FCM by their answers), also when the send failed part way."""
+    try:
+        await send
+    finally:
+        with contextlib.suppress(Exception):
+            await quota.settle(reservation)
 
 
 __all__ = ["Worker", "WorkerSettings"]
