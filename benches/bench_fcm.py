@@ -2,7 +2,10 @@
 plain httpx over HTTP/2, in one run, against the mock FCM answering every request after 40 ms
 with at most 100 concurrent streams per connection (FCM's own limit).
 
-    python benches/bench_fcm.py                  # 5,000 messages per run, 2 repeats
+    python benches/bench_fcm.py                  # 20,000 (pushwire, h2load) / 3,000 messages
+                                                 # per run, 2 repeats (about 2 minutes)
+    python benches/bench_fcm.py --only pushwire --only "h2load (C, the machine's ceiling)"
+                                                 # the rate goal alone, against its ceiling
     python benches/bench_fcm.py --quick          # 1,000 messages, 1 repeat (smoke run)
     python benches/bench_fcm.py --write-results  # also merge the section into RESULTS.md
                                                  # (<!-- begin:fcm --> ... <!-- end:fcm -->)
@@ -12,16 +15,20 @@ which runs in another process; the tools take turns within each repeat, so a bus
 hurts them alike. Each sends the same data message to N distinct tokens; the time runs from
 the first send to the last answer, after the access token was fetched.
 
-Pointing firebase-admin at the mock: firebase-admin has no endpoint override or emulator
-variable for messaging (``_MessagingService.FCM_URL`` is a class constant), so the bench sets
-the private ``_fcm_url`` of the app's messaging service. Its OAuth2 refresh goes through
+Pointing firebase-admin at the mock: firebase-admin (checked in 7.7.0) has no endpoint override
+or emulator variable for messaging (``_MessagingService.FCM_URL`` is a class constant; its app
+options carry only ``httpTimeout`` for it, and the emulator variables it reads are for Auth, the
+Realtime Database and Cloud Tasks), so the bench sets the private ``_fcm_url`` of the app's
+messaging service. The only public route would be an HTTPS proxy (httpx and requests honour
+``HTTPS_PROXY``) that terminates TLS for fcm.googleapis.com with a certificate the client
+trusts: a man-in-the-middle hop the other tools would not have. Its OAuth2 refresh goes through
 ``requests`` (HTTP/1.1), and the mock speaks HTTP/2 only, so the app gets a credential holding
-an access token granted by the mock beforehand. ``send_each`` uses ``requests`` (HTTP/1.1,
-a thread per message): it reaches the mock through nginx, which terminates TLS HTTP/1.1 and
-forwards each request over HTTP/2 (``grpc_pass``) to the mock; for FCM's own host
-firebase-admin mounts a pool of 100 connections, which the bench mounts for the nginx URL
-too. TLS trust: ``SSL_CERT_FILE`` (httpx) and ``REQUESTS_CA_BUNDLE`` (requests) name a bundle
-with the mock's CA and nginx's certificate.
+an access token granted by the mock beforehand. ``send_each`` uses ``requests`` (HTTP/1.1, a
+thread per message): it reaches the mock through nginx, which terminates TLS HTTP/1.1 and
+forwards each request over HTTP/2 (``grpc_pass``) to the mock; for FCM's own host firebase-admin
+mounts a pool of 100 connections, which the bench mounts for the nginx URL too. TLS trust:
+``SSL_CERT_FILE`` (httpx) and ``REQUESTS_CA_BUNDLE`` (requests) name a bundle with the mock's CA
+and nginx's certificate.
 """
 
 from __future__ import annotations
