@@ -174,7 +174,9 @@ def test_the_client_reads_settings_and_the_round_trip_then_resizes(
     assert plan.connections == math.ceil(rate * plan.round_trip / 20)
     assert stats["max_connections"] == plan.connections
     assert stats["peer_max_streams"] == 20
-    assert stats["connections_opened"] >= plan.connections >= 3
+    # A slow machine measures a longer round trip and plans more; the work may be done
+    # before the last of them is needed, but never on the one connection it started with.
+    assert plan.connections >= 3 and stats["connections_opened"] >= 3
 
 
 def test_the_planner_waits_for_figures_and_does_not_flap() -> None:
