@@ -87,6 +87,10 @@ def with_collapse(message: PushMessage, job_id: str) -> PushMessage:
     return dataclasses.replace(message, apns=apns, fcm=fcm, webpush=webpush)
 
 
+#: Engine stats that are per-pool figures, not counts: a sum over applications means nothing.
+_NOT_ADDED = frozenset({"peer_max_streams", "round_trip_us"})
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     """How workers reach the providers (defaults: the real APNs / FCM)."""
@@ -232,7 +236,8 @@ class ClientFactory:
         ]
 
     def counters(self) -> tuple[int, int, dict[str, int]]:
-        """(JWTs minted here, FCM grants made here, engine counters summed)."""
+        """(JWTs minted here, FCM grants made here, engine counters summed; the server's stream
+        limit and the round trip are the largest of any application's)."""
         mints = grants = 0
         engine: dict[str, int] = {}
         for app in self.built():
@@ -247,7 +252,10 @@ class ClientFactory:
             except Exception:  # closed meanwhile
                 continue
             for name, value in stats.items():
-                engine[name] = engine.get(name, 0) + value
+                if name in _NOT_ADDED:
+                    engine[name] = max(engine.get(name, 0), value)  # the slowest / largest
+                else:
+                    engine[name] = engine.get(name, 0) + value
         return mints, grants, engine
 
     async def aclose(self) -> None:
