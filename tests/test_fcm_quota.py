@@ -4,6 +4,7 @@ window, and a whole (scaled-down) project quota spent through the mock with almo
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import Counter
@@ -146,7 +147,7 @@ def test_the_client_sizes_its_pool_from_given_figures_at_once(service_account: A
 
 
 def test_the_client_reads_settings_and_the_round_trip_then_resizes(
-    service_account: Any,
+    service_account: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No figures given: one connection for the first answers, then as many as the wanted
     rate needs with the server's 20 streams per connection and the measured round trip."""
@@ -160,6 +161,7 @@ def test_the_client_reads_settings_and_the_round_trip_then_resizes(
             results = await client.send_to_tokens(FCMMessage(data={"k": "v"}), tokens)
             return results, client.stats(), client.connection_plan, opened_first
 
+    caplog.set_level(logging.DEBUG, logger="pushwire.fcm")
     with MockFCM(
         credentials=service_account, max_concurrent_streams=20, response_delay=0.05
     ) as server:
@@ -174,6 +176,7 @@ def test_the_client_reads_settings_and_the_round_trip_then_resizes(
     assert plan.connections == math.ceil(rate * plan.round_trip / 20)
     assert stats["max_connections"] == plan.connections
     assert stats["peer_max_streams"] == 20
+    assert f"FCM pool for project demo-project: {plan}" in caplog.messages
     # A slow machine measures a longer round trip and plans more; the work may be done
     # before the last of them is needed, but never on the one connection it started with.
     assert plan.connections >= 3 and stats["connections_opened"] >= 3

@@ -14,7 +14,7 @@ import msgspec
 from . import _core
 from ._client import PathLike, PushClient
 from ._dispatch import AuthRetry
-from ._errors import ConfigurationError, CredentialsError
+from ._errors import ConfigurationError, CredentialsError, PushwireError
 from ._oauth import ServiceAccountCredentials, parse_token_response
 from ._pacing import ConnectionPlan, ConnectionPlanner, QuotaRetry, SlidingWindowPace
 from ._pool_options import PoolOptionArgs, PoolOptions
@@ -195,11 +195,15 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
         tenth of a second while notifications are outstanding (the planner itself re-plans
         at most once a second)."""
         planner = self._planner
-        if planner is None or self._engine.closed:
+        if planner is None or self._closed or self._engine.closed:
             self._watching_pool = False
             return
         if planner.due():
-            self._resize(planner)
+            try:
+                self._resize(planner)
+            except PushwireError:  # closed in another thread meanwhile: nothing to size
+                self._watching_pool = False
+                return
         if self._engine.outstanding():
             asyncio.get_running_loop().call_later(0.1, self._watch_pool)
         else:
