@@ -185,7 +185,12 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
         # Refresh early in the background; sends go on with the current token meanwhile.
         if self._expires_at and time.monotonic() > self._expires_at - REFRESH_MARGIN:
             self._start_refresh()
-        if self._planner is not None and not self._watching_pool:
+        if self._planner is None:
+            return
+        if self._planner.due():
+            # Before the work is queued: the pool grows for it at once.
+            self._resize(self._planner)
+        if not self._watching_pool:
             # Re-plan while work is out, also when one big submit is all there is.
             self._watching_pool = True
             asyncio.get_running_loop().call_soon(self._watch_pool)

@@ -51,6 +51,8 @@ pub(crate) struct Driver {
     drain: Drain,
     timeouts_since_success: u32,
     last_success: Instant,
+    /// Every stream slot was taken at the last look (to see it fill up).
+    was_full: bool,
     /// Outcomes of this loop turn, handed to the sink together.
     done: Vec<Outcome>,
 }
@@ -75,6 +77,7 @@ impl Driver {
             drain: Drain::No,
             timeouts_since_success: 0,
             last_success: Instant::now(),
+            was_full: false,
             done: Vec::new(),
         }
     }
@@ -163,7 +166,7 @@ impl Driver {
             .min(self.pool.cfg.max_streams_per_connection)
     }
 
-    fn publish_capacity(&self) {
+    fn publish_capacity(&mut self) {
         // Read on every turn: a SETTINGS frame may change it at any time.
         self.state
             .peer_limit
@@ -171,9 +174,16 @@ impl Driver {
         self.state
             .in_flight
             .store(self.tracker.len(), Ordering::Relaxed);
-        self.state
-            .limit
-            .store(self.stream_limit(), Ordering::Relaxed);
+        let limit = self.stream_limit();
+        self.state.limit.store(limit, Ordering::Relaxed);
+        // Just filled up while the pool may grow: the manager opens the next connection now,
+        // not on its next tick (a 4-connection ramp took 100 ms of a 2 s send). Only on the
+        // transition, and never once the pool is at its size, so a full pool wakes nobody.
+        let full = self.tracker.len() >= limit;
+        if full && !self.was_full && self.pool.room_to_grow.load(Ordering::Relaxed) {
+            self.pool.conn_changed.notify_one();
+        }
+        self.was_full = full;
     }
 
     fn open_stream(&mut self, mut request: Request) {

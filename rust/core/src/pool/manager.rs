@@ -70,6 +70,10 @@ pub(crate) async fn manage(pool: Arc<PoolShared>) {
         expire_queued(&pool, &mut last_full_scan);
         pool.conns().retain(|c| !c.closed.load(Ordering::Acquire));
         pool.retire_excess();
+        pool.room_to_grow.store(
+            pool.live_connections() < pool.max_connections(),
+            Ordering::Relaxed,
+        );
         if !connecting && Instant::now() >= next_attempt && needs_connection(&pool) {
             connecting = true;
             let attempt_pool = pool.clone();

@@ -82,6 +82,9 @@ pub(crate) struct PoolShared {
     /// The live connection count the pool aims for: `cfg.max_connections` at first, then
     /// whatever [`PoolShared::set_max_connections`] says (a running pool can grow or shrink).
     max_connections: AtomicUsize,
+    /// Fewer live connections than `max_connections`: a driver whose streams just filled up
+    /// wakes the manager to open another (instead of leaving it to the manager's next tick).
+    pub(super) room_to_grow: AtomicBool,
     /// Moving average of a stream's round trip (request written to answer read), in µs;
     /// 0 before the first answer.
     round_trip_us: AtomicU64,
@@ -123,6 +126,7 @@ impl PoolShared {
             conn_changed: Notify::new(),
             conns: Mutex::new(Vec::new()),
             max_connections,
+            room_to_grow: AtomicBool::new(true),
             round_trip_us: AtomicU64::new(0),
             last_error: Mutex::new(None),
             completions,
@@ -257,6 +261,8 @@ impl PoolShared {
     /// request, finish every stream they have open, then close. No stream is dropped.
     pub(crate) fn set_max_connections(&self, n: usize) {
         self.max_connections.store(n.max(1), Ordering::Release);
+        self.room_to_grow
+            .store(self.live_connections() < n.max(1), Ordering::Relaxed);
         self.retire_excess();
         self.conn_changed.notify_one();
     }
