@@ -94,6 +94,8 @@ def test_prometheus_text_carries_each_client_under_its_own_label(credentials, me
     assert sample(text, "pushwire_connections_opened_total", **orders) >= 1
     assert sample(text, "pushwire_auth_refreshes_total", **orders) >= 1
     assert sample(text, "pushwire_streams_in_flight", **orders) == 0
+    assert sample(text, "pushwire_connections_target", **orders) == 4
+    assert sample(text, "pushwire_server_max_concurrent_streams", **orders) > 0
     assert "pushwire_timeouts_total" in text and "pushwire_goaways_total" in text
     # Secrets never reach the exposition.
     assert "bearer" not in text.lower() and "eyJ" not in text

@@ -15,7 +15,9 @@ Exported per client (labels ``client`` and ``provider``):
 
 - ``pushwire_notification_latency_seconds`` histogram: submission to outcome of every notification
 - ``pushwire_outcomes_total{outcome=delivered|rejected|timeout|failed}``
-- ``pushwire_streams_in_flight`` and ``pushwire_queued`` gauges, ``pushwire_connections_live``
+- ``pushwire_streams_in_flight`` and ``pushwire_queued`` gauges, ``pushwire_connections_live``,
+  ``pushwire_connections_target`` (the pool's size, which FCMClient plans live) and
+  ``pushwire_server_max_concurrent_streams`` (the server's SETTINGS limit)
 - counters: connections opened, connect failures, timeouts, GOAWAYs, stream resets, retries,
   PING failures, connections declared dead, stream-id rotations, late answers, and
   ``pushwire_auth_refreshes_total`` (APNs JWTs minted / FCM access tokens fetched)
@@ -57,6 +59,11 @@ GAUGES: dict[str, tuple[str, str]] = {
     "in_flight": ("streams_in_flight", "Streams sent and not yet answered or timed out"),
     "queued": ("queued", "Notifications waiting for a free stream"),
     "connections_live": ("connections_live", "Connections currently taking requests"),
+    "max_connections": ("connections_target", "Connections the pool aims for (resizable live)"),
+    "peer_max_streams": (
+        "server_max_concurrent_streams",
+        "The server's SETTINGS_MAX_CONCURRENT_STREAMS on live connections (0: none open)",
+    ),
 }
 
 OUTCOMES = ("delivered", "rejected", "timeout", "failed")
