@@ -256,3 +256,35 @@ def test_bench_without_the_repository_says_where_the_harness_lives(tmp_path: Pat
 
 def test_bench_finds_the_harness_of_this_checkout() -> None:
     assert cli_bench.find_harness() == BENCHES / "throughput.py"
+
+
+def test_goals_report_per_call_cpu_against_bulk_cpu():
+    """Issue 21: single-send CPU per notification over bulk's, from the same run's rows."""
+    report = harness("report")
+    measure = harness("measure")
+
+    def row(scenario: str, n: int, cpu_s: list[float]) -> object:
+        runs = [
+            measure.Run(
+                i,
+                "pushwire",
+                scenario,
+                "mock",
+                n,
+                {"ok": True, "rate": 1.0, "cpu_s": c},
+                None,
+                0,
+                0,
+            )
+            for i, c in enumerate(cpu_s)
+        ]
+        return report.Row(scenario, "mock", "pushwire", n, runs)
+
+    rows = [row("bulk", 100_000, [1.0, 0.9, 1.1]), row("single-send-10k", 50_000, [0.9, 1.0])]
+    [goal] = [g for g in report.goals(rows, None) if "CPU per notification" in g.what]
+    # bulk: 10 µs each (median 1.0 s / 100k); single: 19 µs (median 0.95 s / 50k).
+    assert goal.median == report.times(1.9)
+    assert goal.met is True
+    rows[1] = row("single-send-10k", 50_000, [1.2])
+    [goal] = [g for g in report.goals(rows, None) if "CPU per notification" in g.what]
+    assert goal.met is False and goal.verdict == "**not met**"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 
+import pytest
 import uvloop
 
 import pushwire
@@ -188,3 +190,88 @@ def test_a_burst_of_bad_device_tokens_is_a_config_alert_not_deletions(credential
     assert summary.environment_mismatch_suspected
     assert summary.tokens_to_drop == [] and results.tokens_to_drop() == []
     assert any("environment" in w for w in summary.warnings)
+
+
+def test_one_client_follows_successive_event_loops(credentials, message):
+    """send() finds its dispatcher without asking asyncio for the running loop when it can;
+    a new loop (asyncio or uvloop) still gets a dispatcher of its own."""
+    toks = tokens(4)
+
+    async def send(token: str) -> pushwire.Result:
+        return await client.send(Notification(token, message))
+
+    async def close() -> None:
+        await client.aclose()
+
+    with MockAPNs(credentials=credentials) as server:
+        client = server.client()
+        results = [asyncio.run(send(toks[0])), uvloop.run(send(toks[1]))]
+        results += [asyncio.run(send(toks[2])), asyncio.run(send(toks[3]))]
+        asyncio.run(close())
+        assert [r.outcome for r in results] == [Outcome.DELIVERED] * 4
+        assert all(server.received(t) == 1 for t in toks)
+
+
+def test_a_client_waiting_on_one_loop_refuses_another(credentials, message):
+    hung = tokens(1, "dd")[0]
+    started = threading.Event()
+
+    async def send_hung() -> pushwire.Result:
+        sending = asyncio.ensure_future(client.send(Notification(hung, message)))
+        await asyncio.sleep(0)
+        started.set()
+        return await sending
+
+    async def send_other() -> pushwire.Result:
+        return await client.send(Notification(tokens(1)[0], message))
+
+    with MockAPNs(credentials=credentials, rules={"dd": "hang"}) as server:
+        client = server.client(request_timeout=1.0)
+        outcome: list[pushwire.Result] = []
+        thread = threading.Thread(target=lambda: outcome.append(asyncio.run(send_hung())))
+        thread.start()
+        assert started.wait(10)
+        with pytest.raises(pushwire.ConfigurationError, match="busy on another event loop"):
+            asyncio.run(send_other())
+        thread.join(10)
+        assert [r.outcome for r in outcome] == [Outcome.TIMEOUT]
+        asyncio.run(client.aclose())
+
+
+def test_a_bad_send_among_coalesced_sends_fails_alone(credentials, message):
+    """Sends of one loop iteration are validated by their one engine call: a refused one
+    raises its own PayloadError (as if sent alone), the others are sent."""
+    good = tokens(60)
+    bad_at = {7, 30, 59}
+
+    async def main() -> list[pushwire.Result | BaseException]:
+        async with server.client() as client:
+            sends = [
+                client.send(Notification("zz" if i in bad_at else t, message))
+                for i, t in enumerate(good)
+            ]
+            return await asyncio.gather(*sends, return_exceptions=True)
+
+    async def alone() -> pushwire.PayloadError:
+        async with server.client() as client:
+            try:
+                await client.send(Notification("zz", message))
+            except pushwire.PayloadError as e:
+                return e
+        raise AssertionError("not refused")
+
+    with MockAPNs(credentials=credentials) as server:
+        outcomes = asyncio.run(main())
+        reference = asyncio.run(alone())
+        for i, (token, outcome) in enumerate(zip(good, outcomes, strict=True)):
+            if i in bad_at:
+                assert isinstance(outcome, pushwire.PayloadError)
+                assert (str(outcome), outcome.field, outcome.index) == (
+                    str(reference),
+                    reference.field,
+                    reference.index,
+                )
+                assert server.received(token) == 0
+            else:
+                assert isinstance(outcome, pushwire.Result) and outcome.delivered
+                assert server.received(token) == 1

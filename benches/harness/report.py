@@ -48,6 +48,8 @@ GOAL_VS_H2LOAD = 0.8
 GOAL_VS_AIOAPNS = 10.0
 GOAL_LATENCY_FRACTION = 0.9
 GOAL_SINGLE_VS_BULK = 0.5
+#: Issue 21: per-call ``await client.send()`` CPU per notification at most 2x bulk's.
+GOAL_SINGLE_CPU_VS_BULK = 2.0
 GOAL_HANG_ANSWERED = 0.9
 HANG_SLACK_S = 1.0
 
@@ -510,6 +512,18 @@ def goals(rows: list[Row], config: Config) -> list[Goal]:
                 _at_least(med, GOAL_SINGLE_VS_BULK),
             )
         )
+        if bulk is not None:
+            # Client CPU per notification, the median of each side's repeats (same run).
+            cpu = ratio(single.cpu_per_million(), bulk.cpu_per_million())
+            out.append(
+                Goal(
+                    "single-send-10k CPU per notification / bulk's (pushwire, mock)",
+                    times(cpu),
+                    "—",
+                    f"<= {GOAL_SINGLE_CPU_VS_BULK:g}x",
+                    None if cpu is None else cpu <= GOAL_SINGLE_CPU_VS_BULK,
+                )
+            )
     hang = find(rows, "hang", "mock", "pushwire")
     if hang is not None:
         med = ratio(hang.median("answered_rate"), bulk.median("rate") if bulk else None)

@@ -44,12 +44,14 @@ from ._errors import (
     CredentialsError,
     PayloadError,
     PushwireError,
+    SendInterruptedError,
 )
 from ._fcm import FCMClient
 from ._message import PUSH_TYPES, Message, Notification, new_apns_id
 from ._oauth import ServiceAccountCredentials
 from ._outcome import Outcome
 from ._pool_options import PoolOptions
+from ._report import BulkReport, MessageIds
 from ._results import Result, Results
 from ._retry import RetryPolicy
 from ._sync import SyncAPNsClient, SyncFCMClient, SyncWebPushClient
@@ -106,11 +108,13 @@ __all__ = [
     "should_drop_token",
     "summarize",
     "tokens_to_drop",
+    "BulkReport",
     "CertificateCredentials",
     "ClientClosedError",
     "ConfigurationError",
     "CredentialsError",
     "Message",
+    "MessageIds",
     "Notification",
     "Outcome",
     "PayloadError",
@@ -119,6 +123,7 @@ __all__ = [
     "Result",
     "Results",
     "RetryPolicy",
+    "SendInterruptedError",
     "SyncAPNsClient",
     "TokenCredentials",
     "VapidKey",

@@ -317,7 +317,9 @@ class BroadcastClient(APNsClient):
         # The same path as send() (batching, 500/503 resend, auth resend); the item carries a
         # prebuilt Template rather than a Message, which the engine accepts as is.
         dispatcher = self._dispatch()
-        await self._ready()
+        ready = self._ready()
+        if ready is not None:
+            await ready
         return await dispatcher.send_one((channel_id, template, None))
 
 

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, Union, overload
 
 from . import _core
 from ._dispatch import AuthRetry, Dispatcher
 from ._errors import ClientClosedError, ConfigurationError
 from ._pool_options import PoolOptions
 from ._record import OutcomeRecord
+from ._report import BulkReport
 from ._results import Result, Results
 from ._retry import NO_RETRY, RateLimiter, RetryPolicy
 
@@ -20,6 +22,40 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 PathLike = Union[str, os.PathLike[str]]
+#: What a bulk send keeps: every Result, or only the ones that need attention.
+Keep = Literal["all", "problems"]
+
+
+def _check_keep(keep: str) -> None:
+    if keep not in ("all", "problems"):
+        raise ConfigurationError(
+            f"keep must be 'all' (every Result) or 'problems' (a BulkReport), not {keep!r}",
+            field="keep",
+        )
+
+
+class _Process:
+    """Forks seen by this process: a forked child bumps the count (``os.register_at_fork``),
+    so a client learns it was forked without asking the kernel its pid on every send."""
+
+    forks = 0
+
+
+def _forked() -> None:
+    _Process.forks += 1
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
+    """True when ``loop`` is the loop running in this thread, known without
+    ``asyncio.get_running_loop()``, which costs a getpid() syscall per call before Python
+    3.12. An asyncio loop records the thread running it (``_thread_id``, set and cleared by
+    ``run_forever``), and a thread runs one loop at a time. False means "ask asyncio" (uvloop
+    keeps no such attribute)."""
+    return getattr(loop, "_thread_id", None) == threading.get_ident()
+
 
 #: What ``send`` takes (a ``Notification``, a ``WebPushNotification``...).
 N = TypeVar("N")
@@ -81,8 +117,12 @@ class PushClient(Generic[N, M, K]):
         self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._dispatcher: Dispatcher | None = None
         self._closed = False
-        #: The engine's threads exist only in this process (a fork copies none of them).
+        self._remember_process()
+
+    def _remember_process(self) -> None:
+        """The engine's threads exist only in this process (a fork copies none of them)."""
         self._pid = os.getpid()
+        self._forks = _Process.forks
 
     # -- hooks for subclasses ----------------------------------------------------------------
 
@@ -95,8 +135,9 @@ class PushClient(Generic[N, M, K]):
         fix needs the network."""
         return None
 
-    async def _ready(self) -> None:
-        """Wait until the client can send (FCM: an access token)."""
+    def _ready(self) -> Awaitable[None] | None:
+        """What to wait for before the client can send (FCM: an access token), or None."""
+        return None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -117,7 +158,7 @@ class PushClient(Generic[N, M, K]):
         if self._closed:
             return
         self._closed = True
-        if os.getpid() != self._pid:
+        if _Process.forks != self._forks:
             # A forked child: the engine and the event loop it was attached to are the
             # parent's; there is nothing here to finish or detach.
             self._dispatcher = None
@@ -129,7 +170,7 @@ class PushClient(Generic[N, M, K]):
             self._dispatcher = None
 
     def _dispatch(self) -> Dispatcher:
-        if os.getpid() != self._pid:
+        if _Process.forks != self._forks:
             raise ConfigurationError(
                 f"this client was created in process {self._pid} and this is a forked child "
                 f"({os.getpid()}): its engine threads do not exist here. Create clients after "
@@ -138,11 +179,16 @@ class PushClient(Generic[N, M, K]):
             )
         if self._closed:
             raise ClientClosedError("the client is closed")
-        loop = asyncio.get_running_loop()
         d = self._dispatcher
+        if d is not None and _runs_here(d.loop):
+            return d
+        loop = asyncio.get_running_loop()
         if d is None or d.loop is not loop:
             if d is not None:
-                if self._engine.outstanding():
+                # What the dispatcher still waits for, not the engine's outstanding count: the
+                # engine counts an outcome out only after handing it over, so right after the
+                # last result on the old loop that count may not have caught up yet.
+                if d.busy():
                     raise ConfigurationError(
                         "this client is busy on another event loop; use one client per loop"
                     )
@@ -164,23 +210,78 @@ class PushClient(Generic[N, M, K]):
     async def send(self, notification: N) -> Result:
         """Send one notification. Calls from many tasks are batched into one engine call."""
         dispatcher = self._dispatch()
-        await self._ready()
-        return await dispatcher.send_one(notification)
+        ready = self._ready()
+        if ready is not None:
+            await ready
+        return await dispatcher.queue_one(notification)
 
-    async def send_many(self, notifications: Sequence[N]) -> Results:
-        """Send a batch; results in input order. The whole batch is validated first."""
+    @overload
+    async def send_many(
+        self, notifications: Sequence[N], *, keep: Literal["all"] = "all"
+    ) -> Results: ...
+
+    @overload
+    async def send_many(
+        self, notifications: Sequence[N], *, keep: Literal["problems"]
+    ) -> BulkReport: ...
+
+    async def send_many(
+        self, notifications: Sequence[N], *, keep: Keep = "all"
+    ) -> Results | BulkReport:
+        """Send a batch; results in input order. The whole batch is validated first.
+
+        ``keep="problems"`` returns a :class:`BulkReport` instead: delivered notifications are
+        counted (their ids packed), only the others are kept as Results."""
+        _check_keep(keep)
         items = notifications if isinstance(notifications, list) else list(notifications)
         dispatcher = self._dispatch()
-        await self._ready()
+        ready = self._ready()
+        if ready is not None:
+            await ready
+        if keep == "problems":
+            return await dispatcher.send_list_report(items)
         return await dispatcher.send_list(items)
 
-    async def send_to_tokens(self, message: M, tokens: Sequence[K]) -> Results:
-        """Send one message to many tokens; the payload is encoded and stored once."""
+    @overload
+    async def send_to_tokens(
+        self, message: M, tokens: Sequence[K], *, keep: Literal["all"] = "all"
+    ) -> Results: ...
+
+    @overload
+    async def send_to_tokens(
+        self, message: M, tokens: Sequence[K], *, keep: Literal["problems"]
+    ) -> BulkReport: ...
+
+    async def send_to_tokens(
+        self, message: M, tokens: Sequence[K], *, keep: Keep = "all"
+    ) -> Results | BulkReport:
+        """Send one message to many tokens; the payload is encoded and stored once.
+        ``keep="problems"``: a :class:`BulkReport`, as for :meth:`send_many`."""
+        _check_keep(keep)
         token_list = tokens if isinstance(tokens, list) else list(tokens)
         dispatcher = self._dispatch()
-        await self._ready()
+        ready = self._ready()
+        if ready is not None:
+            await ready
         template = message._template  # type: ignore[attr-defined]  # every message has one
+        if keep == "problems":
+            return await dispatcher.send_list_report(token_list, tokens_of=template)
         return await dispatcher.send_list(token_list, tokens_of=template)
+
+    async def send_stream(self, notifications: Iterable[N], *, strict: bool = False) -> BulkReport:
+        """Send an iterable of any length (read lazily, as :meth:`stream` does) and return a
+        :class:`BulkReport`: memory stays bounded by the in-flight window plus a few bytes
+        per delivered notification, whatever the length.
+
+        A notification refused locally is a ``failed`` problem, or raises
+        :class:`PayloadError` with ``strict=True``. If the client is closed meanwhile,
+        :class:`SendInterruptedError` carries the report of everything submitted.
+        """
+        dispatcher = self._dispatch()
+        ready = self._ready()
+        if ready is not None:
+            await ready
+        return await dispatcher.stream_report(notifications, strict=strict)
 
     async def stream(
         self, notifications: Iterable[N], *, strict: bool = False
@@ -191,7 +292,9 @@ class PushClient(Generic[N, M, K]):
         ``failed`` result, or raises :class:`PayloadError` with ``strict=True``.
         """
         dispatcher = self._dispatch()
-        await self._ready()
+        ready = self._ready()
+        if ready is not None:
+            await ready
         async for result in dispatcher.stream(notifications, strict=strict):
             yield result
 

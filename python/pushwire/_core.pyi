@@ -5,7 +5,7 @@ from typing import Any, Callable, final
 
 from ._pool_options import PoolOptions
 
-__all__ = ["OUTCOME_FIELDS", "Engine", "MockServer", "Template", "__version__"]
+__all__ = ["OUTCOME_FIELDS", "Engine", "MessageIds", "MockServer", "Template", "__version__"]
 __version__: str
 
 #: The names of an outcome record's fields, in order (pushwire._record reads them by name).
@@ -59,6 +59,15 @@ class Template:
         keep_headers: list[str] = ...,
     ) -> Template: ...
     def body_len(self, token_len: int) -> int: ...
+
+@final
+class MessageIds:
+    def __new__(cls) -> MessageIds: ...
+    def add(self, index: int, message_id: str) -> None: ...
+    def __len__(self) -> int: ...
+    def slice(self, start: int, count: int) -> list[tuple[int, str]]: ...
+    @property
+    def nbytes(self) -> int: ...
 
 @final
 class Engine:

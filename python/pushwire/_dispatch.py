@@ -17,10 +17,21 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, Callable
 
 from . import _core
-from ._errors import ClientClosedError, PayloadError, PushwireError
+from ._errors import ClientClosedError, PayloadError, PushwireError, SendInterruptedError
 from ._outcome import Outcome
-from ._record import ATTEMPTS, ID, OUTCOME, REASON, RETRY_AFTER, STATUS, OutcomeRecord
+from ._record import (
+    APNS_ID,
+    ATTEMPTS,
+    HEADERS,
+    ID,
+    OUTCOME,
+    REASON,
+    RETRY_AFTER,
+    STATUS,
+    OutcomeRecord,
+)
 from ._record import replace as replace_fields
+from ._report import BulkReport
 from ._results import Result, Results, result_from_record
 from ._retry import NO_RETRY, RateLimiter, RetryPolicy
 
@@ -72,16 +83,70 @@ class _ListJob:
             self.future.set_result(Results(self.results))  # type: ignore[arg-type]
 
 
+class _ListReportJob:
+    """Outcomes of a ``send_many`` / ``send_to_tokens`` call with ``keep="problems"``: the
+    delivered ones are counted into a :class:`BulkReport`, the others kept as Results."""
+
+    __slots__ = ("future", "items", "remaining", "report", "seen", "tokens_of")
+
+    def __init__(
+        self,
+        items: list[Any],
+        tokens_of: _core.Template | None,
+        future: asyncio.Future[BulkReport],
+    ) -> None:
+        self.items = items
+        self.tokens_of = tokens_of
+        self.report = BulkReport()
+        #: One byte per notification: set once its outcome is in (a second is never counted).
+        self.seen = bytearray(len(items))
+        self.remaining = len(items)
+        self.future = future
+
+    def item(self, index: int) -> tuple[Any, _core.Template | None]:
+        return self.items[index], self.tokens_of
+
+    def fail_missing(self, why: str) -> None:
+        """As :meth:`_ListJob.fail_missing`: the notifications without an outcome were never
+        sent (the client closed first)."""
+        seen = self.seen
+        index = seen.find(0)
+        while index != -1:
+            seen[index] = 1
+            self.report._add_problem(local_failure(self.items[index], index, why))
+            index = seen.find(0, index + 1)
+        self.remaining = 0
+        if not self.future.done():
+            self.future.set_result(self.report)
+
+    def on_result(self, record: OutcomeRecord, index: int) -> None:
+        seen = self.seen
+        if seen[index]:
+            return
+        seen[index] = 1
+        if record[OUTCOME] == "delivered" and record[HEADERS] is None:
+            self.report._add_delivered(index, record[APNS_ID])
+        else:
+            self.report._add_problem(result_from_record(record, index))
+        self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(self.report)
+
+
 class _StreamJob:
     """Results of a ``stream`` call, in completion order.
 
     Submitted chunks are kept until all their results are in, so a notification can be resent
-    once after an auth rejection; memory stays bounded by the in-flight window.
+    once after an auth rejection; memory stays bounded by the in-flight window. With a
+    ``report``, delivered outcomes are counted into it instead of becoming Results.
     """
 
-    __slots__ = ("chunks", "ready", "starts", "waiter")
+    __slots__ = ("chunks", "counted", "ready", "report", "starts", "waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, report: BulkReport | None = None) -> None:
+        self.report = report
+        #: Outcomes counted into ``report`` (never in ``ready``).
+        self.counted = 0
         self.ready: collections.deque[Result] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
         self.starts: list[int] = []
@@ -100,7 +165,12 @@ class _StreamJob:
         return self.chunks[start][0][index - start], None
 
     def on_result(self, record: OutcomeRecord, index: int) -> None:
-        self.ready.append(result_from_record(record, index))
+        report = self.report
+        if report is not None and record[OUTCOME] == "delivered" and record[HEADERS] is None:
+            report._add_delivered(index, record[APNS_ID])
+            self.counted += 1
+        else:
+            self.ready.append(result_from_record(record, index))
         start = self._chunk_start(index)
         entry = self.chunks[start]
         entry[1] -= 1
@@ -163,19 +233,26 @@ class Dispatcher:
         self._waiting_resend: dict[int, tuple[asyncio.TimerHandle, OutcomeRecord]] = {}
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
-        self._singles: dict[int, tuple[asyncio.Future[Result], Any]] = {}
+        # Single sends in flight: id -> future, and id -> notification (for a resend). Two
+        # dicts and two deques rather than pairs: a tuple per send that lives as long as the
+        # send does is work for the garbage collector, which 20k tasks awaiting send() feel.
+        self._singles: dict[int, asyncio.Future[Result]] = {}
+        self._single_items: dict[int, Any] = {}
         #: the pool of each :meth:`call` in flight (channel management, OAuth), for a resend
         self._call_pools: dict[int, int] = {}
         self._next_single = 0
-        self._pending_singles: collections.deque[tuple[Any, asyncio.Future[Result]]] = (
-            collections.deque()
-        )
+        self._pending_items: collections.deque[Any] = collections.deque()
+        self._pending_futures: collections.deque[asyncio.Future[Result]] = collections.deque()
         self._flush_scheduled = False
         self._capacity_waiters: list[asyncio.Future[None]] = []
         self._detached = False
         self._coalescing: asyncio.TimerHandle | None = None
         self._fd = engine.fileno()
         loop.add_reader(self._fd, self._on_readable)
+
+    def busy(self) -> bool:
+        """Whether anything sent through this dispatcher still waits for its outcome."""
+        return bool(self._singles or self._jobs or self._pending_futures or self._waiting_resend)
 
     # -- outcome delivery -------------------------------------------------------------------
 
@@ -199,7 +276,7 @@ class Dispatcher:
 
     def _drain(self) -> None:
         self.deliver(self._engine.drain())
-        if self._pending_singles:
+        if self._pending_futures:
             self._flush_singles()
         waiters, self._capacity_waiters = self._capacity_waiters, []
         for w in waiters:
@@ -266,11 +343,12 @@ class Dispatcher:
         rid = record[ID]
         job_id = rid >> _INDEX_BITS
         if job_id == 0:
-            entry = self._singles.pop(rid, None)
+            fut = self._singles.pop(rid, None)
+            self._single_items.pop(rid, None)
             if self._call_pools:
                 self._call_pools.pop(rid, None)
-            if entry is not None and not entry[0].done():
-                entry[0].set_result(result_from_record(record, 0))
+            if fut is not None and not fut.done():
+                fut.set_result(result_from_record(record, 0))
         else:
             job = self._jobs.get(job_id)
             if job is not None:
@@ -309,7 +387,7 @@ class Dispatcher:
             job_id = rid >> _INDEX_BITS
             try:
                 if job_id == 0:
-                    item, template = self._singles[rid][1], None
+                    item, template = self._single_items[rid], None
                 else:
                     item, template = self._jobs[job_id].item(rid & _INDEX_MASK)
                 pool = self._call_pools.get(rid)
@@ -328,12 +406,14 @@ class Dispatcher:
         """One request on another pool of the same engine (e.g. the OAuth token endpoint)."""
         fut: asyncio.Future[Result] = self.loop.create_future()
         rid = self._single_ids(1)
-        self._singles[rid] = (fut, item)
+        self._singles[rid] = fut
+        self._single_items[rid] = item
         self._call_pools[rid] = pool
         try:
             self._engine.submit(pool, rid, [item])
         except BaseException:
             del self._singles[rid]
+            del self._single_items[rid]
             del self._call_pools[rid]
             raise
         return await fut
@@ -378,13 +458,19 @@ class Dispatcher:
     # -- single sends (coalesced: one engine call per loop iteration) ------------------------
 
     async def send_one(self, item: Any) -> Result:
-        self._engine.validate([item])  # raises PayloadError here, at the caller
+        return await self.queue_one(item)
+
+    def queue_one(self, item: Any) -> asyncio.Future[Result]:
+        """Queue one notification for the next flush; its future gets the Result, or the
+        PayloadError that refused it. Validation happens in the flush's one engine call
+        (all of a batch is checked before any is queued), not in one call per send."""
         fut: asyncio.Future[Result] = self.loop.create_future()
-        self._pending_singles.append((item, fut))
+        self._pending_items.append(item)
+        self._pending_futures.append(fut)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_singles)
-        return await fut
+        return fut
 
     def _single_ids(self, n: int) -> int:
         """The first of ``n`` consecutive ids for job 0 (single sends), kept below 2**32."""
@@ -396,41 +482,78 @@ class Dispatcher:
 
     def _flush_singles(self) -> None:
         self._flush_scheduled = False
-        pending = self._pending_singles
-        while pending and pending[0][1].done():  # cancelled before sending: never sent
-            pending.popleft()
-        room = min(self._room(), len(pending))
+        items, futures = self._pending_items, self._pending_futures
+        while futures and futures[0].done():  # cancelled before sending: never sent
+            items.popleft()
+            futures.popleft()
+        room = min(self._room(), len(futures))
         if room == 0:
             wait = self._rate_limited_for()
-            if wait is not None and pending:
+            if wait is not None and futures:
                 self._flush_scheduled = True
                 self.loop.call_later(wait, self._flush_singles)
             return  # otherwise the next outcome batch frees room and calls us again
-        batch = [pending.popleft() for _ in range(room)]
-        batch = [(item, fut) for item, fut in batch if not fut.done()]
-        if not batch:
-            return
-        first = self._single_ids(len(batch))
-        for i, (item, fut) in enumerate(batch):
-            self._singles[first + i] = (fut, item)
-        try:
-            self._submit(first, [item for item, _ in batch])
-        except Exception as e:  # closed client: every waiting caller learns it
-            for i, (_, fut) in enumerate(batch):
-                self._singles.pop(first + i, None)
-                if not fut.done():
+        batch_items, batch_futures = [], []
+        for _ in range(room):
+            item, fut = items.popleft(), futures.popleft()
+            if not fut.done():
+                batch_items.append(item)
+                batch_futures.append(fut)
+        while batch_items:
+            first = self._single_ids(len(batch_items))
+            ids = range(first, first + len(batch_items))
+            self._singles.update(zip(ids, batch_futures, strict=True))
+            self._single_items.update(zip(ids, batch_items, strict=True))
+            try:
+                self._submit(first, batch_items)
+                break
+            except Exception as e:
+                for rid in ids:
+                    self._singles.pop(rid, None)
+                    self._single_items.pop(rid, None)
+                if isinstance(e, PayloadError) and e.index is not None:
+                    # One bad notification: its caller gets the error, the rest go on.
+                    bad = batch_items.pop(e.index)
+                    batch_futures.pop(e.index).set_exception(self._refusal(bad, e))
+                    continue
+                for fut in batch_futures:  # closed client: every waiting caller learns it
                     fut.set_exception(e)
-        if pending and not self._flush_scheduled:
+                break
+        if futures and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_singles)
+
+    def _refusal(self, item: Any, error: PayloadError) -> Exception:
+        """The error ``send(item)`` raises: the engine's own words about this one notification
+        alone (the batch it was flushed with is no business of its caller)."""
+        try:
+            self._engine.validate([item])
+        except PayloadError as alone:
+            return alone
+        return error
 
     # -- batches ----------------------------------------------------------------------------
 
     async def send_list(self, items: list[Any], *, tokens_of: Any = None) -> Results:
         """Send every item; results in input order. ``tokens_of`` = template for a token list."""
-        n = len(items)
-        if n == 0:
+        if not items:
             return Results()
+        job = _ListJob(items, tokens_of, self.loop.create_future())
+        await self._run_list(job)
+        return job.future.result()
+
+    async def send_list_report(self, items: list[Any], *, tokens_of: Any = None) -> BulkReport:
+        """As :meth:`send_list`, the delivered counted into a :class:`BulkReport`."""
+        if not items:
+            return BulkReport()
+        job = _ListReportJob(items, tokens_of, self.loop.create_future())
+        await self._run_list(job)
+        return job.future.result()
+
+    async def _run_list(self, job: _ListJob | _ListReportJob) -> None:
+        """Submit a list job's items as the window allows, then wait for all its outcomes."""
+        items, tokens_of = job.items, job.tokens_of
+        n = len(items)
         if n > _INDEX_MASK:
             raise PayloadError(f"batch of {n} notifications is too large; use stream()")
         if tokens_of is None:
@@ -438,7 +561,6 @@ class Dispatcher:
         else:
             self._engine.validate_tokens(tokens_of, items)
         job_id = next(self._job_ids)
-        job = _ListJob(items, tokens_of, self.loop.create_future())
         self._jobs[job_id] = job
         try:
             offset = 0
@@ -452,19 +574,22 @@ class Dispatcher:
                 chunk = items[offset : offset + room]
                 self._submit((job_id << _INDEX_BITS) | offset, chunk, tokens_of)
                 offset += len(chunk)
-            return await job.future
+            await job.future
         finally:
             del self._jobs[job_id]
 
-    async def stream(self, items: Iterable[Any], *, strict: bool) -> AsyncIterator[Result]:
+    async def stream(
+        self, items: Iterable[Any], *, strict: bool, report: BulkReport | None = None
+    ) -> AsyncIterator[Result]:
         """Send items as capacity allows; yield results as they complete (``index`` = position).
 
+        With ``report``, delivered outcomes are counted into it and only the others yielded.
         A notification refused locally yields a ``failed`` result (or raises with ``strict``).
         If the client is closed meanwhile, reading stops, the results of everything submitted
         are still yielded, then :class:`ClientClosedError` says the input was not all read.
         """
         job_id = next(self._job_ids)
-        job = _StreamJob()
+        job = _StreamJob(report)
         self._jobs[job_id] = job
         source = iter(items)
         submitted = received = 0
@@ -490,7 +615,7 @@ class Dispatcher:
                 while job.ready:
                     received += 1
                     yield job.ready.popleft()
-                if exhausted and received == submitted:
+                if exhausted and received + job.counted == submitted:
                     if closed_early:
                         raise ClientClosedError(
                             f"the client was closed during the stream: {submitted} notifications "
@@ -508,6 +633,17 @@ class Dispatcher:
                 job.waiter = None
         finally:
             del self._jobs[job_id]
+
+    async def stream_report(self, items: Iterable[Any], *, strict: bool) -> BulkReport:
+        """:meth:`stream` into a :class:`BulkReport`: memory bounded by the in-flight window
+        plus the report (a few bytes per delivered notification)."""
+        report = BulkReport()
+        try:
+            async for result in self.stream(items, strict=strict, report=report):
+                report._add_problem(result)
+        except ClientClosedError as e:
+            raise SendInterruptedError(str(e), report) from None
+        return report
 
     def _submit_stream_chunk(
         self, job_id: int, job: _StreamJob, offset: int, chunk: list[Any], strict: bool
@@ -546,17 +682,16 @@ class Dispatcher:
         self._waiting_resend.clear()
         self.loop.remove_reader(self._fd)  # harmless when already removed (coalescing)
         closed = ClientClosedError("the client was closed before this notification had an outcome")
-        for fut, _ in self._singles.values():
+        for fut in [*self._singles.values(), *self._pending_futures]:
             if not fut.done():
                 fut.set_exception(closed)
         self._singles.clear()
+        self._single_items.clear()
         self._call_pools.clear()
-        for _, fut in self._pending_singles:
-            if not fut.done():
-                fut.set_exception(closed)
-        self._pending_singles.clear()
+        self._pending_items.clear()
+        self._pending_futures.clear()
         for job in self._jobs.values():
-            if isinstance(job, _ListJob) and not job.future.done():
+            if isinstance(job, (_ListJob, _ListReportJob)) and not job.future.done():
                 job.fail_missing("not sent: the client was closed")
             elif isinstance(job, _StreamJob):
                 job.wake()

@@ -7,6 +7,7 @@
     ├── CredentialsError                  unreadable / wrong key, certificate or password
     ├── PayloadError (ValueError)         a notification is invalid (names the field and index)
     └── ClientClosedError                 the client was closed
+        └── SendInterruptedError          ... during send_stream(): carries the report so far
 
 Rejections by APNs/FCM are not exceptions: they are :class:`pushwire.Result` values with an
 ``outcome`` and an ``action``. Exceptions mean the call itself could not be carried out.
@@ -14,6 +15,11 @@ Messages never contain secrets (keys, JWTs, passwords, OAuth tokens).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._report import BulkReport
 
 
 class PushwireError(Exception):
@@ -47,3 +53,14 @@ class PayloadError(PushwireError, ValueError):
 
 class ClientClosedError(PushwireError):
     """The client was closed; create a new one."""
+
+
+class SendInterruptedError(ClientClosedError):
+    """The client was closed during :meth:`~pushwire.APNsClient.send_stream`. ``report``
+    holds the outcome of every notification submitted before (``report.total`` of them, each
+    exactly once); the rest of the input was not read."""
+
+    def __init__(self, message: str, report: BulkReport) -> None:
+        super().__init__(message)
+        #: The outcomes of everything submitted before the close.
+        self.report = report

@@ -177,9 +177,8 @@ class FCMClient(PushClient["NotificationLike", "FCMMessage", str]):
     def _token_valid(self) -> bool:
         return time.monotonic() < self._expires_at
 
-    async def _ready(self) -> None:
-        if not self._token_valid():
-            await self._refresh()
+    def _ready(self) -> Awaitable[None] | None:
+        return None if self._token_valid() else self._refresh()
 
     def _before_submit(self) -> None:
         # Refresh early in the background; sends go on with the current token meanwhile.

@@ -11,14 +11,15 @@ import os
 import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, overload
 
 from ._apns import APNS_RETRY, APNsClient
-from ._client import K, M, N, PathLike, PushClient
+from ._client import K, Keep, M, N, PathLike, PushClient, _check_keep
 from ._errors import ClientClosedError, ConfigurationError, PushwireError
 from ._fcm import DEFAULT_BASE_URL, FCMClient
 from ._message import Message, NotificationLike
 from ._oauth import ServiceAccountCredentials
+from ._report import BulkReport
 from ._results import Result, Results
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from ._webpush import WebPushClient, WebPushNotificationLike
@@ -145,11 +146,39 @@ class _SyncClient(Generic[N, M, K]):
     def send(self, notification: N) -> Result:
         return self._run(self._client.send(notification))
 
-    def send_many(self, notifications: Sequence[N]) -> Results:
+    @overload
+    def send_many(self, notifications: Sequence[N], *, keep: Literal["all"] = "all") -> Results: ...
+
+    @overload
+    def send_many(self, notifications: Sequence[N], *, keep: Literal["problems"]) -> BulkReport: ...
+
+    def send_many(self, notifications: Sequence[N], *, keep: Keep = "all") -> Results | BulkReport:
+        _check_keep(keep)
+        if keep == "problems":
+            return self._run(self._client.send_many(notifications, keep="problems"))
         return self._run(self._client.send_many(notifications))
 
-    def send_to_tokens(self, message: M, tokens: Sequence[K]) -> Results:
+    @overload
+    def send_to_tokens(
+        self, message: M, tokens: Sequence[K], *, keep: Literal["all"] = "all"
+    ) -> Results: ...
+
+    @overload
+    def send_to_tokens(
+        self, message: M, tokens: Sequence[K], *, keep: Literal["problems"]
+    ) -> BulkReport: ...
+
+    def send_to_tokens(
+        self, message: M, tokens: Sequence[K], *, keep: Keep = "all"
+    ) -> Results | BulkReport:
+        _check_keep(keep)
+        if keep == "problems":
+            return self._run(self._client.send_to_tokens(message, tokens, keep="problems"))
         return self._run(self._client.send_to_tokens(message, tokens))
+
+    def send_stream(self, notifications: Iterable[N], *, strict: bool = False) -> BulkReport:
+        """A :class:`BulkReport` of an iterable of any length (read on the loop thread)."""
+        return self._run(self._client.send_stream(notifications, strict=strict))
 
     def stream(self, notifications: Iterable[N], *, strict: bool = False) -> Iterator[Result]:
         """Results as they complete; the iterable is read on the client's loop thread."""

@@ -9,6 +9,7 @@ import pushwire
 from pushwire import (
     Action,
     APNsClient,
+    BulkReport,
     FCMClient,
     FCMMessage,
     Message,
@@ -47,6 +48,24 @@ async def apns(credentials: pushwire.TokenCredentials, tokens: list[str]) -> Non
         async for streamed in client.stream(Notification(t, message) for t in tokens):
             assert_type(streamed, Result)
         assert_type(client.pool_options, PoolOptions)
+        # Bulk sends that keep only the problems as Results.
+        report = await client.send_to_tokens(message, tokens, keep="problems")
+        assert_type(report, BulkReport)
+        assert_type(report.delivered, int)
+        assert_type(report.problems, Results)
+        assert_type(report.counts(), dict[Outcome, int])
+        assert_type(report.summary(), Summary)
+        for index, message_id in report.message_ids.items():
+            assert_type(index, int)
+            assert_type(message_id, str)
+        many = [Notification(t, message) for t in tokens]
+        assert_type(await client.send_many(many, keep="problems"), BulkReport)
+        assert_type(await client.send_many(many, keep="all"), Results)
+        assert_type(await client.send_stream(Notification(t, message) for t in tokens), BulkReport)
+        try:
+            await client.send_stream(many)
+        except pushwire.SendInterruptedError as e:
+            assert_type(e.report, BulkReport)
 
 
 async def fcm(account: pushwire.ServiceAccountCredentials, tokens: list[str]) -> None:
@@ -65,6 +84,9 @@ def sync(credentials: pushwire.TokenCredentials, token: str) -> None:
         result = client.send(Notification(token, message))
         assert_type(result, Result)
         assert_type(result.timestamp_ms, int | None)
+        assert_type(client.send_to_tokens(message, [token], keep="problems"), BulkReport)
+        assert_type(client.send_to_tokens(message, [token]), Results)
+        assert_type(client.send_stream([Notification(token, message)]), BulkReport)
 
 
 def sync_fcm(account: pushwire.ServiceAccountCredentials) -> None:

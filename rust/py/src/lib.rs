@@ -8,6 +8,7 @@
 
 mod engine;
 mod errors;
+mod message_ids;
 mod mock;
 mod options;
 mod template;
@@ -26,6 +27,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<template::Template>()?;
+    m.add_class::<message_ids::MessageIds>()?;
     m.add_class::<mock::MockServer>()?;
     m.add_class::<webpush::WebPushSender>()?;
     m.add_function(wrap_pyfunction!(webpush::webpush_encrypt, m)?)?;
@@ -41,6 +43,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "__all__",
         [
             "Engine",
+            "MessageIds",
             "MockServer",
             "OUTCOME_FIELDS",
             "Template",
