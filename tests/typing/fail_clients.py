@@ -40,5 +40,5 @@ async def webpush_mistakes(key: VapidKey, message: Message, web: WebPushMessage)
         await client.send_to_subscriptions(web, ["https://push.example.net/x"])  # E: list-item
     WebPushClient(key)  # E: call-arg
     with SyncWebPushClient(key, subject="mailto:ops@example.com") as sync:
-        sync.send_to_tokens(message, [])  # E: arg-type
+        sync.send_to_tokens(message, [])  # E: call-overload
     SyncAPNsClient(max_conections=3)  # E: call-arg
