@@ -5,11 +5,22 @@
     python benches/bench_server.py                                  # every part, SQLite
     python benches/bench_server.py --backend all --devices 100000   # + PostgreSQL
     python benches/bench_server.py --segment-endpoints 100000 --results benches/RESULTS.md
+    # registration only, both stores, into RESULTS.md (~1 minute; PostgreSQL from
+    # PUSHWIRE_TEST_POSTGRES_DSN, e.g. `export "$(scripts/postgres.sh start /tmp/pg)"`):
+    python benches/bench_server.py --backend all --skip restart --skip segment \
+        --results benches/RESULTS.md
 
-Registration: the server is one `pushwire serve` process (uvicorn, uvloop); the 200
-concurrent clients are asyncio + httpx connections spread over ``--client-processes``
-processes (one Python process cannot drive 200 connections at the server's pace). Each
-registration is a new token: one INSERT and one event per request.
+Registration: the server is one `pushwire serve` process (uvicorn, uvloop, no access log);
+the load comes from benches/loadgen.py in a process of its own: 200 keep-alive HTTP/1.1
+connections on raw asyncio protocols, every request rendered beforehand (its CPU per request
+is measured and reported: a few percent of the server's; httpx clients cost more than the
+server and set the pace themselves). Each registration is a new token: one INSERT and one
+event per request. After 2,000 registrations to warm up, two runs: closed loop (``--devices``
+requests, each connection sending its next when answered: saturated throughput, and the
+latency a client waiting its turn sees) and open loop (``--rate`` requests/s due at even
+intervals for ``--open-seconds``, sent on the first idle connection; latency from when each
+was due, so a stall is not hidden). ``--server-arg=--no-fast-registrations`` measures the
+server without its fast registration route.
 
 Restart: ``--restart-devices`` (100,000) registrations from 200 clients while the server is
 stopped with SIGTERM and started again halfway; every device must be stored exactly once
@@ -253,26 +264,45 @@ def report(
         "## `pushwire serve`",
         "",
         f"{datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}. The machine was shared with other work "
-        f"(load average {load[0]:.1f} on {os.cpu_count()} cores when the run ended): "
-        "figures are far below what a quiet machine gives, compare them with care.",
+        f"Python {platform.python_version()}. Load average {load[0]:.1f} on "
+        f"{os.cpu_count()} cores when the run ended (above ~1, other work shared the "
+        "cores: compare such figures with care).",
         "",
     ]
     if registrations:
         lines += [
-            "Device registration through the API: one server process, 200 concurrent "
-            "clients (each request a new token: one INSERT and one event). "
-            "Goal on SQLite: ≥ 3,000 req/s, p99 < 50 ms. Server CPU per request is the "
-            "server process's user + system time over the run divided by the requests: "
-            "what one core would need per registration.",
+            "Device registration through the API: one server process, 200 keep-alive "
+            "connections from benches/loadgen.py (each request a new token: one INSERT and "
+            "one event). Goal on SQLite: ≥ 3,000 req/s and p99 < 50 ms at 200 concurrent "
+            "clients. Server CPU per request: the server process's user + system time over "
+            "the closed-loop run divided by its requests (PostgreSQL's own processes not "
+            "counted); client CPU likewise for the load generator.",
             "",
-            "| store | devices | req/s | p50 ms | p99 ms | server CPU per request |",
-            "|---|---:|---:|---:|---:|---:|",
+            "Closed loop (each connection sends its next request when answered: saturated):",
+            "",
+            "| store | requests | req/s | p50 ms | p99 ms | server CPU / req | client CPU / req |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in registrations:
             lines.append(
                 f"| {r['backend']} | {r['devices']:,} | {r['rate']:,.0f} | "
-                f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_us']:.0f} us |"
+                f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_us']:.0f} µs | "
+                f"{r['client_cpu_us']:.0f} µs |"
+            )
+        lines += [
+            "",
+            "Open loop (requests due at a fixed rate over the 200 connections; latency from "
+            "when each was due):",
+            "",
+            "| store | requests | offered req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms "
+            "| most waiting for a connection |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in registrations:
+            lines.append(
+                f"| {r['backend']} | {r['open_devices']:,} | {r['offered']:,.0f} | "
+                f"{r['open_rate']:,.0f} | {r['open_p50']:.1f} | {r['open_p99']:.1f} | "
+                f"{r['open_p999']:.1f} | {r['open_backlog']:,} |"
             )
         lines.append("")
     if restart:
@@ -328,7 +358,11 @@ def main() -> None:
         for backend in backends:
             registrations.append(
                 bench_registration(
-                    backend, args.devices, args.rate, args.open_seconds, args.server_arg
+                    backend,
+                    args.devices,
+                    args.rate,
+                    args.open_seconds,
+                    ["--no-access-log", *args.server_arg],
                 )
             )
             print(registrations[-1], file=sys.stderr)
