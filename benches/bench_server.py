@@ -5,11 +5,22 @@
     python benches/bench_server.py                                  # every part, SQLite
     python benches/bench_server.py --backend all --devices 100000   # + PostgreSQL
     python benches/bench_server.py --segment-endpoints 100000 --results benches/RESULTS.md
+    # registration only, both stores, into RESULTS.md (~1 minute; PostgreSQL from
+    # PUSHWIRE_TEST_POSTGRES_DSN, e.g. `export "$(scripts/postgres.sh start /tmp/pg)"`):
+    python benches/bench_server.py --backend all --skip restart --skip segment \
+        --results benches/RESULTS.md
 
-Registration: the server is one `pushwire serve` process (uvicorn, uvloop); the 200
-concurrent clients are asyncio + httpx connections spread over ``--client-processes``
-processes (one Python process cannot drive 200 connections at the server's pace). Each
-registration is a new token: one INSERT and one event per request.
+Registration: the server is one `pushwire serve` process (uvicorn, uvloop, no access log);
+the load comes from benches/loadgen.py in a process of its own: 200 keep-alive HTTP/1.1
+connections on raw asyncio protocols, every request rendered beforehand (its CPU per request
+is measured and reported: a few percent of the server's; httpx clients cost more than the
+server and set the pace themselves). Each registration is a new token: one INSERT and one
+event per request. After 2,000 registrations to warm up, two runs: closed loop (``--devices``
+requests, each connection sending its next when answered: saturated throughput, and the
+latency a client waiting its turn sees) and open loop (``--rate`` requests/s due at even
+intervals for ``--open-seconds``, sent on the first idle connection; latency from when each
+was due, so a stall is not hidden). ``--server-arg=--no-fast-registrations`` measures the
+server without its fast registration route.
 
 Restart: ``--restart-devices`` (100,000) registrations from 200 clients while the server is
 stopped with SIGTERM and started again halfway; every device must be stored exactly once
@@ -26,7 +37,6 @@ alternating pairs. The section is merged into RESULTS.md between
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime
 import multiprocessing
 import os
@@ -44,6 +54,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "benches"))
 
 from conftest import make_p8  # noqa: E402
+from loadgen import LoadStats, render_posts, run_load_in_loop  # noqa: E402
 from mock_child import KEY_ID, TEAM_ID, mock_in_child  # noqa: E402
 from pushwire.store import Registration, Store  # noqa: E402
 from results_md import merge_section  # noqa: E402
@@ -51,9 +62,11 @@ from support.server import (  # noqa: E402
     apns_token,
     create_key,
     register_across_restart,
-    register_devices,
     running_server,
 )
+
+#: Concurrent client connections.
+CONNECTIONS = 200
 
 
 @contextmanager
@@ -73,48 +86,79 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _client_process(url: str, key: str, tokens: list[str], concurrency: int, out: Any) -> None:
-    result = asyncio.run(register_devices(url, key, "ios", tokens, concurrency=concurrency))
-    out.send((time.time() - result.seconds, time.time(), result.latencies, result.retries))
+def _load_process(url: str, requests: list[bytes], rate: float | None, out: Any) -> None:
+    try:
+        out.send(run_load_in_loop(url, requests, connections=CONNECTIONS, rate=rate))
+    except BaseException as e:
+        out.send(RuntimeError(f"load generator: {type(e).__name__}: {e}"))
+        raise
 
 
-def bench_registration(backend: str, devices: int, processes: int) -> dict[str, Any]:
+def _load(url: str, requests: list[bytes], rate: float | None = None) -> LoadStats:
+    """The load generator in a process of its own (its CPU is then its own)."""
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    proc = context.Process(target=_load_process, args=(url, requests, rate, child))
+    proc.start()
+    while not parent.poll(1.0):
+        if not proc.is_alive():
+            raise RuntimeError(f"the load generator exited with {proc.exitcode}")
+    stats: LoadStats | RuntimeError = parent.recv()
+    proc.join()
+    if isinstance(stats, RuntimeError):
+        raise stats
+    return stats
+
+
+def _registrations(url: str, key: str, first: int, count: int) -> list[bytes]:
+    bodies = [
+        f'{{"application":"ios","token":"{apns_token(i)}"}}'.encode()
+        for i in range(first, first + count)
+    ]
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    return render_posts(url, "/v1/devices", headers, bodies)
+
+
+def bench_registration(
+    backend: str, devices: int, rate: float, open_seconds: float, extra: list[str]
+) -> dict[str, Any]:
+    """Closed loop (saturated), then open loop at ``rate`` for ``open_seconds``; a warm-up
+    of 2,000 registrations first. Each request a new token."""
+    open_devices = int(rate * open_seconds)
+    warmup = 2_000
     with tempfile.TemporaryDirectory() as directory, database(backend, directory) as db:
         with Store.open(db) as store:
             store.put_application("ios", provider="apns", topic="com.example.app")
         key = create_key(db, "bench", "app", "ios", rate_limit=10_000_000)
-        tokens = [apns_token(i) for i in range(devices)]
-        with running_server(db) as server:
+        with running_server(db, *extra) as server:
             assert server.process is not None
-            cpu_before = process_cpu_seconds(server.process.pid)
-            context = multiprocessing.get_context("spawn")
-            pipes, children = [], []
-            for p in range(processes):
-                parent, child = context.Pipe()
-                proc = context.Process(
-                    target=_client_process,
-                    args=(server.url, key, tokens[p::processes], 200 // processes, child),
-                )
-                proc.start()
-                pipes.append(parent)
-                children.append(proc)
-            results = [pipe.recv() for pipe in pipes]
-            for proc in children:
-                proc.join()
-            server_cpu = process_cpu_seconds(server.process.pid) - cpu_before
+            pid = server.process.pid
+            _load(server.url, _registrations(server.url, key, 0, warmup))
+            requests = _registrations(server.url, key, warmup, devices)
+            cpu_before = process_cpu_seconds(pid)
+            closed = _load(server.url, requests)
+            server_cpu = process_cpu_seconds(pid) - cpu_before
+            requests = _registrations(server.url, key, warmup + devices, open_devices)
+            opened = _load(server.url, requests, rate=rate)
         with Store.open(db) as store:
             stored = sum(1 for _ in store.endpoints(page_size=10_000))
-    assert stored == devices, (stored, devices)
-    start = min(r[0] for r in results)
-    end = max(r[1] for r in results)
-    latencies = sorted(x for r in results for x in r[2])
+    total = warmup + devices + open_devices
+    assert stored == total, (stored, total)
     return {
         "backend": backend,
         "devices": devices,
-        "rate": devices / (end - start),
-        "p50": latencies[len(latencies) // 2] * 1000,
-        "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000,
+        "rate": closed.rate,
+        "p50": closed.percentile(50) * 1000,
+        "p99": closed.percentile(99) * 1000,
         "cpu_us": server_cpu / devices * 1e6,
+        "client_cpu_us": closed.client_cpu / devices * 1e6,
+        "offered": rate,
+        "open_devices": open_devices,
+        "open_rate": opened.rate,
+        "open_p50": opened.percentile(50) * 1000,
+        "open_p99": opened.percentile(99) * 1000,
+        "open_p999": opened.percentile(99.9) * 1000,
+        "open_backlog": opened.max_backlog,
     }
 
 
@@ -220,26 +264,45 @@ def report(
         "## `pushwire serve`",
         "",
         f"{datetime.date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}. The machine was shared with other work "
-        f"(load average {load[0]:.1f} on {os.cpu_count()} cores when the run ended): "
-        "figures are far below what a quiet machine gives, compare them with care.",
+        f"Python {platform.python_version()}. Load average {load[0]:.1f} on "
+        f"{os.cpu_count()} cores when the run ended (above ~1, other work shared the "
+        "cores: compare such figures with care).",
         "",
     ]
     if registrations:
         lines += [
-            "Device registration through the API: one server process, 200 concurrent "
-            "clients (each request a new token: one INSERT and one event). "
-            "Goal on SQLite: ≥ 3,000 req/s, p99 < 50 ms. Server CPU per request is the "
-            "server process's user + system time over the run divided by the requests: "
-            "what one core would need per registration.",
+            "Device registration through the API: one server process, 200 keep-alive "
+            "connections from benches/loadgen.py (each request a new token: one INSERT and "
+            "one event). Goal on SQLite: ≥ 3,000 req/s and p99 < 50 ms at 200 concurrent "
+            "clients. Server CPU per request: the server process's user + system time over "
+            "the closed-loop run divided by its requests (PostgreSQL's own processes not "
+            "counted); client CPU likewise for the load generator.",
             "",
-            "| store | devices | req/s | p50 ms | p99 ms | server CPU per request |",
-            "|---|---:|---:|---:|---:|---:|",
+            "Closed loop (each connection sends its next request when answered: saturated):",
+            "",
+            "| store | requests | req/s | p50 ms | p99 ms | server CPU / req | client CPU / req |",
+            "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for r in registrations:
             lines.append(
                 f"| {r['backend']} | {r['devices']:,} | {r['rate']:,.0f} | "
-                f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_us']:.0f} us |"
+                f"{r['p50']:.1f} | {r['p99']:.1f} | {r['cpu_us']:.0f} µs | "
+                f"{r['client_cpu_us']:.0f} µs |"
+            )
+        lines += [
+            "",
+            "Open loop (requests due at a fixed rate over the 200 connections; latency from "
+            "when each was due):",
+            "",
+            "| store | requests | offered req/s | achieved req/s | p50 ms | p99 ms | p99.9 ms "
+            "| most waiting for a connection |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in registrations:
+            lines.append(
+                f"| {r['backend']} | {r['open_devices']:,} | {r['offered']:,.0f} | "
+                f"{r['open_rate']:,.0f} | {r['open_p50']:.1f} | {r['open_p99']:.1f} | "
+                f"{r['open_p999']:.1f} | {r['open_backlog']:,} |"
             )
         lines.append("")
     if restart:
@@ -271,7 +334,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "all"], default="sqlite")
     parser.add_argument("--devices", type=int, default=20_000)
-    parser.add_argument("--client-processes", type=int, default=2)
+    parser.add_argument(
+        "--rate", type=float, default=3000.0, help="open-loop offered registrations/s"
+    )
+    parser.add_argument("--open-seconds", type=float, default=10.0, help="open-loop duration")
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        help="extra `pushwire serve` option (repeatable, e.g. --server-arg=--access-log)",
+    )
     parser.add_argument("--segment-endpoints", type=int, default=100_000)
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--restart-devices", type=int, default=100_000)
@@ -284,7 +356,15 @@ def main() -> None:
     registrations = []
     if "registration" not in args.skip:
         for backend in backends:
-            registrations.append(bench_registration(backend, args.devices, args.client_processes))
+            registrations.append(
+                bench_registration(
+                    backend,
+                    args.devices,
+                    args.rate,
+                    args.open_seconds,
+                    ["--no-access-log", *args.server_arg],
+                )
+            )
             print(registrations[-1], file=sys.stderr)
     restart = None
     if "restart" not in args.skip:

@@ -83,3 +83,40 @@ def test_rate_limiter_follows_its_clock():
     now[0] += 10  # idle time refills up to the burst, not beyond
     assert [limiter.take("k", 2) for _ in range(3)][:2] == [0.0, 0.0]
     assert limiter.take("k", 2) > 0
+
+
+def test_verify_many_answers_each_as_verify_would_in_one_read(store):
+    keys = ApiKeys(store)
+    good = keys.create("backend", "sender").secret
+    app = keys.create("ios-app", "app", application="ios").secret
+    gone = keys.create("old", "sender")
+    keys.revoke(gone.key.key_id)
+    forged = good[:-1] + ("A" if good[-1] != "A" else "B")
+    presented = [
+        good,
+        app,
+        gone.secret,
+        forged,
+        "not a key",
+        good,
+        "pw_" + "a" * 12 + "_" + "b" * 43,
+    ]
+    reads = []
+    read = store.database.read
+
+    def counting(work):
+        reads.append(work)
+        return read(work)
+
+    store.database.read = counting  # type: ignore[method-assign]
+    try:
+        answers = keys.verify_many(presented)
+    finally:
+        store.database.read = read  # type: ignore[method-assign]
+    assert len(reads) == 1
+    assert [a.name if a else None for a in answers] == [
+        "backend", "ios-app", None, None, None, "backend", None
+    ]  # fmt: skip
+    assert answers == [keys.verify(p) for p in presented]
+    keys.revoke(answers[0].key_id)  # the same rows, read again: the revocation is seen at once
+    assert keys.verify_many([good, app])[0] is None

@@ -63,6 +63,16 @@ def serve_command(
         bool, typer.Option(help="Console cookie only over HTTPS (behind a TLS proxy).")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request (uvicorn's access log, at info level).")
+    ] = True,
+    fast_registrations: Annotated[
+        bool,
+        typer.Option(
+            help="Answer POST /v1/devices without the framework's layers (same answers; "
+            "off to compare)."
+        ),
+    ] = True,
 ) -> None:
     """Serve the HTTP API (/v1, docs at /docs) and the console (/console).
 
@@ -92,6 +102,7 @@ def serve_command(
             ca_file=ca_file,
             request_timeout=request_timeout,
             secure_cookies=secure_cookies,
+            fast_registrations=fast_registrations,
         )
         # Migrate once here, not in every worker at once.
         Store.open(url).close()
@@ -106,6 +117,7 @@ def serve_command(
         http="httptools",
         lifespan="on",
         log_level=log_level,
+        access_log=access_log,
         timeout_graceful_shutdown=int(shutdown_grace) + 5,
         server_header=False,
     )

@@ -108,23 +108,24 @@ def presented_key(request: Request[Any, Any, Any]) -> tuple[str | None, bool]:
     return None, False
 
 
-def authenticate(
+def admit(
     request: Request[Any, Any, Any],
-    verify: Callable[[str], ApiKey | None],
+    key_text: str | None,
+    via_cookie: bool,
+    key: ApiKey | None,
     limiter: RateLimiter,
     default_rate: int | None,
 ) -> Principal:
-    """The caller, or a 401/403/429 problem."""
-    key_text, via_cookie = presented_key(request)
-    if key_text is None:
-        raise ApiProblem(
-            401,
-            "Unauthorized",
-            "an API key is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    key = verify(key_text)
+    """The caller: ``key_text`` is the key the request presented (:func:`presented_key`),
+    ``key`` what verifying it gave (None: not an active key). Or a 401/403/429 problem."""
     if key is None:
+        if key_text is None:
+            raise ApiProblem(
+                401,
+                "Unauthorized",
+                "an API key is required: Authorization: Bearer <key>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         raise ApiProblem(
             401,
             "Unauthorized",
@@ -141,10 +142,14 @@ def authenticate(
     if rate is not None:
         wait = limiter.take(key.key_id, rate)
         if wait > 0:
-            raise ApiProblem(
-                429,
-                "Too many requests",
-                f"this key may make {rate} requests per second",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
+            raise too_many_requests(rate, wait)
     return Principal(key, via_cookie)
+
+
+def too_many_requests(rate: int, wait: float) -> ApiProblem:
+    return ApiProblem(
+        429,
+        "Too many requests",
+        f"this key may make {rate} requests per second",
+        headers={"Retry-After": str(max(1, math.ceil(wait)))},
+    )

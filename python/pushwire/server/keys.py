@@ -1,6 +1,7 @@
 """API keys: created with a high-entropy secret shown once, kept only as its SHA-256,
 checked in constant time against the database on every request (revocation is immediate:
-nothing is cached).
+no verdict is cached; the server reads the keys of the requests that arrive together in one
+query, :meth:`ApiKeys.verify_many`).
 
 A key reads ``pw_<key id>_<secret>``: the key id is public (it finds the row and names the
 key in listings), the secret is 32 random bytes. SHA-256 is the right hash here: the secret
@@ -9,11 +10,13 @@ has 256 bits of entropy, so a slow password hash would add nothing but latency.
 
 from __future__ import annotations
 
+import builtins
 import enum
 import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,6 +29,8 @@ from .errors import KeyInputError, UnknownKeyError
 __all__ = ["ApiKey", "ApiKeys", "CreatedKey", "Scope"]
 
 _KEY = re.compile(r"^pw_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$")
+#: Rows parsed into ApiKey kept (a server sees a few keys; a bound all the same).
+_PARSED_KEYS = 1024
 _COLUMNS = (
     "k.id, k.key_id, k.name, k.scope, k.application, k.secret_hash, k.rate_limit, "
     "k.created_at, k.expires_at, k.revoked_at, p.revoked_at, p.scope, p.id"
@@ -93,6 +98,7 @@ class ApiKeys:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._db = store.database
+        self._parsed: dict[tuple[object, ...], ApiKey] = {}
 
     def create(
         self,
@@ -211,26 +217,49 @@ class ApiKeys:
         """The active key ``presented`` is, or None (unknown, wrong secret, revoked, expired,
         or a session whose admin key was revoked). One indexed read; the hashes are compared
         in constant time."""
-        match = _KEY.match(presented)
-        if match is None:
-            return None
+        return self.verify_many([presented])[0]
+
+    def verify_many(self, presented: Sequence[str]) -> builtins.list[ApiKey | None]:
+        """:meth:`verify` for each of ``presented``, with one read for them all (the keys of
+        the requests a server receives together: mostly the same few keys)."""
+        ids = {m.group(1) for m in map(_KEY.match, presented) if m is not None}
+        if not ids:
+            return [None] * len(presented)
+        marks = ", ".join("?" * len(ids))
         rows = self._db.read(
             lambda c: c.query(
                 f"SELECT {_COLUMNS} FROM api_keys k LEFT JOIN api_keys p ON p.id = k.parent_id "
-                "WHERE k.key_id = ?",
-                (match.group(1),),
+                f"WHERE k.key_id IN ({marks})",
+                tuple(ids),
             )
         )
-        if not rows:
+        by_id = {row[1]: row for row in rows}
+        now = system_clock()
+        return [self._active(by_id, text, now) for text in presented]
+
+    def _active(
+        self, rows: dict[object, tuple[object, ...]], presented: str, now: int
+    ) -> ApiKey | None:
+        match = _KEY.match(presented)
+        row = rows.get(match.group(1)) if match is not None else None
+        if row is None:
             return None
-        row = rows[0]
-        if not hmac.compare_digest(row[5], _hash(presented)):
+        if not hmac.compare_digest(str(row[5]), _hash(presented)):
             return None
-        key = self._key(row)
-        if key.revoked_at is not None or row[10] is not None:
+        if row[9] is not None or row[10] is not None:  # revoked, or its admin key is
             return None
-        if row[8] is not None and row[8] <= system_clock():
+        if row[8] is not None and row[8] <= now:  # type: ignore[operator]
             return None
+        return self._key_of(row)
+
+    def _key_of(self, row: tuple[object, ...]) -> ApiKey:
+        """The key a row describes, built once per distinct row (a key's row changes only
+        when it is revoked, and then it is refused before this)."""
+        key = self._parsed.get(row)
+        if key is None:
+            if len(self._parsed) >= _PARSED_KEYS:
+                self._parsed.clear()
+            key = self._parsed[row] = self._key(row)
         return key
 
     @staticmethod

@@ -45,6 +45,13 @@ class Problem(msgspec.Struct, omit_defaults=True):
     index: int | None = None
 
 
+def problem(
+    status: int, title: str, detail: str, *, field: str | None = None, index: int | None = None
+) -> Problem:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+    return Problem(f"urn:pushwire:problem:{slug}", title, status, detail, field, index)
+
+
 def problem_response(
     status: int,
     title: str,
@@ -54,11 +61,13 @@ def problem_response(
     index: int | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[Any]:
-    slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-    body = Problem(f"urn:pushwire:problem:{slug}", title, status, detail, field, index)
+    return as_response(problem(status, title, detail, field=field, index=index), headers)
+
+
+def as_response(body: Problem, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(
         content=msgspec.json.encode(body),
-        status_code=status,
+        status_code=body.status,
         media_type=PROBLEM_JSON,
         headers=headers,
     )
@@ -105,22 +114,23 @@ def _field_of(message: str, key: str = "") -> str | None:
 
 
 def pushwire_error(request: Request[Any, Any, Any], exc: PushwireError) -> Response[Any]:
+    return as_response(*problem_of(exc, request.method, request.url.path))
+
+
+def problem_of(exc: PushwireError, method: str, path: str) -> tuple[Problem, dict[str, str]]:
+    """The problem document (and headers) answering ``exc``, raised by ``method path``."""
     if isinstance(exc, ApiProblem):
-        return problem_response(
-            exc.status, exc.title, str(exc), field=exc.field, headers=exc.headers
-        )
+        return problem(exc.status, exc.title, str(exc), field=exc.field), exc.headers
     for kind, status, title in _STATUSES:
         if isinstance(exc, kind):
-            return problem_response(status, title, str(exc), field=exc.field, index=exc.index)
+            return problem(status, title, str(exc), field=exc.field, index=exc.index), {}
     if _from_database_driver(exc):
         # A statement the database refused: the server's fault, not the request's; its text
         # (database URL, SQL) stays in the log.
-        log.error("database error on %s %s: %s", request.method, request.url.path, exc)
-        return problem_response(
-            500, "Internal error", "the database refused an operation; it is logged"
-        )
+        log.error("database error on %s %s: %s", method, path, exc)
+        return problem(500, "Internal error", "the database refused an operation; it is logged"), {}
     # Another store or engine refusal: the request conflicts with the current state.
-    return problem_response(409, "Conflict", str(exc), field=exc.field, index=exc.index)
+    return problem(409, "Conflict", str(exc), field=exc.field, index=exc.index), {}
 
 
 def _from_database_driver(exc: BaseException) -> bool:
@@ -159,15 +169,13 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return as_response(unexpected_problem(exc, request.method, request.url.path))
+
+
+def unexpected_problem(exc: Exception, method: str, path: str) -> Problem:
     # The message is not shown: an unexpected exception may carry anything.
-    log.error(
-        "unexpected error on %s %s: %s",
-        request.method,
-        request.url.path,
-        type(exc).__name__,
-        exc_info=exc,
-    )
-    return problem_response(500, "Internal error", "the server failed; it is logged")
+    log.error("unexpected error on %s %s: %s", method, path, type(exc).__name__, exc_info=exc)
+    return problem(500, "Internal error", "the server failed; it is logged")
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

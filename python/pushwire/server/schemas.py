@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-from ..store.model import Endpoint, EndpointEvent
+from ..store.model import Endpoint, EndpointEvent, Registration
 from .keys import ApiKey
 from .runner import JobView
 
@@ -27,6 +27,15 @@ class RegisterDevice(Strict):
     user_id: str | None = None
     data: dict[str, Any] | None = None
     attributes: Attributes | None = None
+
+    def registration(self) -> Registration:
+        return Registration(
+            self.application,
+            self.token,
+            user_id=self.user_id,
+            data=self.data,
+            attributes=self.attributes,
+        )
 
 
 class UpdateDevice(Strict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,11 +14,11 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from ..store import Store
-from .auth import Principal, RateLimiter, authenticate
+from .auth import Principal, RateLimiter, admit, presented_key
 from .clients import ClientPool
 from .errors import ApiProblem
-from .keys import ApiKeys
-from .registrations import RegistrationBatcher
+from .keys import ApiKey, ApiKeys
+from .registrations import RegistrationBatcher, TurnBatcher
 from .runner import JobRunner
 from .settings import ServerSettings
 
@@ -38,7 +39,22 @@ class Services:
         # SQLite: one connection under a lock, microseconds per statement: run inline.
         # PostgreSQL: a pool and network round trips: run in threads.
         self._inline = store.database.dialect == "sqlite"
-        self.registrations = RegistrationBatcher(store, self.db)
+        # Registrations commit in a thread of their own, on either database: the event loop
+        # goes on reading requests while a batch is written (and while SQLite checkpoints
+        # its write-ahead log, which waits for the disk).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="pushwire-registrations")
+        self.registrations = RegistrationBatcher(store, self.in_writer)
+        #: The keys of the requests of a turn, read in one query.
+        self.verify_key: TurnBatcher[str, ApiKey | None] = TurnBatcher(
+            self.keys.verify_many, self.db
+        )
+
+    async def in_writer(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, fn, *args)
+
+    def close(self) -> None:
+        """After the last request: the registrations' thread ends."""
+        self._writer.shutdown(wait=True)
 
     async def db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         if self._inline:
@@ -49,12 +65,10 @@ class Services:
         cached = request.scope.get("pushwire_principal")
         if isinstance(cached, Principal):
             return cached
-        principal = await self.db(
-            authenticate,
-            request,
-            self.keys.verify,
-            self.limiter,
-            self.settings.rate_limit,
+        key_text, via_cookie = presented_key(request)
+        key = await self.verify_key(key_text) if key_text is not None else None
+        principal = admit(
+            request, key_text, via_cookie, key, self.limiter, self.settings.rate_limit
         )
         request.scope["pushwire_principal"] = principal  # type: ignore[typeddict-unknown-key]
         return principal

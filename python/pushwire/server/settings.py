@@ -47,6 +47,10 @@ class ServerSettings:
     console: bool = True
     #: Cookies only over HTTPS (behind a TLS proxy). Off for plain-HTTP local use.
     secure_cookies: bool = False
+    #: Answer well-formed, allowed ``POST /v1/devices`` without the framework's layers
+    #: (:mod:`pushwire.server.fast_registration`; the same answers). Off: every request
+    #: through Litestar (to compare).
+    fast_registrations: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_env(self) -> str:
