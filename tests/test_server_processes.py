@@ -152,9 +152,10 @@ def test_two_hundred_applications_one_refused_one_hung(tmp_path, p8_key, credent
         (n, r) for n, r in reports.items() if r["delivered"] != 5
     ]
     assert max(finished[n] for n in reports) < finished["app-001"]
-    # Every client's engine runs on the process's one tokio runtime: 23 threads measured with
-    # 200 clients (a runtime per client made it 407).
-    assert after < 64, after
+    # Every client's engine runs on the process's one tokio runtime: 19-23 threads measured
+    # with 200 clients (a runtime per client made it 407). Host-name lookups run on at most
+    # 8 blocking threads (tokio's default of 512 let a loaded machine reach 78).
+    assert after < 40, after
     print(
         f"server threads: {before} before the sends, {after} with 200 application clients "
         f"(pushwire {pushwire.__version__})"

@@ -36,11 +36,18 @@ pub(crate) fn check_worker_threads(worker_threads: usize) -> Result<(), Error> {
     }
 }
 
+/// Blocking threads serve only name lookups (`TcpStream::connect` to a host name runs
+/// `getaddrinfo` on one). tokio allows 512 by default, so 200 applications connecting at
+/// once grew a server by a thread each; lookups beyond this many wait their turn instead,
+/// inside each connection's `connect_timeout`.
+const MAX_BLOCKING_THREADS: usize = 8;
+
 /// A runtime for one engine (or for the whole process).
 pub(crate) fn build(worker_threads: usize) -> Result<Runtime, Error> {
     check_worker_threads(worker_threads)?;
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(worker_threads)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("pushwire-engine")
         .enable_all()
         .build()
