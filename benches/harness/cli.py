@@ -119,6 +119,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         metavar="JSON",
         help="keyword arguments for client.stream() in stream-10m, e.g. '{\"strict\": false}'",
     )
+    parser.add_argument(
+        "--stream-api",
+        choices=("stream", "send_stream"),
+        default="stream",
+        help="stream-10m through stream() (a Result each) or send_stream() (a BulkReport)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke sizes, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="(benches/RESULTS.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -157,6 +163,7 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
         latency_connections=args.latency_connections,
         latency_streams=args.latency_streams,
         stream_kwargs=args.stream_kwargs,
+        stream_api=args.stream_api,
         load_before=loadavg(),
     )
 
@@ -180,6 +187,7 @@ def run_all(
                 "streams": item.streams,
                 "tasks": config.single_tasks,
                 "stream_kwargs": config.stream_kwargs,
+                "stream_api": config.stream_api,
                 "url": server.url,
                 "ca_file": server.ca_file,
                 "token_uri": server.token_uri,

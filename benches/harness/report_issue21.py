@@ -82,11 +82,15 @@ def stream_lines(rows: list[Row]) -> list[str]:
         for s in samples:
             if s:
                 out.append(
-                    "pushwire resident memory (MB) after the warm-up, then at each tenth: "
-                    + ", ".join(f"{x:.1f}" for x in s)
-                    + "."
+                    "pushwire resident memory (MB) after the warm-up, then at each tenth "
+                    "(every second with send_stream): " + ", ".join(f"{x:.1f}" for x in s) + "."
                 )
-        if kwargs:
+        if kwargs == {"api": "send_stream"}:
+            out.append(
+                "Sent through `send_stream()` (`--stream-api send_stream`): one `BulkReport`, "
+                "Results only for problems; every index checked from its packed message ids."
+            )
+        elif kwargs:
             out.append(f"`stream()` keyword arguments: `{kwargs}`.")
     if pushwire is not None and h2load is not None:
         pw_cpu, h2_cpu = pushwire.cpu_per_million(), h2load.cpu_per_million()

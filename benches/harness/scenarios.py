@@ -91,6 +91,9 @@ class Config:
     single_tasks: int = SINGLE_SEND_TASKS
     #: Keyword arguments for ``client.stream()`` in stream-10m (e.g. a results mode).
     stream_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: stream-10m through ``stream()`` (a Result per notification) or ``send_stream()``
+    #: (a BulkReport: Results only for problems).
+    stream_api: str = "stream"
     load_before: str = ""
     notes: list[str] = field(default_factory=list)
 
