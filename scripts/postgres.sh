@@ -9,6 +9,9 @@
 #   scripts/postgres.sh stop [STATE_DIR]    stop the server and delete STATE_DIR
 #   scripts/postgres.sh status [STATE_DIR]  exit 0 and print the DSN if it is running
 #
+# It runs without fsync (tests need no crash safety); PUSHWIRE_PG_DURABLE=1 keeps PostgreSQL's
+# durable defaults, for benchmarks that compare stores.
+#
 # STATE_DIR defaults to $PUSHWIRE_POSTGRES_STATE or /tmp/pushwire-postgres-$UID. `start` is
 # idempotent: a server already running from STATE_DIR is reused (its DSN printed again).
 # As root (CI), the server runs as the `postgres` user (PostgreSQL refuses to run as root);
@@ -109,13 +112,16 @@ start() {
         cat "$state/initdb.log" >&2
         exit 1
     }
-    local port attempt
+    local port attempt durability
+    # Tests don't need crash safety; benchmarks that compare stores do
+    # (PUSHWIRE_PG_DURABLE=1 keeps PostgreSQL's defaults: fsync and synchronous commit on).
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [[ ${PUSHWIRE_PG_DURABLE:-0} == 1 ]] && durability=""
     for attempt in 1 2 3 4 5; do
         port=$(free_port)
         if as_owner "$bindir/pg_ctl" -D "$data" -l "$state/server.log" -w -t 60 start -o \
             "-c listen_addresses=127.0.0.1 -p $port -c unix_socket_directories=$state \
-             -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-             -c max_connections=200" >/dev/null; then
+             $durability -c max_connections=200" >/dev/null; then
             break
         fi
         say "could not start on port $port (attempt $attempt)"
