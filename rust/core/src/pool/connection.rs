@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::shared::{ConnState, PoolShared};
-use crate::outcome::{Outcome, OutcomeKind, MAX_ERROR_BODY, MAX_KEPT_BODY};
+use crate::outcome::{Outcome, OutcomeKind, APNS_ID, MAX_ERROR_BODY, MAX_KEPT_BODY};
 use crate::request::Request;
 use crate::tracker::{must_rotate, InFlight, Tracker};
 
@@ -303,7 +303,7 @@ impl Driver {
             headers.insert(http::header::AUTHORIZATION, indexable_credential(auth));
         }
         if let Some(apns_id) = &request.apns_id {
-            headers.insert("apns-id", apns_id.clone());
+            headers.insert(APNS_ID, apns_id.clone());
         }
         Ok((http_request, generation))
     }
@@ -474,7 +474,13 @@ impl Driver {
             self.state
                 .in_flight
                 .store(self.tracker.len(), Ordering::Relaxed);
-            self.pool.complete(std::mem::take(&mut self.done));
+            // The next turn's vector sized like this one's, so it does not regrow outcome by
+            // outcome (an outcome is a few hundred bytes, each doubling a copy).
+            let capacity = self.done.len();
+            self.pool.complete(std::mem::replace(
+                &mut self.done,
+                Vec::with_capacity(capacity),
+            ));
         }
     }
 }
