@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 /// What happened to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,6 +29,10 @@ impl OutcomeKind {
         }
     }
 }
+
+/// The APNs notification id header, as a name made once: a lookup by `&str` would parse and
+/// validate the name again for every answer.
+pub(crate) const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 
 /// Error bodies larger than this are truncated: no provider sends more, a broken server might.
 pub(crate) const MAX_ERROR_BODY: usize = 8 * 1024;
@@ -129,11 +133,11 @@ impl Outcome {
             OutcomeKind::Rejected
         };
         self.apns_id = headers
-            .get("apns-id")
+            .get(&APNS_ID)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         self.retry_after = headers
-            .get("retry-after")
+            .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse().ok());
         if self.kind == OutcomeKind::Rejected {

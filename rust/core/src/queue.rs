@@ -62,6 +62,11 @@ impl WorkQueue {
         }
     }
 
+    /// A request if one is waiting, without waiting (a driver filling free slots in one turn).
+    pub fn try_pop(&self) -> Option<Request> {
+        self.lock().pop_front()
+    }
+
     /// Wait until work has been pushed since the manager last looked.
     pub async fn work_arrived(&self) {
         self.manager.notified().await;
@@ -126,6 +131,8 @@ mod tests {
         assert_eq!(q.pop().await.id, 0);
         assert_eq!(q.pop().await.id, 1);
         assert_eq!(q.len(), 1);
+        assert_eq!(q.try_pop().map(|r| r.id), Some(2));
+        assert!(q.try_pop().is_none());
     }
 
     #[tokio::test]
