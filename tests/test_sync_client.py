@@ -194,3 +194,26 @@ def test_sync_web_push_client_shared_by_threads_each_message_once():
 
         with pytest.raises(pushwire.ConfigurationError, match="WebPushClient"):
             asyncio.run(inside_a_loop())
+
+
+@pytest.mark.parametrize(
+    ("async_client", "sync_client"),
+    [
+        (pushwire.APNsClient, pushwire.SyncAPNsClient),
+        (pushwire.FCMClient, pushwire.SyncFCMClient),
+        (pushwire.WebPushClient, pushwire.SyncWebPushClient),
+    ],
+)
+def test_each_sync_client_takes_its_async_clients_arguments_and_defaults(
+    async_client: type, sync_client: type
+) -> None:
+    """The sync constructors spell their arguments out (for type checkers); a default that
+    drifts from the async client's changes behaviour silently (a sync FCMClient once kept
+    ``round_trip=0.05`` after the async one started measuring it)."""
+    import inspect
+
+    wanted = inspect.signature(async_client.__init__).parameters
+    given = inspect.signature(sync_client.__init__).parameters
+    assert list(given) == list(wanted)
+    for name, parameter in wanted.items():
+        assert (given[name].kind, given[name].default) == (parameter.kind, parameter.default), name

@@ -271,7 +271,7 @@ class SyncFCMClient(_SyncClient[NotificationLike, FCMMessage, str]):
         token_uri: str | None = None,
         ca_file: PathLike | None = None,
         request_timeout: float = 10.0,
-        max_connections: int = 4,
+        max_connections: int | None = None,
         max_in_flight: int = 10_000,
         worker_threads: int = 1,
         retry: RetryPolicy | None = DEFAULT_RETRY,
@@ -280,7 +280,7 @@ class SyncFCMClient(_SyncClient[NotificationLike, FCMMessage, str]):
         quota_window: float = 60.0,
         avoid_hour_start: bool = False,
         target_rate: float | None = None,
-        round_trip: float = 0.05,
+        round_trip: float | None = None,
         streams_per_connection: int | None = None,
         **pool_options: Unpack[PoolOptionArgs],
     ) -> None:
