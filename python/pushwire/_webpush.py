@@ -135,6 +135,9 @@ class WebPushClient(PushClient[WebPushNotificationLike, WebPushMessage, WebPushS
             self.pool_options,
             ca_file=self._ca_file,
             identity=f"webpush:{origin}",
+            # Push services may speak only HTTP/1.1 (Apple: "HTTP/2 via ALPN, HTTP/1.1
+            # otherwise"); such connections carry one request at a time.
+            allow_http1=True,
         )
         self._core_engine.set_authorization(pool, self._signer.authorization(origin))
         return pool

@@ -386,11 +386,16 @@ class MockWebPush:
 
     :meth:`subscription` mints a subscription whose keys derive from its id, as the servers
     derive them: nothing needs registering.
+
+    ``http1_services`` more services (numbered after the others) speak only HTTP/1.1 (ALPN
+    ``http/1.1``), with the same checks and decryption: push services without HTTP/2.
     """
 
-    def __init__(self, *, services: int = 3, rules: Rules = None) -> None:
+    def __init__(self, *, services: int = 3, rules: Rules = None, http1_services: int = 0) -> None:
         if services < 1:
             raise ValueError("services must be at least 1")
+        if http1_services < 0:
+            raise ValueError("http1_services must be at least 0")
         import shutil
         import tempfile
 
@@ -398,10 +403,14 @@ class MockWebPush:
         self._rmtree = shutil.rmtree
         self._servers: list[_core.MockServer] = []
         try:
-            for _ in range(services):
+            for index in range(services + http1_services):
                 # One cert_dir: every service signs with the same CA, one ca_file trusts all.
                 self._servers.append(
-                    _core.MockServer(rules=_rule_strings(rules), cert_dir=self._cert_dir)
+                    _core.MockServer(
+                        rules=_rule_strings(rules),
+                        cert_dir=self._cert_dir,
+                        http1_only=index >= services,
+                    )
                 )
         except BaseException:
             self.stop()

@@ -66,6 +66,9 @@ pub struct PoolConfig {
     pub retry_uncertain: bool,
     /// Record the latency histogram and outcome counters (a few atomic adds per outcome).
     pub metrics: bool,
+    /// Offer ALPN `http/1.1` beside `h2` and speak HTTP/1.1 (one request per connection at a
+    /// time) to a server that does not pick h2. Web Push pools only; APNs and FCM need h2.
+    pub allow_http1: bool,
 }
 
 impl PoolConfig {
@@ -91,6 +94,7 @@ impl PoolConfig {
             max_retries: 5,
             retry_uncertain: false,
             metrics: true,
+            allow_http1: false,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! rustls client configuration: webpki roots plus an optional extra CA, ALPN h2 only,
-//! optional client certificate (APNs certificate auth). Verification is always on.
+//! rustls client configuration: webpki roots plus an optional extra CA, ALPN h2 (plus http/1.1
+//! on a pool that allows it: Web Push), optional client certificate (APNs certificate auth).
+//! Verification is always on.
 
 use std::sync::Arc;
 
@@ -59,7 +60,11 @@ pub(crate) fn client_config(cfg: &PoolConfig) -> Result<Arc<ClientConfig>, Error
                 .map_err(|e| tls_error(format!("client certificate rejected: {e}")))?
         }
     };
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = if cfg.allow_http1 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec()]
+    };
     Ok(Arc::new(config))
 }
 

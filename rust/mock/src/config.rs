@@ -26,7 +26,8 @@ pub struct MockConfig {
     pub jwt_keys: Vec<JwtKey>,
     /// Per-token behaviour; the first matching rule wins, otherwise `Behavior::Ok`.
     pub rules: Vec<Rule>,
-    /// Per connection: start a graceful shutdown after accepting this many streams.
+    /// Per connection: start a graceful shutdown after accepting this many streams (HTTP/1.1:
+    /// answer that request with `Connection: close`).
     pub goaway_after_streams: Option<u64>,
     /// Every answer leaves this long after its request arrived (counted from the request's
     /// HEADERS, not after the body and checks, so the round trip a client sees is this delay
@@ -53,6 +54,9 @@ pub struct MockConfig {
     pub fcm_quota_window: Duration,
     /// Broadcast channels one app may have (Apple: 10,000 per environment); tests shrink it.
     pub max_channels_per_app: usize,
+    /// A Web Push push service that speaks only HTTP/1.1 (ALPN `http/1.1`, no h2): every
+    /// connection is served by hyper's HTTP/1.1 server, other protocols' paths get 404.
+    pub http1_only: bool,
 }
 
 impl MockConfig {
@@ -74,6 +78,7 @@ impl MockConfig {
             fcm_quota_per_window: None,
             fcm_quota_window: DEFAULT_FCM_QUOTA_WINDOW,
             max_channels_per_app: crate::apns::channels::MAX_CHANNELS_PER_APP,
+            http1_only: false,
         }
     }
 
@@ -84,6 +89,11 @@ impl MockConfig {
 
     pub fn max_concurrent_streams(mut self, max: u32) -> Self {
         self.max_concurrent_streams = max;
+        self
+    }
+
+    pub fn http1_only(mut self, enabled: bool) -> Self {
+        self.http1_only = enabled;
         self
     }
 

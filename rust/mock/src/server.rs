@@ -61,7 +61,8 @@ impl MockServer {
             .as_ref()
             .and_then(|dir| std::fs::read_to_string(dir.join(CA_KEY_FILE)).ok());
         let certs = tls::generate_certificates(kept_key.as_deref())?;
-        let tls_config = tls::server_config(&certs, config.client_ca_pem.as_deref())?;
+        let tls_config =
+            tls::server_config(&certs, config.client_ca_pem.as_deref(), config.http1_only)?;
         let verifier = TokenVerifier::new(&config.jwt_keys, config.jwt_max_age)?;
         let assertions = AssertionVerifier::new(&config.fcm_service_accounts)?;
         if config.fcm_quota_per_window.is_some() && config.fcm_quota_window.is_zero() {

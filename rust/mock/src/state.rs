@@ -101,6 +101,8 @@ pub(crate) struct Shared {
     rules: RwLock<Arc<Vec<Rule>>>,
     max_concurrent_streams: AtomicU32,
     pub start_at_one: bool,
+    /// Serve HTTP/1.1 only (a Web Push push service without HTTP/2).
+    pub http1_only: bool,
     pub goaway_after_streams: Option<u64>,
     pub response_delay: Duration,
     pub verifier: TokenVerifier,
@@ -138,6 +140,7 @@ impl Shared {
             rules: RwLock::new(Arc::new(config.rules.clone())),
             max_concurrent_streams: AtomicU32::new(config.max_concurrent_streams),
             start_at_one: config.start_streams_at_one,
+            http1_only: config.http1_only,
             goaway_after_streams: config.goaway_after_streams,
             response_delay: config.response_delay,
             verifier,

@@ -86,6 +86,7 @@ impl Engine {
     #[pyo3(signature = (
         base_url, options, *, path_prefix = String::new(), ca_file = None,
         client_cert_pem = None, client_key_pem = None, identity = String::new(),
+        allow_http1 = false,
     ))]
     #[allow(clippy::too_many_arguments)] // keyword arguments of a Python method
     fn add_pool(
@@ -98,8 +99,11 @@ impl Engine {
         client_cert_pem: Option<Vec<u8>>,
         client_key_pem: Option<Vec<u8>>,
         identity: String,
+        allow_http1: bool,
     ) -> PyResult<usize> {
         let mut cfg = PoolConfig::new(base_url);
+        // Web Push pools only: HTTP/1.1 when a push service does not offer h2.
+        cfg.allow_http1 = allow_http1;
         if !path_prefix.is_empty() && (!path_prefix.starts_with('/') || path_prefix.ends_with('/'))
         {
             return Err(config_error(

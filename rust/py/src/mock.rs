@@ -39,14 +39,15 @@ impl MockServer {
     /// client certificate from that CA mandatory. FCM: `fcm_service_accounts` are
     /// `(client_email, public_key_pem)` tuples whose JWT-bearer grants `POST /token` accepts
     /// (with none, sends need no bearer token); `fcm_quota_per_window` messages per project per
-    /// `fcm_quota_window`. Durations are in seconds.
+    /// `fcm_quota_window`. `http1_only`: a Web Push push service speaking only HTTP/1.1.
+    /// Durations are in seconds.
     #[new]
     #[pyo3(signature = (
         *, port = 0, max_concurrent_streams = 1000, start_streams_at_one = false, rules = Vec::new(),
         jwt_keys = Vec::new(), goaway_after_streams = None, response_delay = 0.0, cert_dir = None,
         client_ca_pem = None, jwt_max_age = 3600.0, token_update_window = 1200.0,
         fcm_service_accounts = Vec::new(), fcm_token_lifetime = 3600.0, fcm_quota_per_window = None,
-        fcm_quota_window = 60.0,
+        fcm_quota_window = 60.0, http1_only = false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -66,11 +67,13 @@ impl MockServer {
         fcm_token_lifetime: f64,
         fcm_quota_per_window: Option<u64>,
         fcm_quota_window: f64,
+        http1_only: bool,
     ) -> PyResult<Self> {
         let mut config = MockConfig::new();
         config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], port));
         config.max_concurrent_streams = max_concurrent_streams;
         config.start_streams_at_one = start_streams_at_one;
+        config.http1_only = http1_only;
         config.rules = rules_from(&rules)?;
         config.jwt_keys = jwt_keys
             .into_iter()

@@ -1,5 +1,6 @@
 //! Opening one connection: TCP, TLS with ALPN h2 (or the pool's own transport), the HTTP/2
-//! handshake and a first PING.
+//! handshake and a first PING; or, on a pool that allows it (Web Push), HTTP/1.1 when the
+//! server does not pick h2.
 
 use std::time::Duration;
 
@@ -11,6 +12,12 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::shared::PoolShared;
 
+/// A new connection, by the protocol the server chose.
+pub(super) enum Link {
+    H2(Connected),
+    Http1(super::http1::Connected),
+}
+
 /// A connection the server has answered on: its request handle, I/O task and PING handle.
 pub(super) struct Connected {
     pub send: h2::client::SendRequest<Bytes>,
@@ -20,7 +27,7 @@ pub(super) struct Connected {
 
 /// TCP connect (fresh DNS lookup each time, as Apple asks), TLS with ALPN h2, HTTP/2 handshake;
 /// or, for a pool with its own [`Transport`](crate::Transport), the handshake over its stream.
-pub(super) async fn connect(pool: &PoolShared) -> Result<Connected, String> {
+pub(super) async fn connect(pool: &PoolShared) -> Result<Link, String> {
     let cfg = &pool.cfg;
     let target = format!("{}:{}", pool.host, pool.port);
     let attempt = async {
@@ -29,7 +36,7 @@ pub(super) async fn connect(pool: &PoolShared) -> Result<Connected, String> {
                 .connect()
                 .await
                 .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-            return handshake(pool, io, &target).await;
+            return handshake(pool, io, &target).await.map(Link::H2);
         }
         let tcp = TcpStream::connect((pool.host.as_str(), pool.port))
             .await
@@ -39,13 +46,14 @@ pub(super) async fn connect(pool: &PoolShared) -> Result<Connected, String> {
             .connector
             .connect(pool.server_name.clone(), tcp)
             .await
-            .map_err(|e| format!("TLS handshake with {target} failed: {e}"))?;
+            .map_err(|e| tls_failure(&e, &target))?;
         if tls.get_ref().1.alpn_protocol() != Some(b"h2") {
-            return Err(format!(
-                "{target} does not speak HTTP/2 (ALPN h2 not negotiated)"
-            ));
+            if cfg.allow_http1 {
+                return super::http1::handshake(tls, &target).await.map(Link::Http1);
+            }
+            return Err(no_http2(&target));
         }
-        handshake(pool, tls, &target).await
+        handshake(pool, tls, &target).await.map(Link::H2)
     };
     match tokio::time::timeout(cfg.connect_timeout, attempt).await {
         Ok(result) => result,
@@ -53,6 +61,27 @@ pub(super) async fn connect(pool: &PoolShared) -> Result<Connected, String> {
             "connecting to {target} took longer than {:?}",
             cfg.connect_timeout
         )),
+    }
+}
+
+fn no_http2(target: &str) -> String {
+    format!("{target} does not speak HTTP/2 (ALPN h2 not negotiated)")
+}
+
+/// A failed TLS handshake, in words. A server that knows ALPN but none of the protocols we
+/// offer (an HTTP/1.1-only server to an h2-only pool) refuses the handshake itself: that is
+/// the same "no HTTP/2" as a server that ignores ALPN.
+fn tls_failure(err: &std::io::Error, target: &str) -> String {
+    let refused_alpn = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+        == Some(&rustls::Error::AlertReceived(
+            rustls::AlertDescription::NoApplicationProtocol,
+        ));
+    if refused_alpn {
+        no_http2(target)
+    } else {
+        format!("TLS handshake with {target} failed: {err}")
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::connect::{connect, Connected};
+use super::connect::{connect, Connected, Link};
 use super::connection::Driver;
 use super::shared::{ConnState, PoolShared};
 use crate::backoff::Backoff;
@@ -36,7 +36,7 @@ pub(crate) async fn manage(pool: Arc<PoolShared>) {
     let mut next_attempt = Instant::now();
     let mut connecting = false;
     let mut last_full_scan = Instant::now();
-    let (connected_tx, mut connected_rx) = mpsc::channel::<Result<Connected, String>>(1);
+    let (connected_tx, mut connected_rx) = mpsc::channel::<Result<Link, String>>(1);
     let tick = Duration::from_millis(50);
     loop {
         tokio::select! {
@@ -126,7 +126,7 @@ fn expire_queued(pool: &PoolShared, last_full_scan: &mut Instant) {
     }
 }
 
-fn start_driver(pool: &Arc<PoolShared>, connected: Connected) {
+fn start_driver(pool: &Arc<PoolShared>, link: Link) {
     let id = pool.next_conn_id.fetch_add(1, Ordering::Relaxed);
     let state = Arc::new(ConnState {
         id,
@@ -141,12 +141,20 @@ fn start_driver(pool: &Arc<PoolShared>, connected: Connected) {
         .connections_opened
         .fetch_add(1, Ordering::Relaxed);
     pool.conns().push(state.clone());
-    let Connected {
-        send,
-        io_task,
-        ping,
-    } = connected;
-    let driver = Driver::new(pool.clone(), state, send, io_task, pool.retire_signal());
-    let task = tokio::spawn(driver.run(ping));
+    let task = match link {
+        Link::H2(Connected {
+            send,
+            io_task,
+            ping,
+        }) => {
+            let driver = Driver::new(pool.clone(), state, send, io_task, pool.retire_signal());
+            tokio::spawn(driver.run(ping))
+        }
+        Link::Http1(connected) => {
+            let driver =
+                super::http1::Driver::new(pool.clone(), state, connected, pool.retire_signal());
+            tokio::spawn(driver.run())
+        }
+    };
     pool.track(task.abort_handle());
 }

@@ -47,6 +47,10 @@ pub(crate) async fn serve_connection(tcp: TcpStream, acceptor: TlsAcceptor, shar
     if has_client_cert {
         shared.counters.cert_connection();
     }
+    if shared.http1_only {
+        crate::transport::http1::serve_http1(tls, shared).await;
+        return;
+    }
     serve_h2(tls, shared, has_client_cert).await;
 }
 

@@ -69,11 +69,13 @@ pub(crate) fn generate_certificates(ca_key_pem: Option<&str>) -> io::Result<Mock
     })
 }
 
-/// rustls with the ring provider (never the process default) and ALPN `h2` only. With
-/// `client_ca_pem`, a client certificate chaining to that CA is required.
+/// rustls with the ring provider (never the process default) and ALPN `h2` only, or
+/// `http/1.1` only for an HTTP/1.1 push service. With `client_ca_pem`, a client certificate
+/// chaining to that CA is required.
 pub(crate) fn server_config(
     certs: &MockCertificates,
     client_ca_pem: Option<&str>,
+    http1_only: bool,
 ) -> io::Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
@@ -86,7 +88,11 @@ pub(crate) fn server_config(
     let mut config = builder
         .with_single_cert(certs.leaf_chain.clone(), certs.leaf_key.clone_key())
         .map_err(io::Error::other)?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = if http1_only {
+        vec![b"http/1.1".to_vec()]
+    } else {
+        vec![b"h2".to_vec()]
+    };
     Ok(Arc::new(config))
 }
 
