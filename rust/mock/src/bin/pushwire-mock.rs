@@ -27,6 +27,9 @@ struct Args {
     /// Advertise one stream per connection until its first 200 (like APNs).
     #[arg(long)]
     start_at_one: bool,
+    /// Be a Web Push push service that speaks only HTTP/1.1 (ALPN http/1.1, no h2).
+    #[arg(long)]
+    http1_only: bool,
     /// Directory for ca.pem (default: a temp dir removed on exit).
     #[arg(long)]
     cert_dir: Option<PathBuf>,
@@ -112,7 +115,8 @@ fn main() -> ExitCode {
     let mut config = MockConfig::new()
         .bind(SocketAddr::new(args.host, args.port))
         .max_concurrent_streams(args.max_streams)
-        .start_streams_at_one(args.start_at_one);
+        .start_streams_at_one(args.start_at_one)
+        .http1_only(args.http1_only);
     config.jwt_keys = args.jwt_keys;
     config.rules = args.rules;
     config.goaway_after_streams = args.goaway_after;
