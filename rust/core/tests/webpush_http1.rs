@@ -149,6 +149,11 @@ fn http1_push_service_gets_each_message_once_decrypted_dead_and_hung_one_outcome
     assert!(server.max_active_streams_seen() == 0);
     let stats = engine.stats(pool).unwrap();
     assert_eq!(stats.timeouts, 3);
+    // The count drops just after the sink has the outcome (Completions::complete).
+    let waited = Instant::now();
+    while engine.outstanding() != 0 && waited.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
     assert_eq!(engine.outstanding(), 0);
 }
 
@@ -207,4 +212,100 @@ fn h2_only_pools_still_refuse_a_server_without_http2() {
         );
     }
     assert_eq!(server.total_received(), 0);
+}
+
+/// A server that ignores ALPN (no protocol negotiated) and answers every request 201 over
+/// HTTP/1.1; returns its URL, its CA file and its request counter.
+fn no_alpn_server() -> (
+    String,
+    std::path::PathBuf,
+    Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let ca = pushwire_test_support::TestCa::new("no-alpn");
+    let acceptor = ca.localhost_acceptor_with_alpn(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = served.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let acceptor = acceptor.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper::service::service_fn(move |_request| {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                        let mut response =
+                            http::Response::new(http_body_util::Full::new(Bytes::new()));
+                        *response.status_mut() = http::StatusCode::CREATED;
+                        async { Ok::<_, std::convert::Infallible>(response) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+    });
+    (format!("https://localhost:{port}"), ca.write_pem(), served)
+}
+
+#[test]
+fn a_server_without_alpn_gets_http1_on_web_push_pools_and_the_h2_error_elsewhere() {
+    use std::sync::atomic::Ordering;
+
+    let (url, ca_file, served) = no_alpn_server();
+    let template = Arc::new(
+        Template::fixed(
+            "/wp/x",
+            &[("ttl".to_owned(), "60".to_owned())],
+            Bytes::new(),
+        )
+        .unwrap(),
+    );
+    let batch = |n: u64| -> Vec<Request> {
+        (0..n)
+            .map(|i| Request::new(i, "label", None, template.clone()).unwrap())
+            .collect()
+    };
+    for allow_http1 in [true, false] {
+        let sink = Arc::new(Collect::default());
+        let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
+        let mut cfg = PoolConfig::new(url.clone());
+        cfg.ca_file = Some(ca_file.clone());
+        cfg.allow_http1 = allow_http1;
+        cfg.max_connect_attempts = 2;
+        cfg.backoff_base = Duration::from_millis(5);
+        let pool = engine.add_pool(cfg).unwrap();
+        engine.submit(pool, batch(20)).unwrap();
+        let outcomes = by_id(sink.wait_all(20, Duration::from_secs(30)), 20);
+        if allow_http1 {
+            assert!(outcomes
+                .iter()
+                .all(|o| o.kind == OutcomeKind::Delivered && o.status == 201));
+            assert_eq!(served.load(Ordering::Relaxed), 20);
+        } else {
+            for o in outcomes {
+                assert_eq!(o.kind, OutcomeKind::Failed);
+                let error = o.error.unwrap_or_default();
+                assert!(
+                    error.contains("does not speak HTTP/2 (ALPN h2 not negotiated)"),
+                    "{error}"
+                );
+            }
+            assert_eq!(served.load(Ordering::Relaxed), 20, "nothing more was sent");
+        }
+    }
 }

@@ -54,6 +54,11 @@ impl TestCa {
 
     /// A TLS acceptor (ALPN `h2`, ring provider) with a `localhost`/127.0.0.1 certificate.
     pub fn localhost_acceptor(&self) -> TlsAcceptor {
+        self.localhost_acceptor_with_alpn(&[b"h2"])
+    }
+
+    /// [`TestCa::localhost_acceptor`] offering `alpn` (empty: a server that ignores ALPN).
+    pub fn localhost_acceptor_with_alpn(&self, alpn: &[&[u8]]) -> TlsAcceptor {
         let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params
             .subject_alt_names
@@ -74,7 +79,7 @@ impl TestCa {
             .with_no_client_auth()
             .with_single_cert(vec![cert.der().clone()], key)
             .expect("server certificate");
-        config.alpn_protocols = vec![b"h2".to_vec()];
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         TlsAcceptor::from(Arc::new(config))
     }
 
