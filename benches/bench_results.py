@@ -3,6 +3,7 @@
 
     python benches/bench_results.py rss --n 100000 --n 200000 --n 1000000
     python benches/bench_results.py cpu --n 100000 --tasks 20000 --pairs 3
+    python benches/bench_results.py cpu --n 100000 --tasks 20000 --pairs 3 --loop uvloop
 
 Each measurement runs in a fresh process (``--child``) against the mock APNs in a process of
 its own, so the figures are the client's alone: peak RSS is that process's ``ru_maxrss``, CPU
@@ -121,12 +122,24 @@ async def _measure(
 
 def child(args: argparse.Namespace) -> None:
     p8 = Path(args.p8).read_bytes()
-    figures = asyncio.run(_measure(args.mode, args.n, args.tasks, args.url, args.ca_file, p8))
-    print(json.dumps(figures))
+    measure = _measure(args.mode, args.n, args.tasks, args.url, args.ca_file, p8)
+    if args.loop == "uvloop":
+        import uvloop
+
+        figures = uvloop.run(measure)
+    else:
+        figures = asyncio.run(measure)
+    print(json.dumps(figures | {"loop": args.loop}))
 
 
 def run_child(
-    mode: str, n: int, tasks: int, server: tuple[str, str], p8: str, pythonpath: str | None
+    mode: str,
+    n: int,
+    tasks: int,
+    server: tuple[str, str],
+    p8: str,
+    pythonpath: str | None,
+    loop: str = "asyncio",
 ) -> dict[str, Any]:
     env = dict(os.environ)
     if pythonpath:
@@ -142,7 +155,7 @@ def run_child(
         "--tasks",
         str(tasks),
     ]
-    cmd += ["--url", server[0], "--ca-file", server[1], "--p8", p8]
+    cmd += ["--url", server[0], "--ca-file", server[1], "--p8", p8, "--loop", loop]
     out = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True).stdout
     figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     if figures["delivered"] + figures["problems"] != n:
@@ -161,6 +174,12 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--pythonpath", help="PYTHONPATH of the children (another checkout)")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the children's event loop (uvicorn runs on uvloop when it is installed)",
+    )
     parser.add_argument("--url")
     parser.add_argument("--ca-file")
     parser.add_argument("--p8")
@@ -201,10 +220,10 @@ def main() -> None:
             n = (args.n or [100_000])[0]
             for pair in range(args.pairs):
                 bulk = run_child(
-                    "tokens-all", n, args.tasks, server, key_file.name, args.pythonpath
+                    "tokens-all", n, args.tasks, server, key_file.name, args.pythonpath, args.loop
                 )
                 single = run_child(
-                    "per-call", n, args.tasks, server, key_file.name, args.pythonpath
+                    "per-call", n, args.tasks, server, key_file.name, args.pythonpath, args.loop
                 )
                 ratio = single["cpu_us_per_notification"] / bulk["cpu_us_per_notification"]
                 ratios.append(ratio)
@@ -215,7 +234,10 @@ def main() -> None:
                     f"rates {bulk['per_s']:,}/s vs {single['per_s']:,}/s",
                     flush=True,
                 )
-            print(f"per-call / bulk CPU per notification: median {statistics.median(ratios):.2f}x")
+            print(
+                f"per-call / bulk CPU per notification ({args.loop}): "
+                f"median {statistics.median(ratios):.2f}x"
+            )
 
 
 if __name__ == "__main__":

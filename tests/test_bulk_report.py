@@ -128,6 +128,29 @@ def test_send_stream_reads_lazily_and_turns_bad_items_into_problems(credentials,
     assert "token" in (bad.error or "")
 
 
+def test_send_stream_without_message_ids_counts_and_keeps_no_id(credentials, message):
+    """``message_ids=False``: the ten-million case, where 20 bytes an id would be 200 MB."""
+    toks = tokens(5_000, "c0")
+    rules = {toks[10]: "unregistered"}
+
+    async def main() -> tuple[BulkReport, BulkReport]:
+        async with server.client() as client:
+            lean = await client.send_stream(
+                (Notification(t, message) for t in toks), message_ids=False
+            )
+            full = await client.send_stream(Notification(t, message) for t in toks[:100])
+            return lean, full
+
+    with MockAPNs(credentials=credentials, rules=rules) as server:
+        lean, full = asyncio.run(main())
+        assert server.total_received == 5_100
+    assert (lean.total, lean.delivered, len(lean.message_ids)) == (5_000, 4_999, 0)
+    assert lean.message_ids.nbytes == 0
+    [gone] = lean.problems
+    assert (gone.index, gone.reason) == (10, "Unregistered")
+    assert (full.delivered, len(full.message_ids)) == (99, 99)
+
+
 def test_send_stream_strict_raises_on_a_bad_item(credentials, message):
     async def main() -> None:
         async with server.client() as client:

@@ -121,9 +121,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument(
         "--stream-api",
-        choices=("stream", "send_stream"),
+        choices=("stream", "send_stream", "send_stream_counts"),
         default="stream",
-        help="stream-10m through stream() (a Result each) or send_stream() (a BulkReport)",
+        help=(
+            "stream-10m through stream() (a Result each), send_stream() (a BulkReport) or "
+            "send_stream(message_ids=False) (counts and problems only)"
+        ),
     )
     parser.add_argument("--quick", action="store_true", help="smoke sizes, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="(benches/RESULTS.md)")

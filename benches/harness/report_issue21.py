@@ -90,6 +90,12 @@ def stream_lines(rows: list[Row]) -> list[str]:
                 "Sent through `send_stream()` (`--stream-api send_stream`): one `BulkReport`, "
                 "Results only for problems; every index checked from its packed message ids."
             )
+        elif kwargs == {"api": "send_stream_counts"}:
+            out.append(
+                "Sent through `send_stream(message_ids=False)` (`--stream-api "
+                "send_stream_counts`): one `BulkReport` that counts the delivered and keeps no "
+                "id; the totals must add up to the input and each problem's index be unique."
+            )
         elif kwargs:
             out.append(f"`stream()` keyword arguments: `{kwargs}`.")
     if pushwire is not None and h2load is not None:

@@ -634,10 +634,12 @@ class Dispatcher:
         finally:
             del self._jobs[job_id]
 
-    async def stream_report(self, items: Iterable[Any], *, strict: bool) -> BulkReport:
+    async def stream_report(
+        self, items: Iterable[Any], *, strict: bool, message_ids: bool = True
+    ) -> BulkReport:
         """:meth:`stream` into a :class:`BulkReport`: memory bounded by the in-flight window
-        plus the report (a few bytes per delivered notification)."""
-        report = BulkReport()
+        plus the report (a few bytes per delivered notification; one without its id)."""
+        report = BulkReport(keep_message_ids=message_ids)
         try:
             async for result in self.stream(items, strict=strict, report=report):
                 report._add_problem(result)

@@ -65,13 +65,15 @@ class BulkReport:
     counted, and their provider ids are in :attr:`message_ids`.
     """
 
-    __slots__ = ("_by_completion", "_order", "_sorted", "delivered", "message_ids")
+    __slots__ = ("_by_completion", "_keep_ids", "_order", "_sorted", "delivered", "message_ids")
 
-    def __init__(self) -> None:
+    def __init__(self, *, keep_message_ids: bool = True) -> None:
         #: Notifications the provider accepted.
         self.delivered = 0
-        #: ``apns-id`` / FCM message name of each delivered notification, packed.
+        #: ``apns-id`` / FCM message name of each delivered notification, packed (empty when
+        #: the send was asked not to keep them: ``send_stream(..., message_ids=False)``).
         self.message_ids = MessageIds()
+        self._keep_ids = keep_message_ids
         self._by_completion: list[Result] = []
         # One byte per notification in completion order (delivered or not): summary() replays
         # it so the bad-token burst rule sees the same sequence as with full Results.
@@ -83,7 +85,7 @@ class BulkReport:
     def _add_delivered(self, index: int, message_id: str | None) -> None:
         self.delivered += 1
         self._order.append(_DELIVERED)
-        if message_id is not None:
+        if message_id is not None and self._keep_ids:
             self.message_ids.add(index, message_id)
 
     def _add_problem(self, result: Result) -> None:

@@ -176,9 +176,13 @@ class _SyncClient(Generic[N, M, K]):
             return self._run(self._client.send_to_tokens(message, tokens, keep="problems"))
         return self._run(self._client.send_to_tokens(message, tokens))
 
-    def send_stream(self, notifications: Iterable[N], *, strict: bool = False) -> BulkReport:
+    def send_stream(
+        self, notifications: Iterable[N], *, strict: bool = False, message_ids: bool = True
+    ) -> BulkReport:
         """A :class:`BulkReport` of an iterable of any length (read on the loop thread)."""
-        return self._run(self._client.send_stream(notifications, strict=strict))
+        return self._run(
+            self._client.send_stream(notifications, strict=strict, message_ids=message_ids)
+        )
 
     def stream(self, notifications: Iterable[N], *, strict: bool = False) -> Iterator[Result]:
         """Results as they complete; the iterable is read on the client's loop thread."""
