@@ -1,7 +1,8 @@
 """Web Push bulk: pushwire vs pywebpush, notifications/s and CPU per notification, the
 RFC 8291 encryption and VAPID included.
 
-    python benches/bench_webpush.py                 # 20,000 subscriptions, 3 push services
+    python benches/bench_webpush.py                 # 20,000 per row (pywebpush sync: 2,000),
+                                                    # 3 HTTP/2 + 3 HTTP/1.1-only push services
     python benches/bench_webpush.py --scale 100000  # 100k with dead (410) and hung ones,
                                                     # through the endpoint store: one outcome
                                                     # each, dead ones disabled, hung time out
@@ -9,16 +10,22 @@ RFC 8291 encryption and VAPID included.
                                                     # (<!-- begin:webpush --> ... end:webpush;
                                                     # with --scale: webpush-scale)
 
-pushwire: ``WebPushClient.send_to_subscriptions`` against three mock push services running in
-a process of their own (their CPU, including decrypting every message, is not counted), over
-real TLS HTTP/2. CPU is this process's user+system time.
+One mock process of its own (its CPU, decrypting every message, is not counted) runs
+``--services`` HTTP/2 push services and as many HTTP/1.1-only ones (ALPN ``http/1.1``), all
+checking VAPID and decrypting. Against it, in one run, each with connections opened first:
 
-pywebpush cannot reach the mock: it sends with ``requests`` (and ``webpush_async`` with
-aiohttp), both HTTP/1.1 only, and the mock speaks HTTP/2 only. So its side is measured as the
-work it does per notification before the network: ``webpush()`` with one shared
-``requests.Session`` whose transport adapter answers 201 at once (VAPID signing, encryption,
-request preparation; no socket). That is a lower bound on its CPU per notification and an
-upper bound on its rate. The async variant needs an HTTP/1.1 server and is not measured here.
+- pushwire ``WebPushClient.send_to_subscriptions`` to the HTTP/2 services, and to the
+  HTTP/1.1-only ones (one request at a time per connection, ``max_connections`` connections
+  per service; one row per ``--h1-connections`` value);
+- pywebpush ``webpush()`` with one shared ``requests.Session`` (``verify=`` the mock's CA) to
+  the HTTP/1.1-only services, one call at a time, on ``--pywebpush-count`` subscriptions (it is
+  slow: fewer than the others);
+- pywebpush ``webpush_async()`` with one shared aiohttp session (its connector trusting the
+  mock's CA) to the HTTP/1.1-only services, ``--in-flight`` calls at a time.
+
+Each row: notifications/s and CPU per notification (this process's user+system time). Every
+row is checked on the mock's side: its counters grew by exactly the row's count, and each
+subscription (distinct ids per row) received exactly one request; the sender saw 201 for all.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import argparse
 import asyncio
 import base64
 import datetime
+import json
 import multiprocessing
 import os
 import platform
@@ -51,28 +59,47 @@ PAYLOAD = {"title": "Sale", "body": "50% off everything today", "url": "https://
 SCALE_RULES = {"dead": "unregistered", "hung": "hang"}
 
 
-def _serve(services: int, connection: Any, rules: dict[str, str] | None = None) -> None:
+def _serve(
+    services: int, connection: Any, rules: dict[str, str] | None = None, http1_services: int = 0
+) -> None:
     from pushwire.testing import MockWebPush
 
-    with MockWebPush(services=services, rules=rules) as mock:
+    with MockWebPush(services=services, rules=rules, http1_services=http1_services) as mock:
         connection.send((mock.urls, str(mock.ca_file)))
-        connection.recv()
+        while (request := connection.recv()) != "stop":
+            # ("count", subscriptions): the total received, and how many of these
+            # subscriptions did not receive exactly one request (counted here, off the clock).
+            subs = request[1]
+            connection.send((mock.total_received, sum(mock.received(s) != 1 for s in subs)))
         connection.send(mock.total_received)
+
+
+class MockProcess:
+    """The mock push services' process: its urls, CA file and counters."""
+
+    def __init__(self, connection: Any, urls: list[str], ca_file: str) -> None:
+        self._connection, self.urls, self.ca_file = connection, urls, ca_file
+
+    def count(self, subs: list[WebPushSubscription]) -> tuple[int, int]:
+        """(total received on the mock, how many of ``subs`` did not receive exactly once)."""
+        self._connection.send(("count", subs))
+        result: tuple[int, int] = self._connection.recv()
+        return result
 
 
 @contextmanager
 def mock_in_child(
-    services: int, rules: dict[str, str] | None = None
-) -> Iterator[tuple[list[str], str]]:
+    services: int, rules: dict[str, str] | None = None, http1_services: int = 0
+) -> Iterator[MockProcess]:
     context = multiprocessing.get_context("spawn")
     parent, child_end = context.Pipe()
-    child = context.Process(target=_serve, args=(services, child_end, rules))
+    child = context.Process(target=_serve, args=(services, child_end, rules, http1_services))
     child.start()
     if not parent.poll(60):
         child.kill()
         raise SystemExit("the mock push services did not start")
     try:
-        yield parent.recv()
+        yield MockProcess(parent, *parent.recv())
     finally:
         parent.send("stop")
         parent.poll(30)
@@ -100,61 +127,142 @@ def subscriptions(
     return subs
 
 
-def run_pushwire(
-    urls: list[str], ca_file: str, subs: list[WebPushSubscription]
+def checked(
+    mock: MockProcess,
+    subs: list[WebPushSubscription],
+    before: int,
+    accepted: int,
+    wall: float,
+    cpu: float,
 ) -> dict[str, float]:
+    """The run's figures, once the mock's side shows exactly ``len(subs)`` more requests, one
+    per subscription, and the sender saw every one accepted (201)."""
+    after, not_once = mock.count(subs)
+    n = len(subs)
+    assert accepted == n, f"{accepted} of {n} accepted"
+    assert after - before == n and not_once == 0, (after - before, n, not_once)
+    return {"n": n, "rate": n / wall, "cpu_us": cpu / n * 1e6}
+
+
+def run_pushwire(
+    mock: MockProcess,
+    subs: list[WebPushSubscription],
+    warm: list[WebPushSubscription],
+    **options: Any,
+) -> dict[str, float]:
+    """``WebPushClient.send_to_subscriptions`` once for all ``subs`` (connections opened
+    first with ``warm``, one subscription per push service, not counted)."""
     message = WebPushMessage(PAYLOAD, ttl=3600)
 
-    async def main() -> tuple[float, float, int]:
+    async def main() -> dict[str, float]:
         key = pushwire.VapidKey.generate()
         async with pushwire.WebPushClient(
-            key, subject="mailto:ops@example.com", ca_file=ca_file
+            key, subject="mailto:ops@example.com", ca_file=mock.ca_file, **options
         ) as client:
-            await client.send_to_subscriptions(message, subs[: len(urls)])  # connect first
+            await client.send_to_subscriptions(message, warm)
+            before, _ = mock.count([])
             cpu, wall = time.process_time(), time.perf_counter()
             results = await client.send_to_subscriptions(message, subs)
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        return wall, cpu, sum(r.delivered for r in results)
+        return checked(mock, subs, before, sum(r.delivered for r in results), wall, cpu)
 
-    wall, cpu, delivered = asyncio.run(main())
-    return {"rate": len(subs) / wall, "cpu_us": cpu / len(subs) * 1e6, "delivered": delivered}
+    return asyncio.run(main())
 
 
-def run_pywebpush(subs: list[WebPushSubscription], count: int) -> dict[str, float]:
+def _pywebpush_args() -> tuple[str, str]:
+    """(VAPID private key as pywebpush takes it, the payload)."""
+    key = pushwire.VapidKey.generate()
+    raw = key._key.private_numbers().private_value.to_bytes(32, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), json.dumps(PAYLOAD)
+
+
+def _info(sub: WebPushSubscription) -> dict[str, Any]:
+    return {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
+
+
+def run_pywebpush(
+    mock: MockProcess, subs: list[WebPushSubscription], warm: list[WebPushSubscription]
+) -> dict[str, float]:
+    """pywebpush ``webpush()``, one call per subscription, one shared ``requests.Session``
+    trusting the mock's CA (keep-alive HTTP/1.1), over the network."""
     import requests
     from pywebpush import webpush
 
-    class Answer201(requests.adapters.BaseAdapter):
-        """No network: every request is answered 201 at once."""
-
-        def send(self, request: Any, **kwargs: Any) -> requests.Response:
-            response = requests.Response()
-            response.status_code = 201
-            response.request = request
-            response._content = b""
-            return response
-
-        def close(self) -> None:
-            pass
-
+    private, data = _pywebpush_args()
     session = requests.Session()
-    session.mount("https://", Answer201())
-    key = pushwire.VapidKey.generate()
-    raw = key._key.private_numbers().private_value.to_bytes(32, "big")
-    private = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-    data = __import__("json").dumps(PAYLOAD)
-    cpu, wall = time.process_time(), time.perf_counter()
-    for sub in subs[:count]:
-        webpush(
-            {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
-            data,
-            vapid_private_key=private,
-            vapid_claims={"sub": "mailto:ops@example.com"},
-            ttl=3600,
-            requests_session=session,
+    session.verify = mock.ca_file
+    # Else requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE override the session's `verify`.
+    session.trust_env = False
+
+    def send(subs: list[WebPushSubscription]) -> int:
+        accepted = 0
+        for sub in subs:
+            response = webpush(
+                _info(sub),
+                data,
+                vapid_private_key=private,
+                # A new dict per call: pywebpush writes the first endpoint's `aud` into it.
+                vapid_claims={"sub": "mailto:ops@example.com"},
+                ttl=3600,
+                requests_session=session,
+            )
+            accepted += response.status_code == 201
+        return accepted
+
+    with session:
+        send(warm)
+        before, _ = mock.count([])
+        cpu, wall = time.process_time(), time.perf_counter()
+        accepted = send(subs)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return checked(mock, subs, before, accepted, wall, cpu)
+
+
+def run_pywebpush_async(
+    mock: MockProcess,
+    subs: list[WebPushSubscription],
+    warm: list[WebPushSubscription],
+    in_flight: int,
+) -> dict[str, float]:
+    """pywebpush ``webpush_async`` (aiohttp), one shared ``ClientSession`` trusting the mock's
+    CA, ``in_flight`` calls at a time (a semaphore), over the network."""
+    import ssl
+
+    import aiohttp
+    from pywebpush import webpush_async
+
+    private, data = _pywebpush_args()
+
+    async def main() -> dict[str, float]:
+        connector = aiohttp.TCPConnector(
+            ssl=ssl.create_default_context(cafile=mock.ca_file), limit=in_flight
         )
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    return {"rate": count / wall, "cpu_us": cpu / count * 1e6}
+        async with aiohttp.ClientSession(connector=connector) as session:
+            gate = asyncio.Semaphore(in_flight)
+
+            async def one(sub: WebPushSubscription) -> bool:
+                async with gate:
+                    response = await webpush_async(
+                        _info(sub),
+                        data,
+                        vapid_private_key=private,
+                        vapid_claims={"sub": "mailto:ops@example.com"},
+                        ttl=3600,
+                        aiohttp_session=session,
+                    )
+                    return getattr(response, "status", 0) == 201
+
+            async def send(subs: list[WebPushSubscription]) -> int:
+                return sum(await asyncio.gather(*(one(s) for s in subs)))
+
+            await send(warm)
+            before, _ = mock.count([])
+            cpu, wall = time.process_time(), time.perf_counter()
+            accepted = await send(subs)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        return checked(mock, subs, before, accepted, wall, cpu)
+
+    return asyncio.run(main())
 
 
 def run_scale(count: int, services: int, timeout: float) -> str:
@@ -171,9 +279,9 @@ def run_scale(count: int, services: int, timeout: float) -> str:
     with (
         tempfile.TemporaryDirectory() as tmp,
         Store.open(f"sqlite:///{tmp}/scale.db") as store,
-        mock_in_child(services, SCALE_RULES) as (urls, ca_file),
+        mock_in_child(services, SCALE_RULES) as mock,
     ):
-        subs = subscriptions(urls, count, scale_id)
+        subs = subscriptions(mock.urls, count, scale_id)
         store.put_application("web", provider="webpush")
         started = time.perf_counter()
         for start in range(0, count, 5000):
@@ -187,7 +295,7 @@ def run_scale(count: int, services: int, timeout: float) -> str:
         async def main() -> tuple[float, Any]:
             key = pushwire.VapidKey.generate()
             async with pushwire.WebPushClient(
-                key, subject="mailto:ops@example.com", ca_file=ca_file, request_timeout=timeout
+                key, subject="mailto:ops@example.com", ca_file=mock.ca_file, request_timeout=timeout
             ) as client:
                 started = time.perf_counter()
                 report = await store.send_to_segment(
@@ -220,7 +328,13 @@ def run_scale(count: int, services: int, timeout: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20_000)
-    parser.add_argument("--pywebpush-count", type=int, default=2_000)
+    parser.add_argument("--pywebpush-count", type=int, default=2_000, help="pywebpush sync")
+    parser.add_argument("--pywebpush-async-count", type=int, default=20_000)
+    parser.add_argument("--in-flight", type=int, default=100, help="pywebpush async")
+    parser.add_argument(
+        "--h1-connections", type=int, nargs="+", default=[2, 32],
+        help="pushwire's max_connections per HTTP/1.1 push service (one row each)",
+    )  # fmt: skip
     parser.add_argument("--services", type=int, default=3)
     parser.add_argument("--write-results", action="store_true")
     parser.add_argument("--scale", type=int, default=0, help="run the fault scale check only")
@@ -233,35 +347,67 @@ def main() -> None:
             body = f"## Web Push at scale (benches/bench_webpush.py --scale)\n\n{line}\n"
             merge_section(Path(__file__).resolve().parent / "RESULTS.md", "webpush-scale", body)
         return
-    with mock_in_child(args.services) as (urls, ca_file):
-        subs = subscriptions(urls, args.count)
-        ours = run_pushwire(urls, ca_file, subs)
-    theirs = run_pywebpush(subs, min(args.pywebpush_count, args.count))
-    assert ours["delivered"] == args.count, ours
-    ours_row = f"| pushwire `send_to_subscriptions` (HTTP/2, real TLS) | {ours['rate']:,.0f} |"
-    ours_row += f" {ours['cpu_us']:,.0f} µs |"
-    n_theirs = min(args.pywebpush_count, args.count)
-    theirs_row = f"| pywebpush `webpush()`, shared session, no network ({n_theirs:,}) |"
-    theirs_row += f" {theirs['rate']:,.0f} | {theirs['cpu_us']:,.0f} µs |"
+    h2_rows, h1_rows = [], []
+    n, n_sync, n_async = args.count, args.pywebpush_count, args.pywebpush_async_count
+    with mock_in_child(args.services, http1_services=args.services) as mock:
+        h2_urls, h1_urls = mock.urls[: args.services], mock.urls[args.services :]
+
+        def subs(prefix: str, urls: list[str], count: int) -> list[WebPushSubscription]:
+            # Distinct ids per run: each subscription must be received exactly once.
+            return subscriptions(urls, count, lambda i: f"{prefix}{i:x}")
+
+        def warm(prefix: str, urls: list[str]) -> list[WebPushSubscription]:
+            return subs(f"{prefix}warm", urls, len(urls))
+
+        h2 = run_pushwire(mock, subs("h2", h2_urls, n), warm("h2", h2_urls))
+        h2_rows.append(("pushwire `send_to_subscriptions`, HTTP/2 (`max_connections=2`)", h2))
+        for conns in args.h1_connections:
+            h1 = run_pushwire(
+                mock, subs(f"h1c{conns}", h1_urls, n), warm(f"h1c{conns}", h1_urls),
+                max_connections=conns,
+            )  # fmt: skip
+            h1_rows.append(
+                (f"pushwire `send_to_subscriptions`, HTTP/1.1 (`max_connections={conns}`)", h1)
+            )
+        sync = run_pywebpush(mock, subs("pws", h1_urls, n_sync), warm("pws", h1_urls))
+        h1_rows.append(("pywebpush `webpush()`, shared `requests.Session`", sync))
+        asy = run_pywebpush_async(
+            mock, subs("pwa", h1_urls, n_async), warm("pwa", h1_urls), args.in_flight
+        )
+        h1_rows.append(
+            (f"pywebpush `webpush_async()`, shared aiohttp session, {args.in_flight} in flight",
+             asy)
+        )  # fmt: skip
+
+    def row(service: str, name: str, r: dict[str, float]) -> str:
+        return f"| {service} | {name} | {r['n']:,.0f} | {r['rate']:,.0f} | {r['cpu_us']:,.0f} µs |"
+
+    rows = "\n".join(
+        [row("HTTP/2", name, r) for name, r in h2_rows]
+        + [row("HTTP/1.1 only", name, r) for name, r in h1_rows]
+    )
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    command = " ".join(["python", "benches/bench_webpush.py", *sys.argv[1:]])
+    command = command.replace(" --write-results", "")
     body = f"""## Web Push bulk (benches/bench_webpush.py)
 
-{args.count:,} subscriptions over {args.services} mock push services (another process; every
-message decrypted there), one message, encryption and VAPID included. {when},
-{platform.machine()}, {os.cpu_count()} cores, **shared with other jobs (busy machine)**:
-compare ratios, not absolute figures.
+`{command}`: one run, one mock process (its own; its CPU, decrypting every message, is not
+counted) with {args.services} HTTP/2 push services and {args.services} HTTP/1.1-only ones;
+subscriptions spread evenly over them. One message, encryption and VAPID included; CPU is the
+sender process's user+system time per notification. Every message was checked on the mock's
+side: its counters grew by exactly the run's count and each subscription received exactly one
+request (201). {when}, {platform.machine()}, {os.cpu_count()} cores, **busy: a CI run shared
+the same 2 cores**: compare ratios, not absolute figures.
 
-| sender | notifications/s | CPU per notification |
-|---|---:|---:|
-{ours_row}
-{theirs_row}
+| push services | sender | notifications | notifications/s | CPU per notification |
+|---|---|---:|---:|---:|
+{rows}
 
-pywebpush cannot reach the HTTP/2-only mock (requests and aiohttp speak HTTP/1.1), so its row
-is the work before the network (a transport adapter answers 201 at once): a lower bound on its
-CPU, an upper bound on its rate. Its async variant (`webpush_async`, aiohttp) was not measured.
-pywebpush signs a VAPID JWT per call; pushwire signs one per push service and half-day.
-pushwire's rate is bounded by the mock here: its process decrypts every message (RustCrypto
-P-256, slower than the engine's ring) on the same 2 busy cores.
+pywebpush sync sends one request at a time, so it runs on fewer subscriptions ({n_sync:,}).
+pywebpush signs a VAPID JWT per call; pushwire signs one per push service and half-day. Over
+HTTP/1.1 pushwire sends one request at a time per connection and opens up to
+`max_connections` connections per push service. The rates are bounded by the mock too: its
+process decrypts every message on the same busy cores.
 """
     print(body)
     if args.write_results:
