@@ -42,6 +42,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ import pushwire
 from pushwire import _core
 from pushwire.webpush import WebPushMessage, WebPushSubscription
 from results_md import merge_section
+
+#: The packages whose versions the results name.
+VERSIONED = ("pywebpush", "requests", "aiohttp")
 
 PAYLOAD = {"title": "Sale", "body": "50% off everything today", "url": "https://example.com/"}
 
@@ -337,6 +341,11 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--services", type=int, default=3)
     parser.add_argument("--write-results", action="store_true")
+    parser.add_argument(
+        "--machine",
+        default="a machine shared with other jobs (busy)",
+        help="the machine's state, as the results should say it",
+    )
     parser.add_argument("--scale", type=int, default=0, help="run the fault scale check only")
     parser.add_argument("--timeout", type=float, default=10.0)
     args = parser.parse_args()
@@ -347,6 +356,7 @@ def main() -> None:
             body = f"## Web Push at scale (benches/bench_webpush.py --scale)\n\n{line}\n"
             merge_section(Path(__file__).resolve().parent / "RESULTS.md", "webpush-scale", body)
         return
+    load = os.getloadavg()[0]
     h2_rows, h1_rows = [], []
     n, n_sync, n_async = args.count, args.pywebpush_count, args.pywebpush_async_count
     with mock_in_child(args.services, http1_services=args.services) as mock:
@@ -387,17 +397,25 @@ def main() -> None:
         + [row("HTTP/1.1 only", name, r) for name, r in h1_rows]
     )
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    command = " ".join(["python", "benches/bench_webpush.py", *sys.argv[1:]])
-    command = command.replace(" --write-results", "")
+    versions = ", ".join(f"{name} {metadata.version(name)}" for name in VERSIONED)
+    command = (
+        f"python benches/bench_webpush.py --count {n} --pywebpush-count {n_sync}"
+        f" --pywebpush-async-count {n_async} --in-flight {args.in_flight}"
+        f" --h1-connections {' '.join(map(str, args.h1_connections))}"
+        f" --services {args.services}"
+    )
     body = f"""## Web Push bulk (benches/bench_webpush.py)
 
-`{command}`: one run, one mock process (its own; its CPU, decrypting every message, is not
-counted) with {args.services} HTTP/2 push services and {args.services} HTTP/1.1-only ones;
-subscriptions spread evenly over them. One message, encryption and VAPID included; CPU is the
-sender process's user+system time per notification. Every message was checked on the mock's
-side: its counters grew by exactly the run's count and each subscription received exactly one
-request (201). {when}, {platform.machine()}, {os.cpu_count()} cores, **busy: a CI run shared
-the same 2 cores**: compare ratios, not absolute figures.
+    {command}
+
+One run ({versions}), one mock process (its own; its CPU, decrypting every message, is
+not counted) with {args.services} HTTP/2 push services and {args.services}
+HTTP/1.1-only ones; subscriptions spread evenly over them. One message, encryption and
+VAPID included; CPU is the sender process's user+system time per notification. Every row
+was checked on the mock's side: its counters grew by exactly the row's count and each
+subscription received exactly one request (201 for all). {when}, {platform.machine()},
+{os.cpu_count()} cores, load average {load:.1f} at the start, **{args.machine}**: compare
+ratios, not absolute figures.
 
 | push services | sender | notifications | notifications/s | CPU per notification |
 |---|---|---:|---:|---:|
@@ -406,8 +424,9 @@ the same 2 cores**: compare ratios, not absolute figures.
 pywebpush sync sends one request at a time, so it runs on fewer subscriptions ({n_sync:,}).
 pywebpush signs a VAPID JWT per call; pushwire signs one per push service and half-day. Over
 HTTP/1.1 pushwire sends one request at a time per connection and opens up to
-`max_connections` connections per push service. The rates are bounded by the mock too: its
-process decrypts every message on the same busy cores.
+`max_connections` connections per push service. pushwire's rates are bounded by the mock: its
+process decrypts every message (RustCrypto P-256) on the same busy cores, so more connections
+or HTTP/2 do not raise them here; the CPU column is the sender's own cost.
 """
     print(body)
     if args.write_results:
