@@ -176,6 +176,12 @@ impl Driver {
     fn open_ready_streams(&mut self) {
         let mut cx = Context::from_waker(Waker::noop());
         for _ in 0..TURN_BATCH {
+            if self.retire_requested() {
+                // Seen here, not only at the next `select!`: a caller that retires the
+                // connections and then submits (a key rotation's resend) must never find its
+                // request on a retired connection.
+                self.retire(Drain::Retiring);
+            }
             if self.drain != Drain::No || !self.has_free_slot() {
                 return;
             }
@@ -202,6 +208,15 @@ impl Driver {
                 self.retry_or_fail(request, &err, false);
             }
         }
+    }
+
+    /// Whether the pool asked this connection to stop taking work (shutdown, retire all, or
+    /// a shrink past it): the `select!` branches' conditions, read without waiting.
+    fn retire_requested(&self) -> bool {
+        self.drain == Drain::No
+            && (self.pool.shutdown.is_cancelled()
+                || self.retire_signal.is_cancelled()
+                || self.state.retire.is_cancelled())
     }
 
     fn has_free_slot(&self) -> bool {
