@@ -9,6 +9,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::Method;
 
 use crate::error::Error;
+use crate::outcome::{Outcome, OutcomeKind};
 
 /// Longest token accepted. APNs tokens are 64 hex chars today, Live Activity tokens longer and
 /// FCM tokens ~160 chars; anything near this is not a token.
@@ -327,6 +328,20 @@ pub struct Request {
 }
 
 impl Request {
+    /// The outcome of this attempt as sent on `connection_id` (`stream_id` 0 for HTTP/1.1,
+    /// which has no streams, or for a request no stream was opened for).
+    pub(crate) fn outcome(&self, kind: OutcomeKind, connection_id: u64, stream_id: u32) -> Outcome {
+        let mut outcome = Outcome::empty(self.id, self.token.clone(), kind);
+        outcome.stream_id = stream_id;
+        outcome.connection_id = connection_id;
+        outcome.attempts = self.attempts;
+        outcome.auth_generation = self.auth_generation;
+        // An earlier attempt may have been processed (retry_uncertain): never "safe to resend".
+        outcome.maybe_delivered = self.maybe_processed;
+        outcome.latency = self.submitted_at.elapsed();
+        outcome
+    }
+
     /// Build a request after validating the token and the optional apns-id.
     pub fn new(
         id: u64,

@@ -472,15 +472,7 @@ impl Driver {
     }
 
     fn outcome_for(&self, request: &Request, kind: OutcomeKind, stream_id: u32) -> Outcome {
-        let mut outcome = Outcome::empty(request.id, request.token.clone(), kind);
-        outcome.stream_id = stream_id;
-        outcome.connection_id = self.state.id;
-        outcome.attempts = request.attempts;
-        outcome.auth_generation = request.auth_generation;
-        // An earlier attempt may have been processed (retry_uncertain): never "safe to resend".
-        outcome.maybe_delivered = request.maybe_processed;
-        outcome.latency = request.submitted_at.elapsed();
-        outcome
+        request.outcome(kind, self.state.id, stream_id)
     }
 
     fn flush(&mut self) {

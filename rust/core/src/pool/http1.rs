@@ -223,15 +223,11 @@ impl Driver {
         Ok((http_request, generation))
     }
 
-    fn on_deadline(&mut self, mut request: Request, opened_at: Instant) {
+    fn on_deadline(&mut self, request: Request, opened_at: Instant) {
         self.pool.stats.timeouts.fetch_add(1, Ordering::Relaxed);
-        let cfg = &self.pool.cfg;
-        if cfg.retry_uncertain && request.attempts <= cfg.max_retries {
-            self.pool.stats.retries.fetch_add(1, Ordering::Relaxed);
-            request.maybe_processed = true;
-            self.pool.queue.push_front(request);
+        let Some(request) = self.resend_uncertain(request) else {
             return;
-        }
+        };
         let mut outcome = self.outcome_for(&request, OutcomeKind::Timeout);
         outcome.maybe_delivered = true;
         outcome.error = Some(format!(
@@ -243,20 +239,29 @@ impl Driver {
     }
 
     /// Written, then the connection failed before the answer: the server may have it.
-    fn after_write_failure(&mut self, mut request: Request, err: &hyper::Error) {
-        let cfg = &self.pool.cfg;
-        if cfg.retry_uncertain && request.attempts <= cfg.max_retries {
-            self.pool.stats.retries.fetch_add(1, Ordering::Relaxed);
-            request.maybe_processed = true;
-            self.pool.queue.push_front(request);
+    fn after_write_failure(&mut self, request: Request, err: &hyper::Error) {
+        let Some(request) = self.resend_uncertain(request) else {
             return;
-        }
+        };
         let mut outcome = self.outcome_for(&request, OutcomeKind::Failed);
         outcome.maybe_delivered = true;
         outcome.error = Some(format!(
             "no response, the request may have been delivered: {err}"
         ));
         self.pool.complete(vec![outcome]);
+    }
+
+    /// A request that may have reached the server is resent only with `retry_uncertain`
+    /// (within the retry budget); otherwise it comes back for its outcome.
+    fn resend_uncertain(&mut self, mut request: Request) -> Option<Request> {
+        let cfg = &self.pool.cfg;
+        if cfg.retry_uncertain && request.attempts <= cfg.max_retries {
+            self.pool.stats.retries.fetch_add(1, Ordering::Relaxed);
+            request.maybe_processed = true;
+            self.pool.queue.push_front(request);
+            return None;
+        }
+        Some(request)
     }
 
     /// Never written: resend on another connection, within the retry budget.
@@ -275,15 +280,7 @@ impl Driver {
     }
 
     fn outcome_for(&self, request: &Request, kind: OutcomeKind) -> Outcome {
-        let mut outcome = Outcome::empty(request.id, request.token.clone(), kind);
-        // HTTP/1.1 has no streams.
-        outcome.stream_id = 0;
-        outcome.connection_id = self.state.id;
-        outcome.attempts = request.attempts;
-        outcome.auth_generation = request.auth_generation;
-        outcome.maybe_delivered = request.maybe_processed;
-        outcome.latency = request.submitted_at.elapsed();
-        outcome
+        request.outcome(kind, self.state.id, 0) // HTTP/1.1 has no streams
     }
 }
 
