@@ -1,11 +1,22 @@
 """Type stubs of the Rust extension. Users import from `pushwire`, never from `_core`."""
 
+import asyncio
+import contextvars
 import os
-from typing import Any, Callable, final
+from collections.abc import Generator
+from typing import Any, Callable, Generic, TypeVar, final
 
 from ._pool_options import PoolOptions
 
-__all__ = ["OUTCOME_FIELDS", "Engine", "MessageIds", "MockServer", "Template", "__version__"]
+__all__ = [
+    "OUTCOME_FIELDS",
+    "Engine",
+    "MessageIds",
+    "MockServer",
+    "Template",
+    "Waiter",
+    "__version__",
+]
 __version__: str
 
 #: The names of an outcome record's fields, in order (pushwire._record reads them by name).
@@ -31,6 +42,34 @@ OutcomeRecord = tuple[
     int,
     list[tuple[str, str]] | None,
 ]
+
+_T = TypeVar("_T")
+
+@final
+class Waiter(Generic[_T]):
+    """What one ``await client.send()`` waits on: asyncio's future protocol, and ``resume``."""
+
+    _asyncio_future_blocking: bool
+    @property
+    def item(self) -> Any: ...
+    def __new__(cls, event_loop: asyncio.AbstractEventLoop, item: Any = None) -> Waiter[_T]: ...
+    def get_loop(self) -> asyncio.AbstractEventLoop: ...
+    def done(self) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def result(self) -> _T: ...
+    def exception(self) -> BaseException | None: ...
+    def add_done_callback(
+        self,
+        callback: Callable[[Waiter[_T]], object],
+        *,
+        context: contextvars.Context | None = None,
+    ) -> None: ...
+    def remove_done_callback(self, callback: Callable[[Waiter[_T]], object]) -> int: ...
+    def cancel(self, msg: Any = None) -> bool: ...
+    def set_result(self, result: _T) -> None: ...
+    def set_exception(self, exception: BaseException) -> None: ...
+    def resume(self, result: _T) -> bool: ...
+    def __await__(self) -> Generator[Any, None, _T]: ...
 
 @final
 class Template:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, Callable
 
 from . import _core
+from ._core import Waiter
 from ._errors import ClientClosedError, PayloadError, PushwireError, SendInterruptedError
 from ._outcome import Outcome
 from ._record import (
@@ -236,13 +237,12 @@ class Dispatcher:
         # Single sends in flight: id -> future, and id -> notification (for a resend). Two
         # dicts and two deques rather than pairs: a tuple per send that lives as long as the
         # send does is work for the garbage collector, which 20k tasks awaiting send() feel.
-        self._singles: dict[int, asyncio.Future[Result]] = {}
-        self._single_items: dict[int, Any] = {}
+        self._singles: dict[int, Waiter[Result]] = {}
         #: the pool of each :meth:`call` in flight (channel management, OAuth), for a resend
         self._call_pools: dict[int, int] = {}
         self._next_single = 0
-        self._pending_items: collections.deque[Any] = collections.deque()
-        self._pending_futures: collections.deque[asyncio.Future[Result]] = collections.deque()
+        #: single sends queued for the next flush (each waiter holds its notification)
+        self._pending: collections.deque[Waiter[Result]] = collections.deque()
         self._flush_scheduled = False
         self._capacity_waiters: list[asyncio.Future[None]] = []
         self._detached = False
@@ -252,7 +252,7 @@ class Dispatcher:
 
     def busy(self) -> bool:
         """Whether anything sent through this dispatcher still waits for its outcome."""
-        return bool(self._singles or self._jobs or self._pending_futures or self._waiting_resend)
+        return bool(self._singles or self._jobs or self._pending or self._waiting_resend)
 
     # -- outcome delivery -------------------------------------------------------------------
 
@@ -276,7 +276,7 @@ class Dispatcher:
 
     def _drain(self) -> None:
         self.deliver(self._engine.drain())
-        if self._pending_futures:
+        if self._pending:
             self._flush_singles()
         waiters, self._capacity_waiters = self._capacity_waiters, []
         for w in waiters:
@@ -286,22 +286,26 @@ class Dispatcher:
     def deliver(self, batch: list[OutcomeRecord]) -> None:
         resend: list[OutcomeRecord] = []
         retried = self._auth_retried
+        auth_retry = self._auth_retry
+        retry_statuses = self._retry.statuses
+        route = self._route
         for record in batch:
             rid = record[ID]
             status = record[STATUS]
-            if (status, record[REASON]) in self._auth_retry and rid not in retried:
+            reason = record[REASON]
+            if reason is not None and (status, reason) in auth_retry and rid not in retried:
                 resend.append(record)
                 continue
             if retried:
                 retried.discard(rid)
-            if status in self._retry.statuses and record[OUTCOME] == "rejected":
+            if status in retry_statuses and record[OUTCOME] == "rejected":
                 final = self._maybe_resend_later(record)
                 if final is None:
                     continue
                 record = final
             elif self._resends:
                 record = self._count_attempts(record)
-            self._route(record)
+            route(record)
         if resend:
             self._resend_after_auth(resend)
 
@@ -343,12 +347,13 @@ class Dispatcher:
         rid = record[ID]
         job_id = rid >> _INDEX_BITS
         if job_id == 0:
-            fut = self._singles.pop(rid, None)
-            self._single_items.pop(rid, None)
+            waiter = self._singles.pop(rid, None)
             if self._call_pools:
                 self._call_pools.pop(rid, None)
-            if fut is not None and not fut.done():
-                fut.set_result(result_from_record(record, 0))
+            if waiter is not None:
+                # Resumes the waiting task now when no task is running (the reader callback);
+                # a waiter its task cancelled takes nothing.
+                waiter.resume(result_from_record(record, 0))
         else:
             job = self._jobs.get(job_id)
             if job is not None:
@@ -387,7 +392,7 @@ class Dispatcher:
             job_id = rid >> _INDEX_BITS
             try:
                 if job_id == 0:
-                    item, template = self._single_items[rid], None
+                    item, template = self._singles[rid].item, None
                 else:
                     item, template = self._jobs[job_id].item(rid & _INDEX_MASK)
                 pool = self._call_pools.get(rid)
@@ -404,16 +409,14 @@ class Dispatcher:
 
     async def call(self, pool: int, item: Any) -> Result:
         """One request on another pool of the same engine (e.g. the OAuth token endpoint)."""
-        fut: asyncio.Future[Result] = self.loop.create_future()
+        fut: Waiter[Result] = Waiter(self.loop, item)
         rid = self._single_ids(1)
         self._singles[rid] = fut
-        self._single_items[rid] = item
         self._call_pools[rid] = pool
         try:
             self._engine.submit(pool, rid, [item])
         except BaseException:
             del self._singles[rid]
-            del self._single_items[rid]
             del self._call_pools[rid]
             raise
         return await fut
@@ -460,13 +463,12 @@ class Dispatcher:
     async def send_one(self, item: Any) -> Result:
         return await self.queue_one(item)
 
-    def queue_one(self, item: Any) -> asyncio.Future[Result]:
+    def queue_one(self, item: Any) -> Waiter[Result]:
         """Queue one notification for the next flush; its future gets the Result, or the
         PayloadError that refused it. Validation happens in the flush's one engine call
         (all of a batch is checked before any is queued), not in one call per send."""
-        fut: asyncio.Future[Result] = self.loop.create_future()
-        self._pending_items.append(item)
-        self._pending_futures.append(fut)
+        fut: Waiter[Result] = Waiter(self.loop, item)
+        self._pending.append(fut)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_singles)
@@ -482,44 +484,40 @@ class Dispatcher:
 
     def _flush_singles(self) -> None:
         self._flush_scheduled = False
-        items, futures = self._pending_items, self._pending_futures
-        while futures and futures[0].done():  # cancelled before sending: never sent
-            items.popleft()
-            futures.popleft()
-        room = min(self._room(), len(futures))
+        pending = self._pending
+        while pending and pending[0].done():  # cancelled before sending: never sent
+            pending.popleft()
+        room = min(self._room(), len(pending))
         if room == 0:
             wait = self._rate_limited_for()
-            if wait is not None and futures:
+            if wait is not None and pending:
                 self._flush_scheduled = True
                 self.loop.call_later(wait, self._flush_singles)
             return  # otherwise the next outcome batch frees room and calls us again
-        batch_items, batch_futures = [], []
+        batch = []
         for _ in range(room):
-            item, fut = items.popleft(), futures.popleft()
-            if not fut.done():
-                batch_items.append(item)
-                batch_futures.append(fut)
-        while batch_items:
-            first = self._single_ids(len(batch_items))
-            ids = range(first, first + len(batch_items))
-            self._singles.update(zip(ids, batch_futures, strict=True))
-            self._single_items.update(zip(ids, batch_items, strict=True))
+            waiter = pending.popleft()
+            if not waiter.done():
+                batch.append(waiter)
+        while batch:
+            first = self._single_ids(len(batch))
+            ids = range(first, first + len(batch))
+            self._singles.update(zip(ids, batch, strict=True))
             try:
-                self._submit(first, batch_items)
+                self._submit(first, [waiter.item for waiter in batch])
                 break
             except Exception as e:
                 for rid in ids:
                     self._singles.pop(rid, None)
-                    self._single_items.pop(rid, None)
                 if isinstance(e, PayloadError) and e.index is not None:
                     # One bad notification: its caller gets the error, the rest go on.
-                    bad = batch_items.pop(e.index)
-                    batch_futures.pop(e.index).set_exception(self._refusal(bad, e))
+                    bad = batch.pop(e.index)
+                    bad.set_exception(self._refusal(bad.item, e))
                     continue
-                for fut in batch_futures:  # closed client: every waiting caller learns it
-                    fut.set_exception(e)
+                for waiter in batch:  # closed client: every waiting caller learns it
+                    waiter.set_exception(e)
                 break
-        if futures and not self._flush_scheduled:
+        if pending and not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_singles)
 
@@ -684,14 +682,12 @@ class Dispatcher:
         self._waiting_resend.clear()
         self.loop.remove_reader(self._fd)  # harmless when already removed (coalescing)
         closed = ClientClosedError("the client was closed before this notification had an outcome")
-        for fut in [*self._singles.values(), *self._pending_futures]:
+        for fut in [*self._singles.values(), *self._pending]:
             if not fut.done():
                 fut.set_exception(closed)
         self._singles.clear()
-        self._single_items.clear()
         self._call_pools.clear()
-        self._pending_items.clear()
-        self._pending_futures.clear()
+        self._pending.clear()
         for job in self._jobs.values():
             if isinstance(job, (_ListJob, _ListReportJob)) and not job.future.done():
                 job.fail_missing("not sent: the client was closed")

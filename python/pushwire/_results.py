@@ -169,5 +169,7 @@ def result_from_record(record: OutcomeRecord, index: int) -> Result:
         error,
         maybe_delivered,
         body,
-        headers=dict(kept_headers) if kept_headers else None,
+        "token",
+        # Positional: keyword arguments take msgspec's slower path, once per notification.
+        dict(kept_headers) if kept_headers else None,
     )

@@ -12,6 +12,7 @@ mod message_ids;
 mod mock;
 mod options;
 mod template;
+mod waiter;
 mod webpush;
 
 use pyo3::prelude::*;
@@ -28,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<template::Template>()?;
     m.add_class::<message_ids::MessageIds>()?;
+    m.add_class::<waiter::Waiter>()?;
     m.add_class::<mock::MockServer>()?;
     m.add_class::<webpush::WebPushSender>()?;
     m.add_function(wrap_pyfunction!(webpush::webpush_encrypt, m)?)?;
@@ -47,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
             "MockServer",
             "OUTCOME_FIELDS",
             "Template",
+            "Waiter",
             "__version__",
         ],
     )?;
