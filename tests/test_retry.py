@@ -94,3 +94,15 @@ def test_policy_validation():
         RetryPolicy(max_attempts=0)
     with pytest.raises(pushwire.ConfigurationError):
         pushwire.APNsClient(base_url="https://localhost:1", rate_limit=0)
+
+
+def test_a_high_rate_limit_waits_for_a_batch_not_for_each_notification():
+    from pushwire._retry import RateLimiter
+
+    fast = RateLimiter(per_minute=70_000 * 60)
+    fast.take(fast.available())
+    # 2 ms' worth (140 notifications), not the 14 µs one more would take.
+    assert 0.0019 <= fast.wait_time() <= 0.0021
+    slow = RateLimiter(per_minute=1200)  # 20/s: one notification's wait, as before
+    slow.take(slow.available())
+    assert 0.049 <= slow.wait_time() <= 0.051

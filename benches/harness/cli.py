@@ -128,6 +128,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             "send_stream(message_ids=False) (counts and problems only)"
         ),
     )
+    parser.add_argument(
+        "--rate",
+        type=int,
+        metavar="PER_SECOND",
+        help=(
+            "stream-10m at this many notifications per second for pushwire (rate_limit) and "
+            "h2load (--rps per connection): client CPU compared at one rate, with the server "
+            "below saturation for both"
+        ),
+    )
     parser.add_argument("--quick", action="store_true", help="smoke sizes, 1 repeat")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="(benches/RESULTS.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -151,6 +161,8 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
     ]
     if not isinstance(args.stream_kwargs, dict):
         raise SystemExit("--stream-kwargs must be a JSON object")
+    if args.rate is not None and args.rate < 1:
+        raise SystemExit("--rate must be at least 1")
     if args.latency_connections < 1:
         raise SystemExit("--latency-connections must be at least 1")
     if not 1 <= args.latency_streams <= SERVER_MAX_STREAMS:
@@ -167,6 +179,7 @@ def make_config(args: argparse.Namespace, argv: list[str]) -> Config:
         latency_streams=args.latency_streams,
         stream_kwargs=args.stream_kwargs,
         stream_api=args.stream_api,
+        rate=args.rate,
         load_before=loadavg(),
     )
 
@@ -191,6 +204,7 @@ def run_all(
                 "tasks": config.single_tasks,
                 "stream_kwargs": config.stream_kwargs,
                 "stream_api": config.stream_api,
+                "rate": config.rate if item.scenario == "stream-10m" else None,
                 "url": server.url,
                 "ca_file": server.ca_file,
                 "token_uri": server.token_uri,

@@ -94,6 +94,8 @@ class Config:
     #: stream-10m through ``stream()`` (a Result per notification) or ``send_stream()``
     #: (a BulkReport: Results only for problems).
     stream_api: str = "stream"
+    #: stream-10m at this many notifications per second (both tools), or as fast as they go.
+    rate: int | None = None
     load_before: str = ""
     notes: list[str] = field(default_factory=list)
 

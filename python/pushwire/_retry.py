@@ -56,6 +56,9 @@ class RateLimiter:
     """A token bucket: at most ``per_minute`` notifications per minute, in bursts of up to
     ``per_minute / 60`` (one second's worth)."""
 
+    #: The least time's worth of notifications a rate-limited sender waits for.
+    BATCH_SECONDS = 0.002
+
     def __init__(self, per_minute: int) -> None:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
@@ -77,6 +80,9 @@ class RateLimiter:
         self._tokens -= n
 
     def wait_time(self) -> float:
-        """Seconds until one more notification may go."""
+        """Seconds until the next batch may go: one notification, or at a high rate the
+        rate's worth of ``BATCH_SECONDS``, so a sender wakes once per batch rather than once
+        per notification (70,000/s was a wake-up and an engine call per 14 µs)."""
         self._refill()
-        return max(0.0, (1 - self._tokens) / self.rate)
+        batch = min(self.capacity, max(1.0, self.rate * self.BATCH_SECONDS))
+        return max(0.0, (batch - self._tokens) / self.rate)

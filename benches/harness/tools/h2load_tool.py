@@ -175,6 +175,8 @@ def argv(
         args += ["-H", "content-type: application/json"]
     if spec.get("jwt"):
         args += ["-H", f"authorization: bearer {spec['jwt']}"]
+    if spec.get("rate"):
+        args += [f"--rps={max(1, round(spec['rate'] / spec['connections']))}"]
     return args
 
 

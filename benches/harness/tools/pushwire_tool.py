@@ -62,6 +62,7 @@ def client(spec: dict[str, Any], request_timeout: float = 10) -> Any:
         max_connections=spec["connections"],
         max_streams_per_connection=spec["streams"],
         max_in_flight=PUSHWIRE_MAX_IN_FLIGHT,
+        rate_limit=spec["rate"] * 60 if spec.get("rate") else None,
     )
 
 
