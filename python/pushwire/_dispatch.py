@@ -236,9 +236,9 @@ class Dispatcher:
         self._waiting_resend: dict[int, tuple[asyncio.TimerHandle, OutcomeRecord]] = {}
         self._jobs: dict[int, Any] = {}
         self._job_ids = itertools.count(1)
-        # Single sends in flight: id -> future, and id -> notification (for a resend). Two
-        # dicts and two deques rather than pairs: a tuple per send that lives as long as the
-        # send does is work for the garbage collector, which 20k tasks awaiting send() feel.
+        # Single sends in flight: id -> waiter, which holds the notification (for a resend).
+        # No tuple or second dict per send: an object that lives as long as the send does is
+        # work for the garbage collector, which 20k tasks awaiting send() feel.
         self._singles: dict[int, Waiter[Result]] = {}
         #: the pool of each :meth:`call` in flight (channel management, OAuth), for a resend
         self._call_pools: dict[int, int] = {}
@@ -411,9 +411,9 @@ class Dispatcher:
 
     async def call(self, pool: int, item: Any) -> Result:
         """One request on another pool of the same engine (e.g. the OAuth token endpoint)."""
-        fut: Waiter[Result] = Waiter(self.loop, item)
+        waiter: Waiter[Result] = Waiter(self.loop, item)
         rid = self._single_ids(1)
-        self._singles[rid] = fut
+        self._singles[rid] = waiter
         self._call_pools[rid] = pool
         try:
             self._engine.submit(pool, rid, [item])
@@ -421,7 +421,7 @@ class Dispatcher:
             del self._singles[rid]
             del self._call_pools[rid]
             raise
-        return await fut
+        return await waiter
 
     async def _wait_capacity(self) -> None:
         if self._engine.closed:
@@ -466,15 +466,15 @@ class Dispatcher:
         return await self.queue_one(item)
 
     def queue_one(self, item: Any) -> Waiter[Result]:
-        """Queue one notification for the next flush; its future gets the Result, or the
+        """Queue one notification for the next flush; its waiter gets the Result, or the
         PayloadError that refused it. Validation happens in the flush's one engine call
         (all of a batch is checked before any is queued), not in one call per send."""
-        fut: Waiter[Result] = Waiter(self.loop, item)
-        self._pending.append(fut)
+        waiter: Waiter[Result] = Waiter(self.loop, item)
+        self._pending.append(waiter)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush_singles)
-        return fut
+        return waiter
 
     def _single_ids(self, n: int) -> int:
         """The first of ``n`` consecutive ids for job 0 (single sends), kept below 2**32."""
@@ -684,9 +684,9 @@ class Dispatcher:
         self._waiting_resend.clear()
         self.loop.remove_reader(self._fd)  # harmless when already removed (coalescing)
         closed = ClientClosedError("the client was closed before this notification had an outcome")
-        for fut in [*self._singles.values(), *self._pending]:
-            if not fut.done():
-                fut.set_exception(closed)
+        for waiter in [*self._singles.values(), *self._pending]:
+            if not waiter.done():
+                waiter.set_exception(closed)
         self._singles.clear()
         self._call_pools.clear()
         self._pending.clear()

@@ -84,6 +84,7 @@ fn task_running(event_loop: &Bound<'_, PyAny>) -> PyResult<bool> {
         CurrentTask::Function(function) => !function.bind(py).call1((event_loop,))?.is_none(),
     })
 }
+
 static CANCELLED_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static INVALID_STATE_ERROR: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -224,7 +225,8 @@ impl Waiter {
         }
         finish(slf, State::Finished, Some(result))?;
         let event_loop = slf.borrow().event_loop.clone_ref(py);
-        if task_running(event_loop.bind(py))? {
+        // When it cannot tell, it schedules: that is right everywhere, if slower.
+        if task_running(event_loop.bind(py)).unwrap_or(true) {
             schedule_callbacks(slf)?;
             return Ok(true);
         }
