@@ -26,9 +26,11 @@ from .servers import CLIENT_CORE, Server, pin_prefix
 
 
 class Meter:
-    """Wall time and CPU (user+sys, all threads) of the timed window."""
+    """Wall time and CPU (user+sys, all threads) of the timed window, and the CPU by thread
+    name (``python`` is the interpreter's thread, ``pushwire-engine`` the engine's)."""
 
     def __enter__(self) -> Meter:
+        self._threads = cpu_by_thread()
         self._ru = resource.getrusage(resource.RUSAGE_SELF)
         self.t0 = time.perf_counter()
         return self
@@ -37,6 +39,34 @@ class Meter:
         self.wall_s = time.perf_counter() - self.t0
         ru = resource.getrusage(resource.RUSAGE_SELF)
         self.cpu_s = (ru.ru_utime - self._ru.ru_utime) + (ru.ru_stime - self._ru.ru_stime)
+        after = cpu_by_thread()
+        self.cpu_by_thread_s = {
+            name: round(seconds - self._threads.get(name, 0.0), 3)
+            for name, seconds in after.items()
+            if seconds - self._threads.get(name, 0.0) > 0
+        }
+
+
+def cpu_by_thread() -> dict[str, float]:
+    """CPU seconds (user+sys) so far of this process's live threads, summed by thread name;
+    empty where /proc is missing. A thread that ended in the window is not counted."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return totals
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm", encoding="utf-8") as comm:
+                name = comm.read().strip()
+            with open(f"/proc/self/task/{tid}/stat", encoding="ascii") as stat:
+                # Fields after the ")" that closes the name: utime and stime are 12th, 13th.
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+    return totals
 
 
 def peak_rss_mb() -> float:
@@ -93,6 +123,7 @@ def measurement(
         "wall_s": meter.wall_s,
         "rate": n / meter.wall_s,
         "cpu_s": meter.cpu_s,
+        "cpu_by_thread_s": meter.cpu_by_thread_s,
         "p50_ms": percentile_ms(ordered, 0.50),
         "p99_ms": percentile_ms(ordered, 0.99),
         "latency_samples": len(ordered),

@@ -98,6 +98,17 @@ def stream_lines(rows: list[Row]) -> list[str]:
             )
         elif kwargs:
             out.append(f"`stream()` keyword arguments: `{kwargs}`.")
+        for number, run in enumerate(pushwire.runs, 1):
+            report = run.report
+            by_thread = report.get("cpu_by_thread_s") if run.ok and report else None
+            if report and by_thread:
+                shown = ", ".join(
+                    f"{name} {seconds / report['n'] * 1e6:.2f}"
+                    for name, seconds in sorted(by_thread.items())
+                )
+                out.append(
+                    f"pushwire client CPU by thread, run {number} (µs per notification): {shown}."
+                )
     if pushwire is not None and h2load is not None:
         pw_cpu, h2_cpu = pushwire.cpu_per_million(), h2load.cpu_per_million()
         out.append(
