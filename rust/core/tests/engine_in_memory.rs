@@ -216,15 +216,7 @@ fn the_provider_token_is_hpack_indexed_once_per_connection_and_rotation() {
     config.jwt_keys = vec![key.jwt_key("KEYID12345", "TEAM123456")];
     config.token_update_window = Duration::ZERO;
     let server = Arc::new(MockServer::start(config).unwrap());
-    let sink = Arc::new(Collect::default());
-    let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
-    let transport = Arc::new(RecordingPipe::new(server.clone()));
-    let pool = engine
-        .add_pool_with_transport(
-            PoolConfig::new("https://api.push.apple.com"),
-            transport.clone(),
-        )
-        .unwrap();
+    let (sink, engine, transport, pool) = recording_engine(&server);
     // 30 rotations of a ~170-byte JWT are more than the 4,096-byte HPACK table holds, so the
     // stale ones are evicted along the way: each new one must still be indexed and decoded.
     let rotations = 30;
@@ -270,9 +262,10 @@ fn the_provider_token_is_hpack_indexed_once_per_connection_and_rotation() {
     assert!(refilled <= rotations / 10, "{blocks:?}");
 }
 
-/// Header block sizes of 3 requests sent one by one with this `authorization` (or none).
-fn header_block_sizes(authorization: Option<&str>) -> Vec<usize> {
-    let server = Arc::new(MockServer::start(MockConfig::new()).unwrap());
+/// An engine whose one pool reaches `server` through a pipe that records what it wrote.
+fn recording_engine(
+    server: &Arc<MockServer>,
+) -> (Arc<Collect>, Engine, Arc<RecordingPipe>, PoolId) {
     let sink = Arc::new(Collect::default());
     let engine = Engine::new(EngineConfig::default(), sink.clone()).unwrap();
     let transport = Arc::new(RecordingPipe::new(server.clone()));
@@ -282,6 +275,13 @@ fn header_block_sizes(authorization: Option<&str>) -> Vec<usize> {
             transport.clone(),
         )
         .unwrap();
+    (sink, engine, transport, pool)
+}
+
+/// Header block sizes of 3 requests sent one by one with this `authorization` (or none).
+fn header_block_sizes(authorization: Option<&str>) -> Vec<usize> {
+    let server = Arc::new(MockServer::start(MockConfig::new()).unwrap());
+    let (sink, engine, transport, pool) = recording_engine(&server);
     engine.set_authorization(pool, authorization).unwrap();
     send_one_by_one(&engine, pool, &sink, &[token(1), token(2), token(3)]);
     header_blocks(&transport.client_bytes(0))

@@ -2,16 +2,15 @@
 // Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pushwire_core::{
-    Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request, Template, TokenFormat,
+    Engine, EngineConfig, OutcomeKind, PoolConfig, PoolId, Request, Template, TokenFormat,
 };
 use pushwire_mock::{parse_rule, MockConfig, MockServer};
-use pushwire_test_support::Collect;
+use pushwire_test_support::{by_id, Collect};
 
 fn token(i: usize, prefix: &str) -> String {
     format!("{prefix}{i:0width$x}", width = 64 - prefix.len())
@@ -53,18 +52,6 @@ fn requests(tokens: &[String]) -> Vec<Request> {
         .enumerate()
         .map(|(i, tok)| Request::new(i as u64, tok, None, t.clone()).unwrap())
         .collect()
-}
-
-fn by_id(outcomes: Vec<Outcome>, n: usize) -> Vec<Outcome> {
-    let mut map: HashMap<u64, Outcome> = HashMap::new();
-    for o in outcomes {
-        assert!(
-            map.insert(o.id, o).is_none(),
-            "two outcomes for one request"
-        );
-    }
-    assert_eq!(map.len(), n);
-    (0..n as u64).map(|i| map.remove(&i).unwrap()).collect()
 }
 
 #[test]

@@ -4,7 +4,6 @@
 // Helpers outside #[test] functions may panic too: in a test, a panic is a failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -12,12 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use bytes::Bytes;
 use pushwire_core::webpush::{encrypt, SubscriptionKeys};
-use pushwire_core::{
-    Engine, EngineConfig, Outcome, OutcomeKind, PoolConfig, PoolId, Request, Template,
-};
+use pushwire_core::{Engine, EngineConfig, OutcomeKind, PoolConfig, PoolId, Request, Template};
 use pushwire_mock::webpush::keys::SubscriptionSecret;
 use pushwire_mock::{parse_rule, MockConfig, MockServer};
-use pushwire_test_support::Collect;
+use pushwire_test_support::{by_id, Collect};
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 
@@ -89,18 +86,6 @@ fn requests(server: &MockServer, ids: &[String]) -> Vec<Request> {
             Request::new(i as u64, &endpoint, None, Arc::new(template)).unwrap()
         })
         .collect()
-}
-
-fn by_id(outcomes: Vec<Outcome>, n: usize) -> Vec<Outcome> {
-    let mut map: HashMap<u64, Outcome> = HashMap::new();
-    for o in outcomes {
-        assert!(
-            map.insert(o.id, o).is_none(),
-            "two outcomes for one request"
-        );
-    }
-    assert_eq!(map.len(), n);
-    (0..n as u64).map(|i| map.remove(&i).unwrap()).collect()
 }
 
 fn ids(prefix: &str, n: usize) -> Vec<String> {

@@ -12,4 +12,4 @@ pub mod sink;
 
 pub use certs::{ClientIdentity, TestCa};
 pub use pipe::{MockPipe, RecordingPipe};
-pub use sink::Collect;
+pub use sink::{by_id, Collect};

@@ -1,5 +1,6 @@
 //! A `CompletionSink` that collects outcomes for a test to wait on.
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,4 +44,17 @@ impl Collect {
     pub fn take(&self) -> Vec<Outcome> {
         std::mem::take(&mut *self.outcomes.lock().unwrap())
     }
+}
+
+/// Outcomes ordered by request id `0..n`, failing the test if any request has none or two.
+pub fn by_id(outcomes: Vec<Outcome>, n: usize) -> Vec<Outcome> {
+    let mut map: HashMap<u64, Outcome> = HashMap::new();
+    for o in outcomes {
+        assert!(
+            map.insert(o.id, o).is_none(),
+            "two outcomes for one request"
+        );
+    }
+    assert_eq!(map.len(), n);
+    (0..n as u64).map(|i| map.remove(&i).unwrap()).collect()
 }
